@@ -1,0 +1,47 @@
+//! The `proctor` binary: a thin shell over the library crates.
+
+mod keys;
+mod model_cmd;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "proctor", version, about = "Neutral, verifiable evaluation of AI models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the service's Ed25519 signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Check a signed attestation offline.
+    Verify(verify::VerifyArgs),
+    /// Check that a newer checkpoint extends an older one.
+    VerifyConsistency(verify::ConsistencyArgs),
+    /// Work with model configurations.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Verify(args) => verify::run(args),
+        Command::VerifyConsistency(args) => verify::run_consistency(args),
+        Command::Model(cmd) => model_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
