@@ -3,9 +3,25 @@
 //! wasmtime, HTTP or SQL.
 #![deny(missing_docs)]
 
+pub mod dataset;
+pub mod digest;
+pub mod metric;
 pub mod model;
+pub mod outcome;
+pub mod policy;
+pub mod release;
+pub mod report;
+pub mod stats;
 
+pub use dataset::{Dataset, DatasetError};
+pub use digest::Sha256Digest;
+pub use metric::{EvalInfo, EvalInfoError, MetricSpec};
 pub use model::{
     Completion, CompletionRequest, FinishReason, Message, Model, ModelDescriptor, ModelError,
     Params, Role,
 };
+pub use outcome::{Outcome, OutcomeTally, SampleCounts};
+pub use policy::{Policy, PolicyError, WasiMode};
+pub use release::{Release, Released, Usage, release};
+pub use report::{DatasetRef, EvalRef, PolicyRef, RunReport};
+pub use stats::{Accumulator, MetricSummary};

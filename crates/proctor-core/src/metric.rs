@@ -1,0 +1,247 @@
+//! What an eval declares about itself in `describe`: its name, version and metrics.
+//!
+//! These are the only guest-chosen strings anyone sees, and they are fixed before the guest
+//! could see a model output or a dataset item, so they are bounded in length and charset.
+
+use serde::{Deserialize, Serialize};
+
+/// Most metrics `describe` may declare (a policy's `max_metrics` may be lower).
+pub const MAX_DECLARED_METRICS: usize = 32;
+/// Longest metric description, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 256;
+
+/// One declared metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSpec {
+    /// `[a-z][a-z0-9_-]{0,63}`.
+    pub name: String,
+    /// Printable ASCII, at most 256 bytes.
+    pub description: String,
+    /// Smallest value; reports below it are clipped.
+    pub min: f64,
+    /// Largest value; reports above it are clipped.
+    pub max: f64,
+}
+
+impl MetricSpec {
+    /// Clips a finite value to `[min, max]`.
+    pub fn clip(&self, value: f64) -> f64 {
+        value.clamp(self.min, self.max)
+    }
+}
+
+/// What `describe` returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalInfo {
+    /// 1 to 64 characters of `A-Za-z0-9._-`.
+    pub name: String,
+    /// 1 to 64 characters of `A-Za-z0-9._+-`.
+    pub version: String,
+    /// The declared metrics.
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// Why a `describe` result was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalInfoError {
+    /// The eval name is empty, too long or has other characters.
+    #[error("eval name {0:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'")]
+    BadName(String),
+    /// The version is empty, too long or has other characters.
+    #[error("eval version {0:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '+', '-'")]
+    BadVersion(String),
+    /// No metrics declared.
+    #[error("the eval declares no metrics")]
+    NoMetrics,
+    /// Too many metrics.
+    #[error("the eval declares {0} metrics; at most {MAX_DECLARED_METRICS} are allowed")]
+    TooManyMetrics(usize),
+    /// A metric name does not match `[a-z][a-z0-9_-]{{0,63}}`.
+    #[error("metric name {0:?} must match [a-z][a-z0-9_-]{{0,63}}")]
+    BadMetricName(String),
+    /// A metric name is declared twice.
+    #[error("metric `{0}` is declared twice")]
+    DuplicateMetric(String),
+    /// A description is too long or not printable ASCII.
+    #[error(
+        "the description of metric `{0}` must be at most {MAX_DESCRIPTION_BYTES} bytes of printable ASCII"
+    )]
+    BadDescription(String),
+    /// `min < max`, both finite, does not hold.
+    #[error("metric `{name}` has min {min} and max {max}; both must be finite with min < max")]
+    BadRange {
+        /// The metric.
+        name: String,
+        /// Its declared min.
+        min: f64,
+        /// Its declared max.
+        max: f64,
+    },
+}
+
+/// The truncated, escaped form of a guest string for an error message.
+fn shown(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// `[a-z][a-z0-9_-]{0,63}`.
+pub fn is_metric_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+impl EvalInfo {
+    /// Checks every bound on the declaration.
+    pub fn validate(&self) -> Result<(), EvalInfoError> {
+        let token = |s: &str, extra: &[u8]| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || extra.contains(&b))
+        };
+        if !token(&self.name, b"") {
+            return Err(EvalInfoError::BadName(shown(&self.name)));
+        }
+        if !token(&self.version, b"+") {
+            return Err(EvalInfoError::BadVersion(shown(&self.version)));
+        }
+        if self.metrics.is_empty() {
+            return Err(EvalInfoError::NoMetrics);
+        }
+        if self.metrics.len() > MAX_DECLARED_METRICS {
+            return Err(EvalInfoError::TooManyMetrics(self.metrics.len()));
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            if !is_metric_name(&m.name) {
+                return Err(EvalInfoError::BadMetricName(shown(&m.name)));
+            }
+            if self.metrics[..i].iter().any(|o| o.name == m.name) {
+                return Err(EvalInfoError::DuplicateMetric(m.name.clone()));
+            }
+            if m.description.len() > MAX_DESCRIPTION_BYTES
+                || !m.description.bytes().all(|b| (0x20..0x7f).contains(&b))
+            {
+                return Err(EvalInfoError::BadDescription(m.name.clone()));
+            }
+            if !(m.min.is_finite() && m.max.is_finite() && m.min < m.max) {
+                return Err(EvalInfoError::BadRange {
+                    name: m.name.clone(),
+                    min: m.min,
+                    max: m.max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of a declared metric.
+    pub fn metric_index(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|m| m.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(metrics: Vec<MetricSpec>) -> EvalInfo {
+        EvalInfo {
+            name: "arith".into(),
+            version: "1.0.0".into(),
+            metrics,
+        }
+    }
+
+    fn metric(name: &str, min: f64, max: f64) -> MetricSpec {
+        MetricSpec {
+            name: name.into(),
+            description: "d".into(),
+            min,
+            max,
+        }
+    }
+
+    #[test]
+    fn a_sound_declaration_passes() {
+        info(vec![
+            metric("accuracy", 0.0, 1.0),
+            metric("f1_score-2", -1.0, 1.0),
+        ])
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_metric_names_are_refused() {
+        for name in ["", "Accuracy", "1st", "has space", "a.b", &"a".repeat(65)] {
+            assert!(matches!(
+                info(vec![metric(name, 0.0, 1.0)]).validate(),
+                Err(EvalInfoError::BadMetricName(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn ranges_must_be_finite_and_increasing() {
+        for (min, max) in [
+            (1.0, 0.0),
+            (0.0, 0.0),
+            (f64::NAN, 1.0),
+            (0.0, f64::INFINITY),
+        ] {
+            assert!(matches!(
+                info(vec![metric("m", min, max)]).validate(),
+                Err(EvalInfoError::BadRange { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn duplicates_and_too_many_metrics_are_refused() {
+        assert!(matches!(
+            info(vec![metric("m", 0.0, 1.0), metric("m", 0.0, 1.0)]).validate(),
+            Err(EvalInfoError::DuplicateMetric(_))
+        ));
+        let many = (0..33)
+            .map(|i| metric(&format!("m{i}"), 0.0, 1.0))
+            .collect();
+        assert!(matches!(
+            info(many).validate(),
+            Err(EvalInfoError::TooManyMetrics(33))
+        ));
+        assert!(matches!(
+            info(vec![]).validate(),
+            Err(EvalInfoError::NoMetrics)
+        ));
+    }
+
+    #[test]
+    fn descriptions_are_bounded_printable_ascii() {
+        let mut m = metric("m", 0.0, 1.0);
+        m.description = "line\nbreak".into();
+        assert!(matches!(
+            info(vec![m.clone()]).validate(),
+            Err(EvalInfoError::BadDescription(_))
+        ));
+        m.description = "x".repeat(257);
+        assert!(matches!(
+            info(vec![m]).validate(),
+            Err(EvalInfoError::BadDescription(_))
+        ));
+    }
+
+    #[test]
+    fn names_and_versions_are_bounded() {
+        let mut i = info(vec![metric("m", 0.0, 1.0)]);
+        i.name = "no/slash".into();
+        assert!(matches!(i.validate(), Err(EvalInfoError::BadName(_))));
+        i.name = "ok".into();
+        i.version = String::new();
+        assert!(matches!(i.validate(), Err(EvalInfoError::BadVersion(_))));
+    }
+}
