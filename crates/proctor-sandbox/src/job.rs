@@ -1,0 +1,160 @@
+//! The job loop: every sample through the sandbox, many in flight, then aggregation and
+//! release. `proctor run` and the service's workers both call [`run_job`], so a local run and
+//! a service job cannot drift apart.
+
+use std::sync::Arc;
+
+use proctor_core::{
+    Accumulator, Dataset, DatasetRef, EvalRef, Model, OutcomeTally, Policy, PolicyRef, RunReport, Usage,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::SandboxError;
+use crate::host::JobShared;
+use crate::sample::{SampleResult, run_sample};
+use crate::sandbox::{PreparedEval, Sandbox};
+
+/// What a job runs.
+#[derive(Clone)]
+pub struct JobSpec {
+    /// The prepared eval.
+    pub eval: Arc<PreparedEval>,
+    /// Its dataset.
+    pub dataset: Arc<Dataset>,
+    /// The model under test, possibly wrapped (metering, budgets) by the caller.
+    pub model: Arc<dyn Model>,
+    /// The effective policy.
+    pub policy: Arc<Policy>,
+    /// Samples in flight; clamped to the policy's `max_concurrency`.
+    pub concurrency: usize,
+    /// Seeds the guests' WASI randomness (never DP noise).
+    pub seed: u64,
+    /// Samples to run; sample i reads as index `i % items`. `None`: one per item.
+    pub samples: Option<u64>,
+}
+
+/// Progress as the caller may show it: samples processed, never their outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Samples finished.
+    pub done: u64,
+    /// Samples in the job.
+    pub total: u64,
+}
+
+/// Everything a finished job tallied, before release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobTotals {
+    /// Outcomes.
+    pub tally: OutcomeTally,
+    /// One per declared metric, over ok samples.
+    pub accumulators: Vec<Accumulator>,
+    /// Model usage, exact.
+    pub usage: Usage,
+    /// The job was cancelled before all samples ran; nothing of it may be released.
+    pub cancelled: bool,
+}
+
+/// Runs every sample of a job. Samples that trap or fail are counted, never fatal. Returns
+/// early, with `cancelled` set and in-flight samples dropped, once `cancel` fires.
+pub async fn run_job(
+    sandbox: &Arc<Sandbox>,
+    spec: &JobSpec,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    cancel: &CancellationToken,
+) -> Result<JobTotals, SandboxError> {
+    sandbox.check_policy(&spec.policy)?;
+    spec.eval.check_policy(&spec.policy)?;
+    let items = spec.dataset.len() as u64;
+    let total = spec.samples.unwrap_or(items);
+    let concurrency = spec.concurrency.clamp(1, spec.policy.limits.max_concurrency as usize);
+    let shared = Arc::new(JobShared {
+        model: spec.model.clone(),
+        dataset: spec.dataset.clone(),
+        info: spec.eval.info.clone(),
+        max_queries: spec.policy.queries.max_per_sample,
+        max_prompt_bytes: spec.policy.queries.max_prompt_bytes,
+        max_tokens: spec.policy.queries.max_tokens,
+        seed: spec.seed,
+    });
+    let metrics = &spec.eval.info.metrics;
+    let mut totals = JobTotals {
+        tally: OutcomeTally::default(),
+        accumulators: vec![Accumulator::default(); metrics.len()],
+        usage: Usage::default(),
+        cancelled: false,
+    };
+    let mut in_flight: JoinSet<SampleResult> = JoinSet::new();
+    let mut next = 0u64;
+    let mut done = 0u64;
+    while done < total {
+        while next < total && in_flight.len() < concurrency {
+            let permit = tokio::select! {
+                permit = sandbox.slots.clone().acquire_owned() => {
+                    permit.map_err(|e| SandboxError::Engine(e.to_string()))?
+                }
+                () = cancel.cancelled() => break,
+            };
+            let (sandbox, eval, shared, policy) =
+                (sandbox.clone(), spec.eval.clone(), shared.clone(), spec.policy.clone());
+            // Item indexes fit u32: datasets are bounded far below it.
+            let index = (next % items) as u32;
+            in_flight.spawn(async move {
+                let result = run_sample(&sandbox, &eval, &shared, &policy, index).await;
+                drop(permit);
+                result
+            });
+            next += 1;
+        }
+        let joined = tokio::select! {
+            joined = in_flight.join_next() => joined,
+            () = cancel.cancelled() => None,
+        };
+        let Some(joined) = joined else {
+            totals.cancelled = true;
+            in_flight.abort_all();
+            return Ok(totals);
+        };
+        let result = joined.map_err(|e| SandboxError::Engine(format!("a sample task failed: {e}")))?;
+        totals.tally.add(result.outcome);
+        totals.usage.add(&result.usage);
+        for ((acc, spec), score) in totals.accumulators.iter_mut().zip(metrics).zip(&result.scores) {
+            if let Some(v) = score {
+                acc.add(spec, *v);
+            }
+        }
+        done += 1;
+        progress(Progress { done, total });
+    }
+    Ok(totals)
+}
+
+/// Runs a job and releases its result under the policy's release rules.
+pub async fn run_and_release(
+    sandbox: &Arc<Sandbox>,
+    spec: &JobSpec,
+    policy_name: &str,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    cancel: &CancellationToken,
+) -> Result<Option<RunReport>, SandboxError> {
+    let totals = run_job(sandbox, spec, progress, cancel).await?;
+    if totals.cancelled {
+        return Ok(None);
+    }
+    let info = &spec.eval.info;
+    let released = proctor_core::release(
+        &spec.policy.release,
+        &info.metrics,
+        &totals.accumulators,
+        &totals.tally,
+        totals.usage,
+    );
+    Ok(Some(RunReport::new(
+        EvalRef { name: info.name.clone(), version: info.version.clone(), sha256: spec.eval.digest },
+        DatasetRef { sha256: spec.dataset.digest(), items: spec.dataset.len() as u64 },
+        spec.model.descriptor(),
+        PolicyRef { name: policy_name.to_owned(), sha256: spec.policy.digest() },
+        released,
+    )))
+}

@@ -1,0 +1,275 @@
+//! The engine and what is prepared once per component: validation, compilation, `describe`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proctor_core::{EvalInfo, Policy, Sha256Digest, WasiMode};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+
+use crate::bindings::{Eval, EvalPre};
+use crate::cache::CompileCache;
+use crate::error::SandboxError;
+use crate::host::{Phase, SampleState};
+use crate::outcome::classify_describe_error;
+use crate::validate::{self, ImportSurvey};
+
+/// How often the epoch ticks: the granularity of wall-clock deadlines.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Fuel, between which a running guest yields to the executor, so one busy sample cannot
+/// starve the others on its thread (~10 ms of compute).
+pub(crate) const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+/// Limits `describe` runs under, whatever the job's policy: it must be quick and small.
+const DESCRIBE_FUEL: u64 = 1_000_000_000;
+const DESCRIBE_MEMORY_MIB: u64 = 256;
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pool slots kept for `describe` calls beside the samples in flight.
+const DESCRIBE_SLOTS: u32 = 4;
+
+/// Core instances a component may need per sample. Measured: a Rust guest needs 1–3, a
+/// componentize-py guest ~14 (~76 with `--stub-wasi`).
+const CORE_INSTANCES_PER_SAMPLE: u32 = 80;
+
+/// What the engine's pooling allocator is sized for. A policy may not ask for more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Samples in flight at once, across all jobs of the process.
+    pub max_concurrent_samples: u32,
+    /// Largest linear memory per instance, MiB.
+    pub max_memory_mib: u64,
+    /// Largest table, elements.
+    pub max_table_elements: u64,
+}
+
+impl EngineSettings {
+    /// Enough for any policy within core's bounds (a service process).
+    pub fn service() -> EngineSettings {
+        EngineSettings {
+            max_concurrent_samples: proctor_core::policy::bounds::MAX_CONCURRENCY as u32,
+            max_memory_mib: 4096,
+            max_table_elements: 1_000_000,
+        }
+    }
+
+    /// Just enough for one policy (a local `proctor run`).
+    pub fn for_policy(policy: &Policy) -> EngineSettings {
+        EngineSettings {
+            max_concurrent_samples: policy.limits.max_concurrency as u32,
+            max_memory_mib: policy.limits.memory_mib,
+            max_table_elements: policy.limits.table_elements,
+        }
+    }
+}
+
+/// The sandbox: one wasmtime engine, its linker, and the components prepared on it.
+pub struct Sandbox {
+    pub(crate) engine: Engine,
+    linker: Linker<SampleState>,
+    pub(crate) settings: EngineSettings,
+    cache: CompileCache,
+    prepared: Mutex<HashMap<Sha256Digest, Arc<PreparedEval>>>,
+    /// Bounds samples in flight to the pool's size: past it, instantiation fails outright
+    /// instead of waiting.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A component that passed validation, compiled, with its `describe` result.
+pub struct PreparedEval {
+    /// sha256 of the component's bytes.
+    pub digest: Sha256Digest,
+    /// What `describe` declared.
+    pub info: Arc<EvalInfo>,
+    /// What it imports.
+    pub imports: ImportSurvey,
+    pub(crate) pre: EvalPre<SampleState>,
+}
+
+impl PreparedEval {
+    /// Refuses the eval under a policy it does not fit: WASI under `wasi = "none"`, more
+    /// metrics than `max_metrics`.
+    pub fn check_policy(&self, policy: &Policy) -> Result<(), SandboxError> {
+        validate::check_imports(&self.imports, policy.wasi)?;
+        if self.info.metrics.len() as u64 > policy.release.max_metrics {
+            return Err(SandboxError::TooManyMetrics {
+                declared: self.info.metrics.len(),
+                allowed: policy.release.max_metrics,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(settings: EngineSettings, cache: CompileCache) -> Result<Sandbox, SandboxError> {
+        let engine_err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
+        let slots = settings.max_concurrent_samples + DESCRIBE_SLOTS;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * CORE_INSTANCES_PER_SAMPLE)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_SAMPLE)
+            .total_memories(slots * 4)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_memories_per_component(16)
+            .max_tables_per_component(32)
+            .max_memory_size((settings.max_memory_mib as usize) << 20)
+            .table_elements(settings.max_table_elements as usize)
+            // Keeping the first pages resident spares an madvise per sample (measured: 41 →
+            // 21 µs per Rust sample); pagemap_scan lets the kernel tell what was touched.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16)
+            .pagemap_scan(Enabled::Auto);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            // Determinism: the same sample computes the same on every machine.
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(engine_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        Eval::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Sandbox {
+            engine,
+            linker,
+            settings,
+            cache,
+            prepared: Mutex::new(HashMap::new()),
+            slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_samples as usize)),
+        })
+    }
+
+    /// What the pool was sized for.
+    pub fn settings(&self) -> EngineSettings {
+        self.settings
+    }
+
+    /// Refuses a policy that asks for more than the engine was sized for.
+    pub fn check_policy(&self, policy: &Policy) -> Result<(), SandboxError> {
+        let s = &self.settings;
+        let checks = [
+            ("limits.memory_mib", policy.limits.memory_mib, s.max_memory_mib),
+            ("limits.table_elements", policy.limits.table_elements, s.max_table_elements),
+            ("limits.max_concurrency", policy.limits.max_concurrency, u64::from(s.max_concurrent_samples)),
+        ];
+        for (key, value, max) in checks {
+            if value > max {
+                return Err(SandboxError::PolicyBeyondEngine { key, value, max });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates, compiles (or loads from the cache) and describes a component. Refuses
+    /// anything that is not an eval-world component importing only the eval world and WASI
+    /// 0.2. The result is kept, so preparing the same bytes again is free.
+    pub async fn prepare(&self, bytes: &[u8]) -> Result<Arc<PreparedEval>, SandboxError> {
+        validate::check_header(bytes)?;
+        let digest = Sha256Digest::of(bytes);
+        if let Some(p) = self.lock_prepared().get(&digest) {
+            return Ok(p.clone());
+        }
+        let engine = self.engine.clone();
+        let cache = self.cache.clone();
+        let owned = bytes.to_vec();
+        // Compiling takes from 0.2 s to 10 s of CPU: keep it off the async workers.
+        let component = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &digest, &owned))
+            .await
+            .map_err(|e| SandboxError::Engine(e.to_string()))??;
+        let imports = validate::survey_imports(&self.engine, &component);
+        validate::check_imports(&imports, WasiMode::Inert)?;
+        validate::check_exports(&self.engine, &component)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
+        let pre = EvalPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
+        let info = self.describe(&pre).await?;
+        info.validate()?;
+        let prepared = Arc::new(PreparedEval { digest, info: Arc::new(info), imports, pre });
+        self.lock_prepared().insert(digest, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Calls `describe` in an instance whose `model`, `dataset` and `scores` trap, so nothing
+    /// seen from them can ride out in metric names or descriptions.
+    async fn describe(&self, pre: &EvalPre<SampleState>) -> Result<EvalInfo, SandboxError> {
+        let _slot = self.slots.acquire().await.map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let memory = (DESCRIBE_MEMORY_MIB.min(self.settings.max_memory_mib) as usize) << 20;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory)
+            .table_elements(self.settings.max_table_elements as usize)
+            .trap_on_grow_failure(true)
+            .build();
+        let deadline = Instant::now() + DESCRIBE_TIMEOUT;
+        let mut store = Store::new(&self.engine, SampleState::new(Phase::Describe, None, 0, limits, deadline, 0));
+        configure_store(&mut store, DESCRIBE_FUEL)?;
+        let run = async {
+            let eval = pre.instantiate_async(&mut store).await?;
+            eval.call_describe(&mut store).await
+        };
+        let result = tokio::time::timeout(DESCRIBE_TIMEOUT + 2 * EPOCH_TICK, run).await;
+        let info = match result {
+            Err(_) => return Err(SandboxError::Describe("it did not return within 10 s".into())),
+            Ok(Err(e)) => return Err(SandboxError::Describe(classify_describe_error(&e, store.data()))),
+            Ok(Ok(info)) => info,
+        };
+        Ok(EvalInfo {
+            name: info.name,
+            version: info.version,
+            metrics: info
+                .metrics
+                .into_iter()
+                .map(|m| proctor_core::MetricSpec { name: m.name, description: m.description, min: m.min, max: m.max })
+                .collect(),
+        })
+    }
+
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<Sha256Digest, Arc<PreparedEval>>> {
+        // The map holds only finished preparations; a panic elsewhere cannot leave it torn.
+        self.prepared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Fuel, the async yield interval, the epoch deadline and the memory limiter: one place
+/// applies a sample's limits to its store.
+pub(crate) fn configure_store(store: &mut Store<SampleState>, fuel: u64) -> Result<(), SandboxError> {
+    let engine_err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
+    store.limiter(|s| &mut s.limiter);
+    store.set_fuel(fuel).map_err(engine_err)?;
+    store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)).map_err(engine_err)?;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        // Yield at every tick (fairness) until the sample's wall-clock deadline, then stop it.
+        if Instant::now() >= ctx.data().deadline {
+            Ok(wasmtime::UpdateDeadline::Interrupt)
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    Ok(())
+}
+
+/// Ticks the engine's epoch until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("proctor-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread: the process is out of threads at start-up");
+}
