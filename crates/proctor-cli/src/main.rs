@@ -1,7 +1,9 @@
 //! The `proctor` binary: a thin shell over the library crates.
 
+mod examples;
 mod keys;
 mod model_cmd;
+mod run;
 mod verify;
 
 use std::process::ExitCode;
@@ -9,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "proctor", version, about = "Neutral, verifiable evaluation of AI models")]
+#[command(
+    name = "proctor",
+    version,
+    about = "Neutral, verifiable evaluation of AI models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +23,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an eval locally against a model and print its released aggregates.
+    Run(run::RunArgs),
+    /// Write the example evals and their datasets to a directory.
+    Examples(examples::ExamplesArgs),
     /// Manage the service's Ed25519 signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -32,6 +42,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Examples(args) => examples::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Verify(args) => verify::run(args),
         Command::VerifyConsistency(args) => verify::run_consistency(args),

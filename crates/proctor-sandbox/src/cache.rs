@@ -28,7 +28,9 @@ pub struct CompileCache {
 impl CompileCache {
     /// A cache in `dir` (created when first written).
     pub fn in_dir(dir: impl Into<PathBuf>) -> CompileCache {
-        CompileCache { dir: Some(dir.into()) }
+        CompileCache {
+            dir: Some(dir.into()),
+        }
     }
 
     /// No cache: every load compiles.
@@ -38,7 +40,11 @@ impl CompileCache {
 
     /// `$PROCTOR_CACHE_DIR`, else `$XDG_CACHE_HOME/proctor`, else `~/.cache/proctor`.
     pub fn default_dir() -> Option<PathBuf> {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         env("PROCTOR_CACHE_DIR")
             .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("proctor")))
             .or_else(|| env("HOME").map(|d| d.join(".cache").join("proctor")))
@@ -95,13 +101,20 @@ fn load(engine: &Engine, path: &Path) -> Option<Component> {
     #[allow(unsafe_code)]
     let component = unsafe { Component::deserialize(engine, artifact) };
     component
-        .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "unusable compile cache entry"))
+        .inspect_err(
+            |e| tracing::warn!(path = %path.display(), error = %e, "unusable compile cache entry"),
+        )
         .ok()
 }
 
 fn store(path: &Path, component: &Component) -> Result<(), SandboxError> {
-    let err = |message: String| SandboxError::Cache { path: path.display().to_string(), message };
-    let dir = path.parent().ok_or_else(|| err("no parent directory".into()))?;
+    let err = |message: String| SandboxError::Cache {
+        path: path.display().to_string(),
+        message,
+    };
+    let dir = path
+        .parent()
+        .ok_or_else(|| err("no parent directory".into()))?;
     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     let artifact = component.serialize().map_err(|e| err(format!("{e:#}")))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| err(e.to_string()))?;

@@ -16,7 +16,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use crate::bindings::proctor::eval::{dataset, model, scores, types};
 
@@ -80,7 +82,10 @@ impl SampleState {
             usage: Usage::default(),
             violation: None,
             deadline,
-            limiter: Limiter { inner: limits, exceeded: false },
+            limiter: Limiter {
+                inner: limits,
+                exceeded: false,
+            },
             wasi: inert_wasi(sample_seed),
             table: ResourceTable::new(),
         }
@@ -106,7 +111,12 @@ pub(crate) struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum);
         if !matches!(allowed, Ok(true)) {
             self.exceeded = true;
@@ -114,7 +124,12 @@ impl ResourceLimiter for Limiter {
         allowed
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = self.inner.table_growing(current, desired, maximum);
         if !matches!(allowed, Ok(true)) {
             self.exceeded = true;
@@ -182,7 +197,10 @@ fn inert_wasi(seed: u64) -> WasiCtx {
 
 impl WasiView for SampleState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -231,9 +249,15 @@ impl model::Host for SampleState {
             ))));
         }
         if max_tokens == 0 {
-            return Ok(Err(types::QueryError::Rejected("max-tokens must be at least 1".into())));
+            return Ok(Err(types::QueryError::Rejected(
+                "max-tokens must be at least 1".into(),
+            )));
         }
-        if request.params.temperature.is_some_and(|t| !t.is_finite() || t < 0.0) {
+        if request
+            .params
+            .temperature
+            .is_some_and(|t| !t.is_finite() || t < 0.0)
+        {
             return Ok(Err(types::QueryError::Rejected(
                 "temperature must be a finite number, 0 or more".into(),
             )));
@@ -274,7 +298,10 @@ impl dataset::Host for SampleState {
         let job = self.job("describe may not read the dataset")?;
         match job.dataset.item(index as usize) {
             Some(text) => Ok(text.to_owned()),
-            None => Err(self.kill(Violation::Policy("dataset.item index out of range"), "dataset.item index out of range")),
+            None => Err(self.kill(
+                Violation::Policy("dataset.item index out of range"),
+                "dataset.item index out of range",
+            )),
         }
     }
 }
@@ -283,10 +310,16 @@ impl scores::Host for SampleState {
     fn report(&mut self, metric: String, value: f64) -> wasmtime::Result<()> {
         let job = self.job("describe may not report scores")?;
         let Some(index) = job.info.metric_index(&metric) else {
-            return Err(self.kill(Violation::Policy("report of an undeclared metric"), "report of an undeclared metric"));
+            return Err(self.kill(
+                Violation::Policy("report of an undeclared metric"),
+                "report of an undeclared metric",
+            ));
         };
         if !value.is_finite() {
-            return Err(self.kill(Violation::Policy("report of a non-finite value"), "report of a non-finite value"));
+            return Err(self.kill(
+                Violation::Policy("report of a non-finite value"),
+                "report of a non-finite value",
+            ));
         }
         self.scores[index] = Some(job.info.metrics[index].clip(value));
         Ok(())

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use proctor_core::{
-    Accumulator, Dataset, DatasetRef, EvalRef, Model, OutcomeTally, Policy, PolicyRef, RunReport, Usage,
+    Accumulator, Dataset, DatasetRef, EvalRef, Model, OutcomeTally, Policy, PolicyRef, RunReport,
+    Usage,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -68,7 +69,9 @@ pub async fn run_job(
     spec.eval.check_policy(&spec.policy)?;
     let items = spec.dataset.len() as u64;
     let total = spec.samples.unwrap_or(items);
-    let concurrency = spec.concurrency.clamp(1, spec.policy.limits.max_concurrency as usize);
+    let concurrency = spec
+        .concurrency
+        .clamp(1, spec.policy.limits.max_concurrency as usize);
     let shared = Arc::new(JobShared {
         model: spec.model.clone(),
         dataset: spec.dataset.clone(),
@@ -96,8 +99,12 @@ pub async fn run_job(
                 }
                 () = cancel.cancelled() => break,
             };
-            let (sandbox, eval, shared, policy) =
-                (sandbox.clone(), spec.eval.clone(), shared.clone(), spec.policy.clone());
+            let (sandbox, eval, shared, policy) = (
+                sandbox.clone(),
+                spec.eval.clone(),
+                shared.clone(),
+                spec.policy.clone(),
+            );
             // Item indexes fit u32: datasets are bounded far below it.
             let index = (next % items) as u32;
             in_flight.spawn(async move {
@@ -116,10 +123,16 @@ pub async fn run_job(
             in_flight.abort_all();
             return Ok(totals);
         };
-        let result = joined.map_err(|e| SandboxError::Engine(format!("a sample task failed: {e}")))?;
+        let result =
+            joined.map_err(|e| SandboxError::Engine(format!("a sample task failed: {e}")))?;
         totals.tally.add(result.outcome);
         totals.usage.add(&result.usage);
-        for ((acc, spec), score) in totals.accumulators.iter_mut().zip(metrics).zip(&result.scores) {
+        for ((acc, spec), score) in totals
+            .accumulators
+            .iter_mut()
+            .zip(metrics)
+            .zip(&result.scores)
+        {
             if let Some(v) = score {
                 acc.add(spec, *v);
             }
@@ -151,10 +164,20 @@ pub async fn run_and_release(
         totals.usage,
     );
     Ok(Some(RunReport::new(
-        EvalRef { name: info.name.clone(), version: info.version.clone(), sha256: spec.eval.digest },
-        DatasetRef { sha256: spec.dataset.digest(), items: spec.dataset.len() as u64 },
+        EvalRef {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            sha256: spec.eval.digest,
+        },
+        DatasetRef {
+            sha256: spec.dataset.digest(),
+            items: spec.dataset.len() as u64,
+        },
         spec.model.descriptor(),
-        PolicyRef { name: policy_name.to_owned(), sha256: spec.policy.digest() },
+        PolicyRef {
+            name: policy_name.to_owned(),
+            sha256: spec.policy.digest(),
+        },
         released,
     )))
 }

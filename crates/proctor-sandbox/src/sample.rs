@@ -37,9 +37,20 @@ pub(crate) async fn run_sample(
         .trap_on_grow_failure(true)
         .build();
     let seed = sample_seed(job.seed, index);
-    let state = SampleState::new(Phase::Sample, Some(job.clone()), eval.info.metrics.len(), limits, deadline, seed);
+    let state = SampleState::new(
+        Phase::Sample,
+        Some(job.clone()),
+        eval.info.metrics.len(),
+        limits,
+        deadline,
+        seed,
+    );
     let mut store = Store::new(&sandbox.engine, state);
-    let failed = |outcome| SampleResult { outcome, scores: vec![None; eval.info.metrics.len()], usage: Usage::default() };
+    let failed = |outcome| SampleResult {
+        outcome,
+        scores: vec![None; eval.info.metrics.len()],
+        usage: Usage::default(),
+    };
     if configure_store(&mut store, policy.limits.fuel_per_sample).is_err() {
         return failed(Outcome::Other);
     }
@@ -53,12 +64,26 @@ pub(crate) async fn run_sample(
     let result = tokio::time::timeout(timeout + 5 * EPOCH_TICK, run).await;
     let state = store.data();
     match result {
-        Err(_) => SampleResult { usage: state.usage, ..failed(Outcome::Timeout) },
-        Ok(Err(trap)) => SampleResult { usage: state.usage, ..failed(outcome::from_trap(&trap, state)) },
+        Err(_) => SampleResult {
+            usage: state.usage,
+            ..failed(Outcome::Timeout)
+        },
+        Ok(Err(trap)) => SampleResult {
+            usage: state.usage,
+            ..failed(outcome::from_trap(&trap, state))
+        },
         Ok(Ok(returned)) => {
             let outcome = outcome::from_return(returned);
-            let scores = if outcome == Outcome::Ok { state.scores.clone() } else { failed(outcome).scores };
-            SampleResult { outcome, scores, usage: state.usage }
+            let scores = if outcome == Outcome::Ok {
+                state.scores.clone()
+            } else {
+                failed(outcome).scores
+            };
+            SampleResult {
+                outcome,
+                scores,
+                usage: state.usage,
+            }
         }
     }
 }

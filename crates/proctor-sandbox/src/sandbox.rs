@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use proctor_core::{EvalInfo, Policy, Sha256Digest, WasiMode};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimitsBuilder,
+};
 
 use crate::bindings::{Eval, EvalPre};
 use crate::cache::CompileCache;
@@ -144,7 +147,9 @@ impl Sandbox {
             settings,
             cache,
             prepared: Mutex::new(HashMap::new()),
-            slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_samples as usize)),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_concurrent_samples as usize,
+            )),
         })
     }
 
@@ -157,9 +162,21 @@ impl Sandbox {
     pub fn check_policy(&self, policy: &Policy) -> Result<(), SandboxError> {
         let s = &self.settings;
         let checks = [
-            ("limits.memory_mib", policy.limits.memory_mib, s.max_memory_mib),
-            ("limits.table_elements", policy.limits.table_elements, s.max_table_elements),
-            ("limits.max_concurrency", policy.limits.max_concurrency, u64::from(s.max_concurrent_samples)),
+            (
+                "limits.memory_mib",
+                policy.limits.memory_mib,
+                s.max_memory_mib,
+            ),
+            (
+                "limits.table_elements",
+                policy.limits.table_elements,
+                s.max_table_elements,
+            ),
+            (
+                "limits.max_concurrency",
+                policy.limits.max_concurrency,
+                u64::from(s.max_concurrent_samples),
+            ),
         ];
         for (key, value, max) in checks {
             if value > max {
@@ -182,9 +199,10 @@ impl Sandbox {
         let cache = self.cache.clone();
         let owned = bytes.to_vec();
         // Compiling takes from 0.2 s to 10 s of CPU: keep it off the async workers.
-        let component = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &digest, &owned))
-            .await
-            .map_err(|e| SandboxError::Engine(e.to_string()))??;
+        let component =
+            tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &digest, &owned))
+                .await
+                .map_err(|e| SandboxError::Engine(e.to_string()))??;
         let imports = validate::survey_imports(&self.engine, &component);
         validate::check_imports(&imports, WasiMode::Inert)?;
         validate::check_exports(&self.engine, &component)?;
@@ -192,10 +210,16 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
-        let pre = EvalPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
+        let pre =
+            EvalPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
         let info = self.describe(&pre).await?;
         info.validate()?;
-        let prepared = Arc::new(PreparedEval { digest, info: Arc::new(info), imports, pre });
+        let prepared = Arc::new(PreparedEval {
+            digest,
+            info: Arc::new(info),
+            imports,
+            pre,
+        });
         self.lock_prepared().insert(digest, prepared.clone());
         Ok(prepared)
     }
@@ -203,7 +227,11 @@ impl Sandbox {
     /// Calls `describe` in an instance whose `model`, `dataset` and `scores` trap, so nothing
     /// seen from them can ride out in metric names or descriptions.
     async fn describe(&self, pre: &EvalPre<SampleState>) -> Result<EvalInfo, SandboxError> {
-        let _slot = self.slots.acquire().await.map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let memory = (DESCRIBE_MEMORY_MIB.min(self.settings.max_memory_mib) as usize) << 20;
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory)
@@ -211,7 +239,10 @@ impl Sandbox {
             .trap_on_grow_failure(true)
             .build();
         let deadline = Instant::now() + DESCRIBE_TIMEOUT;
-        let mut store = Store::new(&self.engine, SampleState::new(Phase::Describe, None, 0, limits, deadline, 0));
+        let mut store = Store::new(
+            &self.engine,
+            SampleState::new(Phase::Describe, None, 0, limits, deadline, 0),
+        );
         configure_store(&mut store, DESCRIBE_FUEL)?;
         let run = async {
             let eval = pre.instantiate_async(&mut store).await?;
@@ -219,8 +250,17 @@ impl Sandbox {
         };
         let result = tokio::time::timeout(DESCRIBE_TIMEOUT + 2 * EPOCH_TICK, run).await;
         let info = match result {
-            Err(_) => return Err(SandboxError::Describe("it did not return within 10 s".into())),
-            Ok(Err(e)) => return Err(SandboxError::Describe(classify_describe_error(&e, store.data()))),
+            Err(_) => {
+                return Err(SandboxError::Describe(
+                    "it did not return within 10 s".into(),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(SandboxError::Describe(classify_describe_error(
+                    &e,
+                    store.data(),
+                )));
+            }
             Ok(Ok(info)) => info,
         };
         Ok(EvalInfo {
@@ -229,24 +269,36 @@ impl Sandbox {
             metrics: info
                 .metrics
                 .into_iter()
-                .map(|m| proctor_core::MetricSpec { name: m.name, description: m.description, min: m.min, max: m.max })
+                .map(|m| proctor_core::MetricSpec {
+                    name: m.name,
+                    description: m.description,
+                    min: m.min,
+                    max: m.max,
+                })
                 .collect(),
         })
     }
 
     fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<Sha256Digest, Arc<PreparedEval>>> {
         // The map holds only finished preparations; a panic elsewhere cannot leave it torn.
-        self.prepared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.prepared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// Fuel, the async yield interval, the epoch deadline and the memory limiter: one place
 /// applies a sample's limits to its store.
-pub(crate) fn configure_store(store: &mut Store<SampleState>, fuel: u64) -> Result<(), SandboxError> {
+pub(crate) fn configure_store(
+    store: &mut Store<SampleState>,
+    fuel: u64,
+) -> Result<(), SandboxError> {
     let engine_err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
     store.limiter(|s| &mut s.limiter);
     store.set_fuel(fuel).map_err(engine_err)?;
-    store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)).map_err(engine_err)?;
+    store
+        .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+        .map_err(engine_err)?;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {
         // Yield at every tick (fairness) until the sample's wall-clock deadline, then stop it.

@@ -8,13 +8,23 @@ use wasmtime::component::Component;
 use crate::error::SandboxError;
 
 /// The eval world's own interfaces, without their `@0.1.0`.
-const EVAL_INTERFACES: &[&str] =
-    &["proctor:eval/types", "proctor:eval/model", "proctor:eval/dataset", "proctor:eval/scores"];
+const EVAL_INTERFACES: &[&str] = &[
+    "proctor:eval/types",
+    "proctor:eval/model",
+    "proctor:eval/dataset",
+    "proctor:eval/scores",
+];
 const EVAL_VERSION: &str = "0.1.0";
 
 /// The WASI 0.2 packages the host links (as inert shims).
-const WASI_PACKAGES: &[&str] =
-    &["wasi:io", "wasi:clocks", "wasi:random", "wasi:cli", "wasi:filesystem", "wasi:sockets"];
+const WASI_PACKAGES: &[&str] = &[
+    "wasi:io",
+    "wasi:clocks",
+    "wasi:random",
+    "wasi:cli",
+    "wasi:filesystem",
+    "wasi:sockets",
+];
 
 /// Tells garbage, a core module and a component apart from the first eight bytes, so each gets
 /// its own message (wasmtime's parser would call them all "malformed").
@@ -79,15 +89,27 @@ pub fn check_imports(survey: &ImportSurvey, wasi: WasiMode) -> Result<(), Sandbo
 
 /// The eval world exports `describe` and `run-sample`; the types are checked when linking.
 pub fn check_exports(engine: &Engine, component: &Component) -> Result<(), SandboxError> {
-    let exports: Vec<String> =
-        component.component_type().exports(engine).map(|(n, _)| n.to_owned()).collect();
-    let missing: Vec<&str> =
-        ["describe", "run-sample"].into_iter().filter(|e| !exports.iter().any(|x| x == e)).collect();
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_owned())
+        .collect();
+    let missing: Vec<&str> = ["describe", "run-sample"]
+        .into_iter()
+        .filter(|e| !exports.iter().any(|x| x == e))
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        let has = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
-        Err(SandboxError::WrongWorld(format!("it exports {has}; missing {}", missing.join(", "))))
+        let has = if exports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            exports.join(", ")
+        };
+        Err(SandboxError::WrongWorld(format!(
+            "it exports {has}; missing {}",
+            missing.join(", ")
+        )))
     }
 }
 
@@ -98,27 +120,47 @@ mod tests {
     #[test]
     fn the_first_bytes_tell_garbage_modules_and_components_apart() {
         assert!(matches!(check_header(b""), Err(SandboxError::Empty)));
-        assert!(matches!(check_header(b"hello, world"), Err(SandboxError::NotWasm)));
+        assert!(matches!(
+            check_header(b"hello, world"),
+            Err(SandboxError::NotWasm)
+        ));
         assert!(matches!(check_header(b"\0asm"), Err(SandboxError::NotWasm)));
-        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(SandboxError::CoreModule)));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(SandboxError::CoreModule)
+        ));
         assert!(matches!(check_header(b"\0asm\x0d\0\x01\0"), Ok(())));
-        assert!(matches!(check_header(b"\0asm\x02\0\0\0"), Err(SandboxError::UnknownLayer(_))));
+        assert!(matches!(
+            check_header(b"\0asm\x02\0\0\0"),
+            Err(SandboxError::UnknownLayer(_))
+        ));
     }
 
     #[test]
     fn the_core_module_message_says_how_to_make_a_component() {
         let msg = SandboxError::CoreModule.to_string();
-        assert!(msg.contains("wasm-tools component new") && msg.contains("wasm32-wasip2"), "{msg}");
+        assert!(
+            msg.contains("wasm-tools component new") && msg.contains("wasm32-wasip2"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn strict_wasi_refuses_every_wasi_import_and_names_them_all() {
         let survey = ImportSurvey {
-            wasi: vec!["wasi:sockets/tcp@0.2.6".into(), "wasi:io/streams@0.2.6".into()],
+            wasi: vec![
+                "wasi:sockets/tcp@0.2.6".into(),
+                "wasi:io/streams@0.2.6".into(),
+            ],
             forbidden: vec![],
         };
         assert!(check_imports(&survey, WasiMode::Inert).is_ok());
-        let msg = check_imports(&survey, WasiMode::None).unwrap_err().to_string();
-        assert!(msg.contains("wasi:sockets/tcp@0.2.6") && msg.contains("wasi:io/streams@0.2.6"), "{msg}");
+        let msg = check_imports(&survey, WasiMode::None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("wasi:sockets/tcp@0.2.6") && msg.contains("wasi:io/streams@0.2.6"),
+            "{msg}"
+        );
     }
 }

@@ -1,0 +1,25 @@
+//! Reports NaN or infinity on even samples.
+
+use proctor_guest::{Eval, EvalInfo, Metric, SampleError, scores};
+
+struct Guest;
+
+impl Eval for Guest {
+    fn describe() -> EvalInfo {
+        EvalInfo::new(
+            "bad-scores",
+            "1.0.0",
+            vec![Metric::new("ok", "the sample completed", 0.0, 1.0)],
+        )
+    }
+
+    fn run_sample(index: u32) -> Result<(), SampleError> {
+        if index % 2 == 0 {
+            scores::report("ok", if index % 4 == 0 { f64::NAN } else { f64::INFINITY });
+        }
+        scores::report("ok", 1.0);
+        Ok(())
+    }
+}
+
+proctor_guest::export_eval!(Guest);

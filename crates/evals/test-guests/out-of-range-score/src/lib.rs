@@ -1,0 +1,27 @@
+//! Reports values outside the declared range on even samples; the last one counts.
+
+use proctor_guest::{Eval, EvalInfo, Metric, SampleError, scores};
+
+struct Guest;
+
+impl Eval for Guest {
+    fn describe() -> EvalInfo {
+        EvalInfo::new(
+            "out-of-range-score",
+            "1.0.0",
+            vec![Metric::new("ok", "the sample completed", 0.0, 1.0)],
+        )
+    }
+
+    fn run_sample(index: u32) -> Result<(), SampleError> {
+        if index % 2 == 0 {
+            scores::report("ok", 5.0);
+            scores::report("ok", -3.0);
+            return Ok(());
+        }
+        scores::report("ok", 1.0);
+        Ok(())
+    }
+}
+
+proctor_guest::export_eval!(Guest);

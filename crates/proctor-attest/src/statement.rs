@@ -1,0 +1,367 @@
+//! in-toto Statement v1 (<https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md>)
+//! and Proctor's two predicates.
+//!
+//! ```json
+//! {"_type": "https://in-toto.io/Statement/v1",
+//!  "subject": [{"name": "eval.wasm", "digest": {"sha256": "<hex>"}},
+//!              {"name": "dataset.jsonl", "digest": {"sha256": "<hex>"}}],
+//!  "predicateType": "https://proctor.dev/attestation/eval-result/v1",
+//!  "predicate": {...}}
+//! ```
+//!
+//! # Subjects
+//!
+//! Every Proctor statement has two subjects, by SHA-256 of their bytes: the eval component,
+//! named `eval.wasm`, and the dataset, named `dataset.jsonl`: the names of the files
+//! `proctor demo` and `proctor attestation get` write beside the attestation, so
+//! `proctor verify DIR` finds what to hash.
+//!
+//! # Predicate `https://proctor.dev/attestation/job-accepted/v1` ([`JobAccepted`])
+//!
+//! Logged when a job is accepted, before it runs (pre-registration: an evaluator cannot run
+//! many variants and publish only the best without the others being in the log).
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `job_id` | the job's id |
+//! | `evaluator` | the account that submitted the job |
+//! | `eval` | `{name, version, sha256}`: the eval as its `describe` declared it, and the component's digest |
+//! | `dataset` | `{sha256, items}`: the dataset file's digest and its number of items |
+//! | `model` | `{vendor, ref, name, version}`: the vendor account that registered the model, how the job named it, its name at the endpoint, its version |
+//! | `policy` | `{name, sha256}`: the sandbox policy and the digest of its effective canonical JSON |
+//! | `accepted_at` | when the job was accepted, RFC 3339 UTC (`2025-01-31T12:00:00Z`) |
+//! | `log_index` | this entry's own index in the log |
+//! | `service_version` | the Proctor version that accepted the job |
+//!
+//! # Predicate `https://proctor.dev/attestation/eval-result/v1` ([`EvalResult`])
+//!
+//! Logged when a job ends, whether it succeeded or not: a result is never silently dropped.
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `job_id` | the job's id |
+//! | `status` | `succeeded`, `failed`, `cancelled` or `revoked` |
+//! | `reason` | why, when the status is not `succeeded` (host-written text); absent otherwise |
+//! | `eval`, `dataset`, `model`, `policy` | as in the job-accepted predicate |
+//! | `samples` | `{total, ok, failed: {...}, trapped: {...}}`: sample counts by outcome (noised under DP) |
+//! | `usage` | `{queries, input_tokens, output_tokens}`: as the evaluator may see it |
+//! | `metrics` | per metric `{n, mean, stderr, ci95}` as released; empty when withheld or not run |
+//! | `release` | `{status, reason?, mechanism, epsilon, noise, decimals, min_samples}`: how the figures were released; null when the job ended before a release |
+//! | `started_at` | when the first sample started, RFC 3339 UTC; null if none did |
+//! | `finished_at` | when the job ended, RFC 3339 UTC |
+//! | `accepted_log_index` | the log index of the job's job-accepted entry, which pairs the two |
+//! | `log_index` | this entry's own index in the log |
+//! | `service_version` | the Proctor version that ran the job |
+//!
+//! `samples`, `usage`, `metrics` and `release` are the fields of `proctor run --json`
+//! (CONTRACTS.md). A new or changed field is a new predicate type (`.../v2`), never an edit of
+//! these.
+
+use std::collections::BTreeMap;
+
+use proctor_core::{
+    DatasetRef, EvalRef, ModelDescriptor, PolicyRef, RunReport, Sha256Digest,
+    outcome::SampleCounts,
+    release::{Release, Usage},
+    stats::MetricSummary,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::dsse::{DsseError, Envelope};
+use crate::keys::SigningKey;
+
+/// The statement type of in-toto Statement v1.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The DSSE payload type of an in-toto statement.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The subject name of the eval component.
+pub const EVAL_SUBJECT: &str = "eval.wasm";
+/// The subject name of the dataset.
+pub const DATASET_SUBJECT: &str = "dataset.jsonl";
+
+/// Why a statement could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatementError {
+    /// The payload is not an in-toto Statement v1 (or not of the expected predicate type).
+    #[error("not an in-toto Statement v1: {0}")]
+    Malformed(String),
+    /// Signing failed.
+    #[error(transparent)]
+    Dsse(#[from] DsseError),
+}
+
+/// A predicate with its own versioned type URI.
+pub trait Predicate: Serialize + DeserializeOwned {
+    /// The `predicateType`.
+    const TYPE: &'static str;
+}
+
+/// An in-toto Statement v1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement<P> {
+    /// Always [`STATEMENT_TYPE`].
+    #[serde(rename = "_type")]
+    pub statement_type: String,
+    /// What the statement is about.
+    pub subject: Vec<Subject>,
+    /// The predicate's type URI.
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// What is claimed.
+    pub predicate: P,
+}
+
+/// A subject: a named artifact and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    /// The artifact's name ([`EVAL_SUBJECT`] or [`DATASET_SUBJECT`]).
+    pub name: String,
+    /// Its digests.
+    pub digest: SubjectDigest,
+}
+
+/// A subject's digests; Proctor uses SHA-256 only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectDigest {
+    /// SHA-256, lowercase hex.
+    pub sha256: Sha256Digest,
+}
+
+impl Subject {
+    /// A subject named `name` with this digest.
+    pub fn new(name: &str, sha256: Sha256Digest) -> Subject {
+        Subject {
+            name: name.to_owned(),
+            digest: SubjectDigest { sha256 },
+        }
+    }
+}
+
+impl<P: Predicate> Statement<P> {
+    /// A statement about the eval and dataset with these digests.
+    pub fn new(eval: Sha256Digest, dataset: Sha256Digest, predicate: P) -> Statement<P> {
+        Statement {
+            statement_type: STATEMENT_TYPE.to_owned(),
+            subject: vec![
+                Subject::new(EVAL_SUBJECT, eval),
+                Subject::new(DATASET_SUBJECT, dataset),
+            ],
+            predicate_type: P::TYPE.to_owned(),
+            predicate,
+        }
+    }
+
+    /// Serializes the statement and signs it in a DSSE envelope, once: the envelope's bytes are
+    /// what is logged and served from then on.
+    ///
+    /// # Errors
+    ///
+    /// [`StatementError::Malformed`] if the predicate does not serialize (a map with non-string
+    /// keys); [`StatementError::Dsse`].
+    pub fn sign(&self, key: &SigningKey) -> Result<Envelope, StatementError> {
+        let payload =
+            serde_json::to_vec(self).map_err(|e| StatementError::Malformed(e.to_string()))?;
+        Ok(Envelope::sign(PAYLOAD_TYPE, &payload, key)?)
+    }
+
+    /// Reads a statement of this predicate type from a (verified) payload.
+    ///
+    /// # Errors
+    ///
+    /// [`StatementError::Malformed`] for another `_type`, another `predicateType` or a
+    /// predicate that does not parse.
+    pub fn from_payload(payload: &[u8]) -> Result<Statement<P>, StatementError> {
+        let statement: Statement<serde_json::Value> = Statement::parse_any(payload)?;
+        if statement.predicate_type != P::TYPE {
+            return Err(StatementError::Malformed(format!(
+                "predicate type {:?}, expected {:?}",
+                statement.predicate_type,
+                P::TYPE
+            )));
+        }
+        let predicate = serde_json::from_value(statement.predicate)
+            .map_err(|e| StatementError::Malformed(e.to_string()))?;
+        Ok(Statement {
+            statement_type: statement.statement_type,
+            subject: statement.subject,
+            predicate_type: statement.predicate_type,
+            predicate,
+        })
+    }
+}
+
+impl Statement<serde_json::Value> {
+    /// Reads a statement with any predicate.
+    ///
+    /// # Errors
+    ///
+    /// [`StatementError::Malformed`] for anything but an in-toto Statement v1.
+    pub fn parse_any(payload: &[u8]) -> Result<Statement<serde_json::Value>, StatementError> {
+        let statement: Statement<serde_json::Value> = serde_json::from_slice(payload)
+            .map_err(|e| StatementError::Malformed(e.to_string()))?;
+        if statement.statement_type != STATEMENT_TYPE {
+            return Err(StatementError::Malformed(format!(
+                "_type {:?}, expected {STATEMENT_TYPE:?}",
+                statement.statement_type
+            )));
+        }
+        Ok(statement)
+    }
+}
+
+impl<P> Statement<P> {
+    /// The digest of the subject named `name`, if there is exactly one such subject.
+    pub fn subject_digest(&self, name: &str) -> Option<Sha256Digest> {
+        let mut found = self.subject.iter().filter(|s| s.name == name);
+        match (found.next(), found.next()) {
+            (Some(subject), None) => Some(subject.digest.sha256),
+            _ => None,
+        }
+    }
+}
+
+/// The model under test, with the vendor that registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestedModel {
+    /// The vendor account that registered the model.
+    pub vendor: String,
+    /// How the job named it.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Its name at the endpoint.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+impl AttestedModel {
+    /// The model a run reported, registered by `vendor`.
+    pub fn new(vendor: &str, model: &ModelDescriptor) -> AttestedModel {
+        AttestedModel {
+            vendor: vendor.to_owned(),
+            reference: model.reference.clone(),
+            name: model.name.clone(),
+            version: model.version.clone(),
+        }
+    }
+}
+
+/// The job-accepted predicate (module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // Each field is documented in the module's table.
+pub struct JobAccepted {
+    pub job_id: String,
+    pub evaluator: String,
+    pub eval: EvalRef,
+    pub dataset: DatasetRef,
+    pub model: AttestedModel,
+    pub policy: PolicyRef,
+    pub accepted_at: String,
+    pub log_index: u64,
+    pub service_version: String,
+}
+
+impl Predicate for JobAccepted {
+    const TYPE: &'static str = "https://proctor.dev/attestation/job-accepted/v1";
+}
+
+impl JobAccepted {
+    /// The statement: subjects from the eval and dataset digests.
+    pub fn into_statement(self) -> Statement<JobAccepted> {
+        Statement::new(self.eval.sha256, self.dataset.sha256, self)
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// It ran to its end (whatever its samples did, and whether or not the release was
+    /// withheld).
+    Succeeded,
+    /// It could not run to its end.
+    Failed,
+    /// Someone cancelled it.
+    Cancelled,
+    /// Its grant was revoked while it ran.
+    Revoked,
+}
+
+/// The eval-result predicate (module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // Each field is documented in the module's table.
+pub struct EvalResult {
+    pub job_id: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub eval: EvalRef,
+    pub dataset: DatasetRef,
+    pub model: AttestedModel,
+    pub policy: PolicyRef,
+    pub samples: SampleCounts,
+    pub usage: Usage,
+    pub metrics: BTreeMap<String, MetricSummary>,
+    pub release: Option<Release>,
+    pub started_at: Option<String>,
+    pub finished_at: String,
+    pub accepted_log_index: u64,
+    pub log_index: u64,
+    pub service_version: String,
+}
+
+impl Predicate for EvalResult {
+    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v1";
+}
+
+/// Where and when a job ran, for [`EvalResult::succeeded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// The job's id.
+    pub job_id: String,
+    /// The vendor that registered the model.
+    pub vendor: String,
+    /// When the first sample started, RFC 3339 UTC.
+    pub started_at: Option<String>,
+    /// When the job ended, RFC 3339 UTC.
+    pub finished_at: String,
+    /// The index of the job's job-accepted entry.
+    pub accepted_log_index: u64,
+    /// The index this result entry will take.
+    pub log_index: u64,
+    /// The Proctor version.
+    pub service_version: String,
+}
+
+impl EvalResult {
+    /// The result of a job that ran to its end with this report.
+    pub fn succeeded(job: JobRecord, report: RunReport) -> EvalResult {
+        EvalResult {
+            job_id: job.job_id,
+            status: JobStatus::Succeeded,
+            reason: None,
+            model: AttestedModel::new(&job.vendor, &report.model),
+            eval: report.eval,
+            dataset: report.dataset,
+            policy: report.policy,
+            samples: report.samples,
+            usage: report.usage,
+            metrics: report.metrics,
+            release: Some(report.release),
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            accepted_log_index: job.accepted_log_index,
+            log_index: job.log_index,
+            service_version: job.service_version,
+        }
+    }
+
+    /// The statement: subjects from the eval and dataset digests.
+    pub fn into_statement(self) -> Statement<EvalResult> {
+        Statement::new(self.eval.sha256, self.dataset.sha256, self)
+    }
+}

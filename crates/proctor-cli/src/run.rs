@@ -1,0 +1,278 @@
+//! `proctor run`: one eval over one dataset against one model, locally, through the same job
+//! loop and release rules as the service.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use proctor_core::{Dataset, Model, Policy, RunReport};
+use proctor_sandbox::{
+    CancellationToken, CompileCache, EngineSettings, JobSpec, Progress, Sandbox,
+};
+
+/// Largest dataset `proctor run` reads, in lines.
+const MAX_DATASET_LINES: usize = 10_000_000;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The eval component (.wasm).
+    eval: PathBuf,
+    /// The dataset (JSONL, one JSON value per line).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// A model reference, e.g. `builtin:arith` or `builtin:arith?latency_ms=50&error_rate=0.1`.
+    #[arg(
+        long,
+        conflicts_with = "model_config",
+        required_unless_present = "model_config"
+    )]
+    model: Option<String>,
+    /// A model configuration file (TOML).
+    #[arg(long)]
+    model_config: Option<PathBuf>,
+    /// A shipped policy name (`standard`, `strict`) or a policy file.
+    #[arg(long, default_value = "standard")]
+    policy: String,
+    /// Samples in flight; defaults to, and is clamped to, the policy's `max_concurrency`.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Seeds the guests' WASI randomness and the built-in models' choices.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Refusals exit 2 with one line; internal failures exit 1.
+enum Failure {
+    Refused(anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Refused(e.into())
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match runtime.block_on(run_async(args)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(Failure::Refused(e)) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+        Err(Failure::Internal(e)) => {
+            eprintln!("internal error: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn run_async(args: RunArgs) -> Result<(), Failure> {
+    let policy = load_policy(&args.policy)?;
+    let eval_bytes = read(&args.eval)?;
+    let dataset_bytes = read(&args.dataset)?;
+    let dataset = Dataset::parse(&dataset_bytes, MAX_DATASET_LINES)
+        .with_context(|| format!("dataset {}", args.dataset.display()))?;
+    let model = load_model(&args)?;
+    let max = policy.limits.max_concurrency as usize;
+    let concurrency = match args.concurrency {
+        Some(0) => return Err(anyhow::anyhow!("--concurrency must be at least 1").into()),
+        Some(c) if c > max => {
+            eprintln!("note: --concurrency {c} is above the policy's max_concurrency; using {max}");
+            max
+        }
+        Some(c) => c,
+        None => max,
+    };
+    // The pool is sized for the policy, whose limits the sandbox checks against it; the job
+    // itself keeps `concurrency` samples in flight.
+    let settings = EngineSettings::for_policy(&policy);
+    let cache =
+        CompileCache::default_dir().map_or_else(CompileCache::disabled, CompileCache::in_dir);
+    let sandbox = Arc::new(Sandbox::new(settings, cache).map_err(|e| Failure::Internal(e.into()))?);
+    let eval = sandbox
+        .prepare(&eval_bytes)
+        .await
+        .with_context(|| format!("eval {}", args.eval.display()))?;
+    eval.check_policy(&policy)?;
+    let spec = JobSpec {
+        eval,
+        dataset: Arc::new(dataset),
+        model,
+        policy: Arc::new(policy),
+        concurrency,
+        seed: args.seed,
+        samples: None,
+    };
+    let bar = ProgressBar::new(spec.dataset.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} samples  {per_sec}  eta {eta}")
+            .map_err(|e| Failure::Internal(e.into()))?,
+    );
+    let progress = {
+        let bar = bar.clone();
+        move |p: Progress| bar.set_position(p.done)
+    };
+    let report = proctor_sandbox::run_and_release(
+        &sandbox,
+        &spec,
+        &policy_label(&args.policy),
+        &progress,
+        &CancellationToken::new(),
+    )
+    .await?
+    .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the job was cancelled")))?;
+    bar.finish_and_clear();
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
+        println!("{json}");
+    } else {
+        print!("{}", render_table(&report));
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// A shipped name, else a file path.
+pub fn load_policy(arg: &str) -> anyhow::Result<Policy> {
+    if proctor_core::policy::BUILTIN_POLICIES
+        .iter()
+        .any(|(n, _)| *n == arg)
+    {
+        return Ok(Policy::named(arg)?);
+    }
+    let path = Path::new(arg);
+    if !path.exists() {
+        return Err(proctor_core::PolicyError::UnknownName(arg.to_owned()).into());
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy {}", path.display()))?;
+    Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))
+}
+
+/// The policy's name as the report shows it: the shipped name, or the file's `name`.
+fn policy_label(arg: &str) -> String {
+    load_policy(arg)
+        .map(|p| p.name)
+        .unwrap_or_else(|_| arg.to_owned())
+}
+
+fn load_model(args: &RunArgs) -> anyhow::Result<Arc<dyn Model>> {
+    if let Some(reference) = &args.model {
+        return Ok(proctor_models::parse_model_ref(reference, Some(args.seed))?);
+    }
+    let path = args
+        .model_config
+        .as_ref()
+        .context("give --model or --model-config")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = proctor_models::ModelConfig::from_toml(&text)
+        .with_context(|| format!("model config {}", path.display()))?;
+    let credential = config.credential_from_env()?;
+    Ok(config.build(credential, Some(args.seed))?)
+}
+
+fn render_table(r: &RunReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let short = |d: &proctor_core::Sha256Digest| d.to_hex()[..12].to_owned();
+    let _ = writeln!(
+        out,
+        "eval      {} {}  (sha256 {}…)",
+        r.eval.name,
+        r.eval.version,
+        short(&r.eval.sha256)
+    );
+    let _ = writeln!(
+        out,
+        "dataset   {} items  (sha256 {}…)",
+        r.dataset.items,
+        short(&r.dataset.sha256)
+    );
+    let _ = writeln!(
+        out,
+        "model     {}  ({} {})",
+        r.model.reference, r.model.name, r.model.version
+    );
+    let _ = writeln!(
+        out,
+        "policy    {}  (sha256 {}…)",
+        r.policy.name,
+        short(&r.policy.sha256)
+    );
+    let _ = writeln!(
+        out,
+        "samples   {} total, {} ok",
+        r.samples.total, r.samples.ok
+    );
+    let counts = serde_json::to_value(r.samples).unwrap_or_default();
+    for group in ["failed", "trapped"] {
+        let nonzero: Vec<String> = counts[group]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !nonzero.is_empty() {
+            let _ = writeln!(out, "  {group:<8}{}", nonzero.join(", "));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "usage     {} queries, {} input tokens, {} output tokens",
+        r.usage.queries, r.usage.input_tokens, r.usage.output_tokens
+    );
+    let d = r.release.decimals as usize;
+    let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
+    match r.release.reason.as_deref() {
+        Some(reason) => {
+            let _ = writeln!(out, "release   withheld: {reason}");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\n{:<20} {:>8} {:>10} {:>10}   95% interval",
+                "metric", "n", "mean", "stderr"
+            );
+            for (name, m) in &r.metrics {
+                let ci = m.ci95.map_or_else(
+                    || "-".to_owned(),
+                    |[lo, hi]| format!("[{lo:.d$}, {hi:.d$}]"),
+                );
+                let _ = writeln!(
+                    out,
+                    "{name:<20} {:>8} {:>10} {:>10}   {ci}",
+                    m.n,
+                    num(m.mean),
+                    num(m.stderr)
+                );
+            }
+            let noise = match r.release.epsilon {
+                Some(eps) => format!("Laplace noise, epsilon {eps}"),
+                None => "no noise".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "\nrelease   released ({noise}, {} decimals, min {} samples)",
+                d, r.release.min_samples
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! `proctor run` and `proctor examples` as a user calls them: the real binary, real files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn proctor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_proctor"))
+        .args(args)
+        .env(
+            "PROCTOR_CACHE_DIR",
+            std::env::temp_dir().join("proctor-cli-test-cache"),
+        )
+        .output()
+        .expect("running proctor")
+}
+
+fn examples(dir: &Path) {
+    let out = proctor(&["examples", "--out", dir.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "arith.wasm",
+        "arith.jsonl",
+        "knowledge.wasm",
+        "knowledge.jsonl",
+    ] {
+        assert!(dir.join(name).is_file(), "{name} written");
+    }
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn the_arithmetic_example_against_builtin_arith_prints_one_json_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    examples(dir.path());
+    let out = proctor(&[
+        "run",
+        &path(dir.path(), "arith.wasm"),
+        "--dataset",
+        &path(dir.path(), "arith.jsonl"),
+        "--model",
+        "builtin:arith?error_rate=0.1",
+        "--json",
+        "--concurrency",
+        "16",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["eval"]["name"], "arith");
+    assert_eq!(report["dataset"]["items"], 500);
+    assert_eq!(report["model"]["ref"], "builtin:arith?error_rate=0.1");
+    assert_eq!(report["policy"]["name"], "standard");
+    assert_eq!(report["samples"]["total"], 500);
+    assert_eq!(report["samples"]["ok"], 500);
+    assert_eq!(report["usage"]["queries"], 500);
+    assert_eq!(report["release"]["status"], "released");
+    let accuracy = &report["metrics"]["accuracy"];
+    assert_eq!(accuracy["n"], 500);
+    let mean = accuracy["mean"].as_f64().expect("a mean");
+    assert!(
+        (0.85..0.95).contains(&mean),
+        "about 10% wrong answers: {mean}"
+    );
+    let [lo, hi] = [0, 1].map(|i| accuracy["ci95"][i].as_f64().expect("interval"));
+    assert!(lo < mean && mean < hi);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    examples(dir.path());
+    let run = |seed: &str| {
+        proctor(&[
+            "run",
+            &path(dir.path(), "arith.wasm"),
+            "--dataset",
+            &path(dir.path(), "arith.jsonl"),
+            "--model",
+            "builtin:arith?error_rate=0.3",
+            "--json",
+            "--seed",
+            seed,
+        ])
+        .stdout
+    };
+    assert_eq!(run("5"), run("5"));
+    assert_ne!(run("5"), run("6"), "the seed steers the built-in's errors");
+}
+
+#[test]
+fn refusals_exit_2_with_one_line_and_nothing_on_stdout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    examples(dir.path());
+    let wasm = path(dir.path(), "arith.wasm");
+    let jsonl = path(dir.path(), "arith.jsonl");
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"a\": 1, \"b\": 2}\nnot json\n",
+    )
+    .expect("write");
+    let bad = path(dir.path(), "bad.jsonl");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "run",
+                &jsonl,
+                "--dataset",
+                &jsonl,
+                "--model",
+                "builtin:arith",
+            ],
+            "not a WebAssembly component",
+        ),
+        (
+            &["run", &wasm, "--dataset", &bad, "--model", "builtin:arith"],
+            "line 2",
+        ),
+        (
+            &[
+                "run",
+                &wasm,
+                "--dataset",
+                &jsonl,
+                "--model",
+                "builtin:oracle",
+            ],
+            "oracle",
+        ),
+        (
+            &[
+                "run",
+                &wasm,
+                "--dataset",
+                &jsonl,
+                "--model",
+                "builtin:arith",
+                "--policy",
+                "lenient",
+            ],
+            "lenient",
+        ),
+        (
+            &[
+                "run",
+                &wasm,
+                "--dataset",
+                &path(dir.path(), "missing.jsonl"),
+                "--model",
+                "builtin:arith",
+            ],
+            "missing.jsonl",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = proctor(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn concurrency_above_the_policy_is_clamped_with_a_note() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    examples(dir.path());
+    let out = proctor(&[
+        "run",
+        &path(dir.path(), "knowledge.wasm"),
+        "--dataset",
+        &path(dir.path(), "knowledge.jsonl"),
+        "--model",
+        "builtin:echo",
+        "--policy",
+        "strict",
+        "--concurrency",
+        "100000",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("using 64"), "{stderr}");
+    // 40 items is below strict's min_samples: the job ran, the release is withheld.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("withheld"), "{stdout}");
+}

@@ -1,0 +1,174 @@
+//! Builds the guest crates under `crates/evals` to WebAssembly components.
+//!
+//! The guests are a workspace of their own, built by a nested cargo with its own target
+//! directory and a cleared environment (the outer build's `CARGO_*` and `RUSTFLAGS` describe a
+//! host build and would leak into it). Zero-WASI guests are built for `wasm32-unknown-unknown`
+//! and wrapped into components with `wit-component`; the guests that test WASI are built for
+//! `wasm32-wasip2`, whose linker emits components itself. A guest directory that no list below
+//! claims fails the build, so no fixture is silently left out.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Examples: shipped in the binary.
+const EXAMPLES: &[&str] = &["arith", "knowledge"];
+/// Test guests with no WASI imports.
+const ZERO_WASI_GUESTS: &[&str] = &[
+    "bad-metric-name",
+    "bad-scores",
+    "big-prompt",
+    "deep-recursion",
+    "describe-calls-model",
+    "describe-reads-dataset",
+    "inverted-metric",
+    "item-out-of-range",
+    "loop-forever",
+    "memory-bomb",
+    "other-world",
+    "out-of-range-score",
+    "panics",
+    "query-storm",
+    "stateful",
+    "undeclared-metric",
+    "unknown-import",
+];
+/// Test guests that use Rust's std on WASI.
+const WASIP2_GUESTS: &[&str] = &["exit", "sleeper", "sockets", "wasi-std"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
+    let evals = manifest_dir.join("../evals");
+    let out_dir = PathBuf::from(env("OUT_DIR"));
+    let test_guests = std::env::var_os("CARGO_FEATURE_TEST_GUESTS").is_some();
+
+    for path in ["../evals", "../proctor-guest", "../proctor-sandbox/wit"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    check_every_guest_is_claimed(&evals.join("test-guests"));
+
+    let target_dir = out_dir.join("guests");
+    let mut zero_wasi: Vec<&str> = EXAMPLES.to_vec();
+    if test_guests {
+        zero_wasi.extend(ZERO_WASI_GUESTS);
+    }
+    cargo_build(&evals, &target_dir, "wasm32-unknown-unknown", &zero_wasi);
+    if test_guests {
+        cargo_build(&evals, &target_dir, "wasm32-wasip2", WASIP2_GUESTS);
+    }
+
+    let mut examples = String::new();
+    for name in EXAMPLES {
+        let component = componentize(&target_dir, name, &out_dir);
+        embed(&mut examples, name, "_WASM", &component);
+    }
+    std::fs::write(out_dir.join("examples.rs"), examples).expect("writing examples.rs");
+
+    let mut guests = String::new();
+    if test_guests {
+        for name in ZERO_WASI_GUESTS {
+            let component = componentize(&target_dir, name, &out_dir);
+            embed(&mut guests, name, "", &component);
+        }
+        for name in WASIP2_GUESTS {
+            let component = artifact(&target_dir, "wasm32-wasip2", name);
+            embed(&mut guests, name, "", &component);
+        }
+    }
+    std::fs::write(out_dir.join("test_guests.rs"), guests).expect("writing test_guests.rs");
+}
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("cargo sets {key} for build scripts"))
+}
+
+fn check_every_guest_is_claimed(dir: &Path) {
+    let claimed: BTreeSet<&str> = ZERO_WASI_GUESTS
+        .iter()
+        .chain(WASIP2_GUESTS)
+        .copied()
+        .collect();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.expect("reading a directory entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && !claimed.contains(name.as_str()) {
+            panic!("test guest {name} is in crates/evals/test-guests but not listed in build.rs");
+        }
+    }
+}
+
+fn cargo_build(workspace: &Path, target_dir: &Path, target: &str, packages: &[&str]) {
+    // The toolchain's own cargo and rustc, as the outer build runs them.
+    let cargo = PathBuf::from(env("CARGO"));
+    let mut cmd = Command::new(&cargo);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME"
+            || [
+                "RUSTFLAGS",
+                "RUSTC",
+                "RUSTC_WRAPPER",
+                "RUSTC_WORKSPACE_WRAPPER",
+                "RUSTDOC",
+            ]
+            .contains(&key.as_ref())
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    if let Some(rustc) = cargo
+        .parent()
+        .map(|bin| bin.join("rustc"))
+        .filter(|p| p.exists())
+    {
+        cmd.env("RUSTC", rustc);
+    }
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "--locked", "--target", target])
+        .arg("--target-dir")
+        .arg(target_dir);
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", cargo.display()));
+    assert!(
+        status.success(),
+        "building the guests for {target} failed; is the target installed? (rustup target add {target})"
+    );
+}
+
+fn artifact(target_dir: &Path, target: &str, name: &str) -> PathBuf {
+    target_dir
+        .join(target)
+        .join("release")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Wraps a core module built with wit-bindgen into a component.
+fn componentize(target_dir: &Path, name: &str, out_dir: &Path) -> PathBuf {
+    let module_path = artifact(target_dir, "wasm32-unknown-unknown", name);
+    let module = std::fs::read(&module_path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", module_path.display()));
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .unwrap_or_else(|e| panic!("making a component of {name}: {e:#}"));
+    let path = out_dir.join(format!("{name}.component.wasm"));
+    std::fs::write(&path, component).expect("writing a component");
+    path
+}
+
+fn embed(code: &mut String, name: &str, suffix: &str, path: &Path) {
+    let constant = format!("{}{suffix}", name.replace('-', "_").to_uppercase());
+    writeln!(
+        code,
+        "/// The `{name}` component.\npub const {constant}: &[u8] = include_bytes!({:?});",
+        path.display().to_string()
+    )
+    .expect("writing to a string");
+}
