@@ -6,8 +6,10 @@
 #     RFC 9162, both by the small independent Python implementation below;
 #   - `proctor verify` accepts the same directory, and refuses it once a file is changed.
 #
-# Needs PROCTOR_BIN (the release `proctor` binary) and runs the `fixture` example of
-# proctor-attest with cargo (CARGO_TARGET_DIR as set by .ci/run).
+# Checks two directories: one written by the `fixture` example of proctor-attest (a log of
+# five entries, so the inclusion proof has several hashes; run with cargo, CARGO_TARGET_DIR as
+# set by .ci/run), and one written by `proctor demo --out`. Needs PROCTOR_BIN (the release
+# `proctor` binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,7 @@ cargo run --release --quiet -p proctor-attest --example fixture -- "$dir"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check securesystemslib cryptography
 
-"$work/venv/bin/python" - "$dir" <<'PY'
+cat >"$work/check.py" <<'PY'
 """Checks a Proctor attestation directory with securesystemslib and a C2SP/RFC 9162 reader."""
 import base64
 import hashlib
@@ -157,6 +159,12 @@ ok("the envelope's bytes are in the checkpoint's tree")
 
 print(f"attest-interop python: {passed} passed, 0 failed")
 PY
+"$work/venv/bin/python" "$work/check.py" "$dir"
+
+# What `proctor demo --out` keeps, a real run of a real component, passes the same checks.
+"$PROCTOR_BIN" demo --out "$work/demo" >/dev/null
+"$work/venv/bin/python" "$work/check.py" "$work/demo"
+"$PROCTOR_BIN" verify "$work/demo"
 
 "$PROCTOR_BIN" verify "$dir"
 

@@ -1,5 +1,6 @@
 //! The `proctor` binary: a thin shell over the library crates.
 
+mod demo;
 mod examples;
 mod keys;
 mod model_cmd;
@@ -23,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A full evaluation in one command: run the arithmetic example, sign the result, log it,
+    /// and verify the attestation offline.
+    Demo(demo::DemoArgs),
     /// Run an eval locally against a model and print its released aggregates.
     Run(run::RunArgs),
     /// Write the example evals and their datasets to a directory.
@@ -42,6 +46,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
         Command::Examples(args) => examples::run(args),
         Command::Keys(cmd) => keys::run(cmd),

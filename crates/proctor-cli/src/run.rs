@@ -48,7 +48,7 @@ pub struct RunArgs {
 }
 
 /// Refusals exit 2 with one line; internal failures exit 1.
-enum Failure {
+pub enum Failure {
     Refused(anyhow::Error),
     Internal(anyhow::Error),
 }
@@ -60,11 +60,17 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    run_to_exit(run_async(args))
+}
+
+/// Runs a command's body on a multi-thread runtime and maps its failure to the exit status:
+/// a refusal exits 2 with one line, an internal failure 1.
+pub fn run_to_exit(body: impl Future<Output = Result<(), Failure>>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match runtime.block_on(run_async(args)) {
+    match runtime.block_on(body) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(Failure::Refused(e)) => {
             eprintln!("error: {e:#}");
@@ -84,8 +90,44 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
     let dataset = Dataset::parse(&dataset_bytes, MAX_DATASET_LINES)
         .with_context(|| format!("dataset {}", args.dataset.display()))?;
     let model = load_model(&args)?;
-    let max = policy.limits.max_concurrency as usize;
-    let concurrency = match args.concurrency {
+    let job = LocalJob {
+        eval_label: args.eval.display().to_string(),
+        eval_bytes: &eval_bytes,
+        dataset,
+        model,
+        policy,
+        concurrency: args.concurrency,
+        seed: args.seed,
+    };
+    let report = evaluate(job).await?;
+    if args.json {
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
+        println!("{json}");
+    } else {
+        print!("{}", render_table(&report));
+    }
+    Ok(())
+}
+
+/// One local job: what `proctor run` and `proctor demo` evaluate.
+pub struct LocalJob<'a> {
+    /// How errors name the eval (its path).
+    pub eval_label: String,
+    pub eval_bytes: &'a [u8],
+    pub dataset: Dataset,
+    pub model: Arc<dyn Model>,
+    pub policy: Policy,
+    /// Samples in flight; `None` takes the policy's `max_concurrency`, and more is clamped.
+    pub concurrency: Option<usize>,
+    pub seed: u64,
+}
+
+/// Prepares the eval, runs every sample through the job loop the service uses, and releases
+/// the result under the policy. A progress bar goes to stderr when it is a terminal.
+pub async fn evaluate(job: LocalJob<'_>) -> Result<RunReport, Failure> {
+    let max = job.policy.limits.max_concurrency as usize;
+    let concurrency = match job.concurrency {
         Some(0) => return Err(anyhow::anyhow!("--concurrency must be at least 1").into()),
         Some(c) if c > max => {
             eprintln!("note: --concurrency {c} is above the policy's max_concurrency; using {max}");
@@ -96,22 +138,23 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
     };
     // The pool is sized for the policy, whose limits the sandbox checks against it; the job
     // itself keeps `concurrency` samples in flight.
-    let settings = EngineSettings::for_policy(&policy);
+    let settings = EngineSettings::for_policy(&job.policy);
     let cache =
         CompileCache::default_dir().map_or_else(CompileCache::disabled, CompileCache::in_dir);
     let sandbox = Arc::new(Sandbox::new(settings, cache).map_err(|e| Failure::Internal(e.into()))?);
     let eval = sandbox
-        .prepare(&eval_bytes)
+        .prepare(job.eval_bytes)
         .await
-        .with_context(|| format!("eval {}", args.eval.display()))?;
-    eval.check_policy(&policy)?;
+        .with_context(|| format!("eval {}", job.eval_label))?;
+    eval.check_policy(&job.policy)?;
+    let policy_name = job.policy.name.clone();
     let spec = JobSpec {
         eval,
-        dataset: Arc::new(dataset),
-        model,
-        policy: Arc::new(policy),
+        dataset: Arc::new(job.dataset),
+        model: job.model,
+        policy: Arc::new(job.policy),
         concurrency,
-        seed: args.seed,
+        seed: job.seed,
         samples: None,
     };
     let bar = ProgressBar::new(spec.dataset.len() as u64);
@@ -126,21 +169,14 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
     let report = proctor_sandbox::run_and_release(
         &sandbox,
         &spec,
-        &policy_label(&args.policy),
+        &policy_name,
         &progress,
         &CancellationToken::new(),
     )
     .await?
     .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the job was cancelled")))?;
     bar.finish_and_clear();
-    if args.json {
-        let json =
-            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
-        println!("{json}");
-    } else {
-        print!("{}", render_table(&report));
-    }
-    Ok(())
+    Ok(report)
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -164,13 +200,6 @@ pub fn load_policy(arg: &str) -> anyhow::Result<Policy> {
     Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))
 }
 
-/// The policy's name as the report shows it: the shipped name, or the file's `name`.
-fn policy_label(arg: &str) -> String {
-    load_policy(arg)
-        .map(|p| p.name)
-        .unwrap_or_else(|_| arg.to_owned())
-}
-
 fn load_model(args: &RunArgs) -> anyhow::Result<Arc<dyn Model>> {
     if let Some(reference) = &args.model {
         return Ok(proctor_models::parse_model_ref(reference, Some(args.seed))?);
@@ -187,7 +216,7 @@ fn load_model(args: &RunArgs) -> anyhow::Result<Arc<dyn Model>> {
     Ok(config.build(credential, Some(args.seed))?)
 }
 
-fn render_table(r: &RunReport) -> String {
+pub fn render_table(r: &RunReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let short = |d: &proctor_core::Sha256Digest| d.to_hex()[..12].to_owned();

@@ -18,11 +18,11 @@ use proctor_core::Sha256Digest;
 use crate::keys::{PUBLIC_KEY_FILE, load_public_key};
 
 /// File names in an attestation directory (`proctor demo --out`, `proctor attestation get`).
-const ATTESTATION_FILE: &str = "attestation.json";
-const CHECKPOINT_FILE: &str = "checkpoint.txt";
-const INCLUSION_PROOF_FILE: &str = "inclusion-proof.json";
-const EVAL_FILE: &str = "eval.wasm";
-const DATASET_FILE: &str = "dataset.jsonl";
+pub(crate) const ATTESTATION_FILE: &str = "attestation.json";
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.txt";
+pub(crate) const INCLUSION_PROOF_FILE: &str = "inclusion-proof.json";
+pub(crate) const EVAL_FILE: &str = "eval.wasm";
+pub(crate) const DATASET_FILE: &str = "dataset.jsonl";
 
 #[derive(Args)]
 pub struct VerifyArgs {
