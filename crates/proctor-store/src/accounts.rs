@@ -1,0 +1,398 @@
+//! Accounts, roles and API tokens.
+//!
+//! A token's secret is shown once, by [`Store::create_token`]; the database keeps only its
+//! sha256, so a copy of the database grants nothing. Secrets carry 256 random bits, so an
+//! unsalted hash is enough and lookup is one indexed equality.
+
+use std::fmt;
+use std::str::FromStr;
+
+use proctor_core::digest::Sha256Digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::{Result, StoreError, classify};
+use crate::ids::{AccountId, TokenId};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Manages accounts and tokens.
+    Admin,
+    /// Owns models.
+    Vendor,
+    /// Uploads evals and datasets, submits jobs.
+    Evaluator,
+    /// Reads attestations.
+    Regulator,
+}
+
+/// An evaluator's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// A university or research group.
+    Academic,
+    /// An independent auditor.
+    Auditor,
+    /// A regulator's own evaluation team.
+    Regulator,
+    /// A company.
+    Commercial,
+}
+
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, $($variant:ident = $text:literal),+ $(,)?) => {
+        impl $ty {
+            /// The name used in the database and the API.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = StoreError;
+
+            fn from_str(s: &str) -> $crate::error::Result<$ty> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err($crate::error::StoreError::Invalid($what)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum!(
+    Role,
+    "role",
+    Admin = "admin",
+    Vendor = "vendor",
+    Evaluator = "evaluator",
+    Regulator = "regulator"
+);
+text_enum!(
+    Tier,
+    "tier",
+    Academic = "academic",
+    Auditor = "auditor",
+    Regulator = "regulator",
+    Commercial = "commercial"
+);
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its id.
+    pub id: AccountId,
+    /// Its unique name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Set for evaluators only.
+    pub tier: Option<Tier>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An API token's metadata (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Its id.
+    pub id: TokenId,
+    /// Whose it is.
+    pub account: AccountId,
+    /// A label chosen when it was made.
+    pub label: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A freshly made token: the only time its secret exists outside the caller's hands.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// Its metadata.
+    pub info: TokenInfo,
+    /// The bearer secret: `pct_` and 64 hex digits.
+    pub secret: String,
+}
+
+impl fmt::Debug for NewToken {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, name, role, tier, created_at";
+const TOKEN_COLUMNS: &str = "id, account_id, label, created_at, revoked_at";
+
+pub(crate) fn parse_id<T: FromStr>(row: &AnyRow, column: &'static str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|_| StoreError::Corrupt(column))
+}
+
+pub(crate) fn parse_text<T: FromStr>(row: &AnyRow, column: &'static str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|_| StoreError::Corrupt(column))
+}
+
+pub(crate) fn timestamp(row: &AnyRow, column: &'static str) -> Result<Timestamp> {
+    Ok(Timestamp(row.try_get(column)?))
+}
+
+pub(crate) fn opt_timestamp(row: &AnyRow, column: &'static str) -> Result<Option<Timestamp>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
+}
+
+fn account_from_row(row: &AnyRow) -> Result<Account> {
+    let tier: Option<String> = row.try_get("tier")?;
+    Ok(Account {
+        id: parse_id(row, "id")?,
+        name: row.try_get("name")?,
+        role: parse_text(row, "role")?,
+        tier: tier.map(|t| t.parse()).transpose()?,
+        created_at: timestamp(row, "created_at")?,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenInfo> {
+    Ok(TokenInfo {
+        id: parse_id(row, "id")?,
+        account: parse_id(row, "account_id")?,
+        label: row.try_get("label")?,
+        created_at: timestamp(row, "created_at")?,
+        revoked_at: opt_timestamp(row, "revoked_at")?,
+    })
+}
+
+fn new_secret() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::Invalid("system randomness"))?;
+    Ok(format!("pct_{}", hex::encode(bytes)))
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256Digest::of(secret.as_bytes()).0.to_vec()
+}
+
+impl Store {
+    /// Creates an account. `tier` must be set for evaluators and only for them.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken; [`StoreError::Invalid`] for a tier
+    /// on a non-evaluator or an evaluator without one, or an empty name.
+    pub async fn create_account(
+        &self,
+        name: &str,
+        role: Role,
+        tier: Option<Tier>,
+    ) -> Result<Account> {
+        if name.is_empty() {
+            return Err(StoreError::Invalid("account name"));
+        }
+        if (role == Role::Evaluator) != tier.is_some() {
+            return Err(StoreError::Invalid("tier"));
+        }
+        let sql = self.backend.sql(&format!(
+            "INSERT INTO accounts (id, name, role, tier, created_at) \
+             VALUES ($1, $2, $3, $4, {{now}}) RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(AccountId::new().to_string())
+            .bind(name)
+            .bind(role.as_str())
+            .bind(tier.map(Tier::as_str))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(e, "account name", "account"))?;
+        account_from_row(&row)
+    }
+
+    /// The account with this id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn account(&self, id: AccountId) -> Result<Account> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("account"))?;
+        account_from_row(&row)
+    }
+
+    /// The account with this name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn account_by_name(&self, name: &str) -> Result<Account> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("account"))?;
+        account_from_row(&row)
+    }
+
+    /// Every account, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Makes a token for `account`; the returned secret is never stored and cannot be shown
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for an unknown account.
+    pub async fn create_token(&self, account: AccountId, label: &str) -> Result<NewToken> {
+        let secret = new_secret()?;
+        let sql = self.backend.sql(&format!(
+            "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
+             VALUES ($1, $2, $3, $4, {{now}}) RETURNING {TOKEN_COLUMNS}"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(TokenId::new().to_string())
+            .bind(account.to_string())
+            .bind(secret_hash(&secret))
+            .bind(label)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| classify(e, "token", "account"))?;
+        Ok(NewToken {
+            info: token_from_row(&row)?,
+            secret,
+        })
+    }
+
+    /// The account a bearer secret belongs to, or `None` for an unknown or revoked token.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn account_for_token(&self, secret: &str) -> Result<Option<Account>> {
+        let sql = "SELECT a.id, a.name, a.role, a.tier, a.created_at FROM api_tokens t \
+                   JOIN accounts a ON a.id = t.account_id \
+                   WHERE t.secret_sha256 = $1 AND t.revoked_at IS NULL";
+        let row = sqlx::query(sql)
+            .bind(secret_hash(secret))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// The tokens of an account, revoked ones included.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn tokens_of(&self, account: AccountId) -> Result<Vec<TokenInfo>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE account_id = $1 ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes a token; revoking it again changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn revoke_token(&self, token: TokenId) -> Result<()> {
+        let sql = self
+            .backend
+            .sql("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, {now}) WHERE id = $1");
+        let done = sqlx::query(&sql)
+            .bind(token.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("token"));
+        }
+        Ok(())
+    }
+
+    /// On first start: creates the admin account `name` and a token for it, in one
+    /// transaction, if no admin exists yet; `None` if one does (also when another server won
+    /// the race).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn bootstrap_admin(&self, name: &str) -> Result<Option<(Account, NewToken)>> {
+        let mut tx = self.begin().await?;
+        let existing: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
+                .fetch_one(&mut *tx.inner)
+                .await?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let sql = self.backend.sql(&format!(
+            "INSERT INTO accounts (id, name, role, tier, created_at) \
+             VALUES ($1, $2, 'admin', NULL, {{now}}) RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = match sqlx::query(&sql)
+            .bind(AccountId::new().to_string())
+            .bind(name)
+            .fetch_one(&mut *tx.inner)
+            .await
+        {
+            Ok(row) => row,
+            Err(e) => {
+                return match classify(e, "account name", "account") {
+                    StoreError::Conflict(_) => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let account = account_from_row(&row)?;
+        let secret = new_secret()?;
+        let sql = self.backend.sql(&format!(
+            "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
+             VALUES ($1, $2, $3, 'bootstrap', {{now}}) RETURNING {TOKEN_COLUMNS}"
+        ));
+        let row = sqlx::query(&sql)
+            .bind(TokenId::new().to_string())
+            .bind(account.id.to_string())
+            .bind(secret_hash(&secret))
+            .fetch_one(&mut *tx.inner)
+            .await?;
+        let info = token_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some((account, NewToken { info, secret })))
+    }
+}

@@ -1,0 +1,234 @@
+//! The connection pool, the two backends, migrations and transactions.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::error::{Result, StoreError};
+use crate::time::Timestamp;
+
+/// Which database is behind a [`Store`]. The SQL is the same on both except for the clock and
+/// the row locks, which this decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one file (WAL, busy timeout, foreign keys) or memory; writers serialized by
+    /// `BEGIN IMMEDIATE`.
+    Sqlite,
+    /// PostgreSQL: row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`).
+    Postgres,
+}
+
+impl Backend {
+    /// The database's clock in milliseconds since the Unix epoch, as an SQL expression.
+    pub(crate) fn now_ms(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// `FOR UPDATE` where row locks exist. SQLite needs none: its write transactions start
+    /// with `BEGIN IMMEDIATE`, which already excludes every other writer.
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE",
+        }
+    }
+
+    /// Replaces `{now}` and `{for_update}` in `sql`.
+    pub(crate) fn sql(self, sql: &str) -> String {
+        sql.replace("{now}", self.now_ms())
+            .replace("{for_update}", self.for_update())
+    }
+}
+
+/// Proctor's database: a pool of connections to SQLite or PostgreSQL.
+///
+/// Cheap to clone (the pool is reference-counted); share one per process.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+}
+
+/// How long a SQLite writer waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
+
+impl Store {
+    /// Connects and applies the embedded migrations.
+    ///
+    /// `url` is `sqlite://PATH?mode=rwc` (created if missing), `sqlite::memory:` (one
+    /// connection, gone when the store is dropped) or `postgres://…` (also `postgresql://`).
+    /// SQLite runs in WAL mode with a busy timeout and foreign keys on.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnsupportedUrl`], [`StoreError::Database`] when the database cannot be
+    /// reached, [`StoreError::Migrate`] when the schema cannot be brought up to date.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, 16).await
+    }
+
+    /// [`Store::connect`] with at most `max_connections` pooled connections (a file-backed
+    /// SQLite gets at least two, so readers do not wait for a writer; memory gets exactly one,
+    /// since each connection would otherwise open its own empty database).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::connect`].
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Store> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.chars().take(40).collect()));
+        };
+        let memory = backend == Backend::Sqlite && url.contains(":memory:");
+        let mut options = AnyPoolOptions::new();
+        options = match backend {
+            Backend::Sqlite if memory => options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            Backend::Sqlite => options.max_connections(max_connections.max(2)),
+            Backend::Postgres => options.max_connections(max_connections.max(1)),
+        };
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; the busy timeout makes a
+                    // second writer wait instead of failing; foreign keys are off by default in
+                    // SQLite and the schema relies on them.
+                    conn.execute(
+                        format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .acquire_timeout(Duration::from_secs(60))
+            .connect(url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&pool)
+                    .await?
+            }
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. Everything that writes several rows runs in one; the server
+    /// uses one to put a job and its pre-registration log entry in together
+    /// ([`Tx::enqueue`], [`Tx::append_entry`]).
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: it takes the database's write lock at once, so two
+    /// writers never both read and then fail to upgrade, and log appends are serialized.
+    /// Dropping a [`Tx`] without [`Tx::commit`] rolls it back.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+        })
+    }
+
+    /// The database's clock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn now(&self) -> Result<Timestamp> {
+        let sql = format!("SELECT {}", self.backend.now_ms());
+        let now: i64 = sqlx::query_scalar(&sql).fetch_one(&self.pool).await?;
+        Ok(Timestamp(now))
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction (see [`Store::begin`]). Rolled back when dropped uncommitted.
+#[derive(Debug)]
+pub struct Tx {
+    pub(crate) inner: sqlx::Transaction<'static, Any>,
+    pub(crate) backend: Backend,
+}
+
+impl Tx {
+    /// Commits.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`]; nothing of the transaction is then visible.
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls back explicitly (dropping does the same, later).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn rollback(self) -> Result<()> {
+        self.inner.rollback().await?;
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database's clock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn now(&mut self) -> Result<Timestamp> {
+        let sql = format!("SELECT {}", self.backend.now_ms());
+        let now: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *self.inner).await?;
+        Ok(Timestamp(now))
+    }
+}
+
+/// Conversions between the store's unsigned values and the databases' signed 64-bit integers.
+pub(crate) fn to_i64(value: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(what))
+}
+
+pub(crate) fn to_u64(value: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(what))
+}
+
+pub(crate) fn millis(duration: Duration) -> Result<i64> {
+    i64::try_from(duration.as_millis()).map_err(|_| StoreError::Invalid("duration"))
+}
