@@ -195,3 +195,50 @@ fn concurrency_above_the_policy_is_clamped_with_a_note() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("withheld"), "{stdout}");
 }
+
+#[test]
+fn under_strict_two_runs_over_the_same_outputs_release_different_noised_figures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    examples(dir.path());
+    let run = || {
+        let out = proctor(&[
+            "run",
+            &path(dir.path(), "arith.wasm"),
+            "--dataset",
+            &path(dir.path(), "arith.jsonl"),
+            "--model",
+            "builtin:arith?error_rate=0.2",
+            "--policy",
+            "strict",
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
+    };
+    let (first, second) = (run(), run());
+    assert_eq!(first["release"]["mechanism"], "laplace");
+    assert_eq!(first["release"]["epsilon"], 1.0);
+    assert!(
+        first["release"]["noise"]["metrics.accuracy.sum"]
+            .as_f64()
+            .is_some()
+    );
+    // The model's answers are the same both times (seed 0); only the noise differs.
+    assert_ne!(
+        (&first["metrics"], &first["samples"]),
+        (&second["metrics"], &second["samples"]),
+        "two DP releases of the same outputs differ"
+    );
+    for report in [&first, &second] {
+        let mean = report["metrics"]["accuracy"]["mean"]
+            .as_f64()
+            .expect("a mean");
+        assert!((0.6..=1.0).contains(&mean), "{mean}");
+        assert!(report["samples"]["ok"].as_u64().expect("count") <= 500);
+    }
+}

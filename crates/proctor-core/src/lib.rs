@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod digest;
 pub mod metric;
 pub mod model;
+pub mod noise;
 pub mod outcome;
 pub mod policy;
 pub mod release;

@@ -141,6 +141,11 @@ impl OutcomeTally {
         self.0[outcome.index()]
     }
 
+    /// The tally with every count passed through `f` (the release noises counts this way).
+    pub fn map_counts(&self, mut f: impl FnMut(u64) -> u64) -> OutcomeTally {
+        OutcomeTally(self.0.map(&mut f))
+    }
+
     /// All samples counted.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()

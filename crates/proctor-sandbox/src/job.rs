@@ -156,12 +156,15 @@ pub async fn run_and_release(
         return Ok(None);
     }
     let info = &spec.eval.info;
+    // DP noise comes from the OS-seeded CSPRNG, never from the job's seed, and is not kept.
+    let mut rng = rand::rng();
     let released = proctor_core::release(
-        &spec.policy.release,
+        &spec.policy,
         &info.metrics,
         &totals.accumulators,
         &totals.tally,
         totals.usage,
+        &mut || rand::Rng::next_u64(&mut rng),
     );
     Ok(Some(RunReport::new(
         EvalRef {
