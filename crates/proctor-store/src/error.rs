@@ -2,14 +2,18 @@
 
 use std::error::Error as StdError;
 
+use crate::grants::{Budget, Refusal};
+
 /// A failure to sign an entry, from the caller's signing closure.
 pub type SignError = Box<dyn StdError + Send + Sync>;
 
 /// Why a store operation failed.
 ///
 /// Suggested HTTP mapping: [`StoreError::NotFound`] 404, [`StoreError::Conflict`] 409,
-/// [`StoreError::LeaseLost`] and [`StoreError::InvalidState`] 409, [`StoreError::Invalid`] 422,
-/// everything else 500 (with details only in the server's log).
+/// [`StoreError::LeaseLost`], [`StoreError::InvalidState`] and [`StoreError::ReservationEnded`]
+/// 409, [`StoreError::Invalid`] 422, [`StoreError::NoGrant`] 403,
+/// [`StoreError::BudgetExhausted`] 429, everything else 500 (with details only in the server's
+/// log).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The row asked for (or one it refers to) does not exist.
@@ -29,6 +33,25 @@ pub enum StoreError {
         job: String,
         /// Its current status.
         status: &'static str,
+        /// What was tried.
+        action: &'static str,
+    },
+    /// No grant lets the evaluator run this (none names it or its tier, or the one that did
+    /// was revoked or expired). HTTP 403; the [`Refusal`] says which, for the message.
+    #[error("no grant covers this: {}", .0.message())]
+    NoGrant(Refusal),
+    /// Accepting the job or sending the query would exceed one of the grant's budgets; nothing
+    /// was counted. HTTP 429.
+    #[error("the grant's budget is exhausted: {}", .0.message())]
+    BudgetExhausted(Budget),
+    /// A query reservation already ended the other way (settling a released one, or releasing
+    /// a settled one). HTTP 409.
+    #[error("reservation {id} is {state}; {action} is not possible")]
+    ReservationEnded {
+        /// The reservation.
+        id: String,
+        /// How it ended.
+        state: &'static str,
         /// What was tried.
         action: &'static str,
     },

@@ -62,3 +62,11 @@ uuid_id!(
     /// A job.
     JobId
 );
+uuid_id!(
+    /// A grant: a vendor's permission to evaluate one of its models.
+    GrantId
+);
+uuid_id!(
+    /// A reservation of budget for one model query.
+    ReservationId
+);

@@ -215,12 +215,12 @@ pub enum Cancelled {
     Requested(Job),
 }
 
-const JOB_COLUMNS: &str = "id, evaluator_id, eval_digest, dataset_digest, model_id, policy_name, \
-    policy_json, policy_digest, concurrency, seed, status, reason, cancel_requested, \
+pub(crate) const JOB_COLUMNS: &str = "id, evaluator_id, eval_digest, dataset_digest, model_id, \
+    policy_name, policy_json, policy_digest, concurrency, seed, status, reason, cancel_requested, \
     progress_done, progress_total, attempts, lease_owner, lease_expires_at, report, created_at, \
     started_at, finished_at";
 
-fn job_from_row(row: &AnyRow) -> Result<Job> {
+pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
     let lease_owner: Option<String> = row.try_get("lease_owner")?;
     let lease_expires_at = opt_timestamp(row, "lease_expires_at")?;
     let concurrency: i64 = row.try_get("concurrency")?;
@@ -257,7 +257,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
 
 /// Reads a job inside `tx`, locking its row on PostgreSQL (SQLite's transaction is already
 /// exclusive).
-async fn lock_job(tx: &mut Tx, id: JobId) -> Result<Job> {
+pub(crate) async fn lock_job(tx: &mut Tx, id: JobId) -> Result<Job> {
     let sql = tx.backend.sql(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 {{for_update}}"
     ));
@@ -270,7 +270,12 @@ async fn lock_job(tx: &mut Tx, id: JobId) -> Result<Job> {
 }
 
 /// Writes a job's end and appends its result entry, in `tx`.
-async fn end_job<F>(tx: &mut Tx, job: Job, outcome: &Outcome, sign: F) -> Result<(Job, LogEntry)>
+pub(crate) async fn end_job<F>(
+    tx: &mut Tx,
+    job: Job,
+    outcome: &Outcome,
+    sign: F,
+) -> Result<(Job, LogEntry)>
 where
     F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
 {
@@ -391,7 +396,8 @@ impl Store {
 
     /// Claims the oldest job that is queued or whose lease expired, for `worker` (any id
     /// unique to the worker, e.g. host, process and task), with a lease of `lease`.
-    /// `None` when there is nothing to do.
+    /// `None` when there is nothing to do. A job waiting for its vendor's approval (see
+    /// [`Store::approve_job`]) is never handed out.
     ///
     /// Several workers, also in several processes, never get the same job while its lease
     /// runs: PostgreSQL locks the chosen row (`FOR UPDATE SKIP LOCKED`, so claimers pass each
@@ -415,7 +421,9 @@ impl Store {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
              lease_expires_at = {{now}} + $2, started_at = COALESCE(started_at, {{now}}) \
              WHERE id = (SELECT id FROM jobs \
-                 WHERE status = 'queued' OR (status = 'running' AND lease_expires_at <= {{now}}) \
+                 WHERE (status = 'queued' AND NOT EXISTS (SELECT 1 FROM job_grants g \
+                        WHERE g.job_id = jobs.id AND g.approval = 'pending')) \
+                    OR (status = 'running' AND lease_expires_at <= {{now}}) \
                  ORDER BY created_at, id LIMIT 1 {skip_locked}) \
              RETURNING {JOB_COLUMNS}"
         ));
@@ -563,19 +571,23 @@ impl Store {
             return Err(StoreError::Invalid("final job status"));
         }
         let mut tx = self.begin().await?;
-        let current = lock_job(&mut tx, job).await?;
-        let now = tx.now().await?;
-        let holds = current.status == JobStatus::Running
-            && current
-                .lease
-                .as_ref()
-                .is_some_and(|l| l.owner == worker && l.expires_at > now);
-        if !holds {
-            return Err(StoreError::LeaseLost(job.to_string()));
+        // Rolled back at once on a refusal (Tx::end): the job's row lock must not outlive
+        // the call, or a claim right after would pass the job by.
+        let result = async {
+            let current = lock_job(&mut tx, job).await?;
+            let now = tx.now().await?;
+            let holds = current.status == JobStatus::Running
+                && current
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| l.owner == worker && l.expires_at > now);
+            if !holds {
+                return Err(StoreError::LeaseLost(job.to_string()));
+            }
+            end_job(&mut tx, current, outcome, sign).await
         }
-        let ended = end_job(&mut tx, current, outcome, sign).await?;
-        tx.commit().await?;
-        Ok(ended)
+        .await;
+        tx.end(result).await
     }
 
     /// Cancels a job. A queued job ends at once, with its result entry (signed by `sign`)
@@ -591,35 +603,41 @@ impl Store {
         F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
     {
         let mut tx = self.begin().await?;
-        let current = lock_job(&mut tx, job).await?;
-        match current.status {
-            JobStatus::Queued => {
-                let outcome = Outcome {
-                    status: JobStatus::Cancelled,
-                    reason: Some(reason.to_owned()),
-                    report: None,
-                };
-                let (ended, entry) = end_job(&mut tx, current, &outcome, sign).await?;
-                tx.commit().await?;
-                Ok(Cancelled::Now(ended, entry))
-            }
-            JobStatus::Running => {
-                sqlx::query("UPDATE jobs SET cancel_requested = 1, reason = COALESCE(reason, $2) WHERE id = $1")
+        // Rolled back at once on a refusal (Tx::end), as in finish.
+        let result = async {
+            let current = lock_job(&mut tx, job).await?;
+            match current.status {
+                JobStatus::Queued => {
+                    let outcome = Outcome {
+                        status: JobStatus::Cancelled,
+                        reason: Some(reason.to_owned()),
+                        report: None,
+                    };
+                    let (ended, entry) = end_job(&mut tx, current, &outcome, sign).await?;
+                    Ok(Cancelled::Now(ended, entry))
+                }
+                JobStatus::Running => {
+                    sqlx::query(
+                        "UPDATE jobs SET cancel_requested = 1, \
+                         reason = COALESCE(reason, $2) WHERE id = $1",
+                    )
                     .bind(job.to_string())
                     .bind(reason)
                     .execute(&mut *tx.inner)
                     .await?;
-                tx.commit().await?;
-                let mut flagged = current;
-                flagged.cancel_requested = true;
-                flagged.reason.get_or_insert_with(|| reason.to_owned());
-                Ok(Cancelled::Requested(flagged))
+                    let mut flagged = current;
+                    flagged.cancel_requested = true;
+                    flagged.reason.get_or_insert_with(|| reason.to_owned());
+                    Ok(Cancelled::Requested(flagged))
+                }
+                status => Err(StoreError::InvalidState {
+                    job: job.to_string(),
+                    status: status.as_str(),
+                    action: "cancelling",
+                }),
             }
-            status => Err(StoreError::InvalidState {
-                job: job.to_string(),
-                status: status.as_str(),
-                action: "cancelling",
-            }),
         }
+        .await;
+        tx.end(result).await
     }
 }

@@ -14,6 +14,8 @@
 //! | [`accounts`] | accounts, roles and tiers, API tokens (only their sha256 stored) |
 //! | [`artifacts`] | models (credentials as opaque sealed bytes), evals and datasets (content-addressed) |
 //! | [`jobs`] | submission, the queue (claim, renew, progress, finish, cancel) |
+//! | [`grants`] | grants (tier or account), job acceptance under a grant (jobs per day, epsilon ledger), manual approval, revocation |
+//! | [`metering`] | query reservations against a grant's budgets, settle/release, usage reports |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
 //! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses |
 //!
@@ -33,6 +35,23 @@
 //! let (job, accepted) = store.submit_job(&new_job, |job, slot| {
 //!     Ok(JobAccepted { log_index: slot.index, .. }.into_statement().sign(&key)?.as_bytes().to_vec())
 //! }).await?;
+//! // grants (issue 5): the vendor grants, the evaluator submits under the grant that covers it
+//! let grant = store.create_grant(&NewGrant { vendor, model, grantee: Grantee::Tier(Tier::Academic), .. }).await?;
+//! let grant = store.grant_for(evaluator, model).await?;           // NoGrant(reason) → 403
+//! // a DP job spends its epsilon and holds its worst case (samples × max_per_sample queries)
+//! let demand = JobDemand { epsilon: Some(eps), hold: Some(Hold { queries, tokens }) };
+//! let (job, job_grant, accepted) = store.submit_job_under(grant.id, &demand, &new_job, sign).await?;
+//! // (or tx.enqueue + tx.reserve_job + tx.append_entry in the server's own transaction)
+//! // manual grants: store.awaiting_approval(vendor), approve_job(vendor, job), reject_job(.., sign)
+//! // every model query of a job
+//! let r = store.reserve_query(grant.id, job.id, max_tokens + prompt_bound).await?; // 429 when spent
+//! match send().await { Ok(c) => store.settle(r.id, c.input_tokens, c.output_tokens).await?,
+//!                      Err(_) => store.release(r.id).await? }
+//! // after any job ends: store.release_job_hold(job.id) (startup: release_ended_holds())
+//! // revocation: ends queued jobs (signed result entries), flags running ones (cancel_requested,
+//! // reason REVOKED_REASON) and returns them; their workers finish them as JobStatus::Revoked
+//! // (a worker that sees cancel_requested checks store.job_grant(job) → grant.revoked_at)
+//! let Revocation { running, .. } = store.revoke_grant(vendor, grant.id, sign).await?;
 //! // a worker loop
 //! while let Some(Claimed { job, disposition }) = store.claim(&worker_id, LEASE, MAX_ATTEMPTS).await? {
 //!     match disposition {
@@ -63,28 +82,40 @@
 //!   worker holds an unexpired lease.
 //! - Times come from the database's clock ([`Timestamp`], milliseconds), so leases expire by
 //!   one clock whatever the servers' clocks say.
+//! - A grant's budgets are checked and counted while its row is locked (PostgreSQL
+//!   `FOR UPDATE`; SQLite: the immediate transaction), by every function that changes them, so
+//!   reservations never overspend, also across servers. Lock order: grant, job, log head.
+//! - A job waiting for its vendor's approval is `queued` with approval `pending` in
+//!   `job_grants`; [`Store::claim`] never hands it out.
 //! - A token's secret is never stored, only its sha256; a model's credential is stored as the
 //!   sealed bytes the server gives and is returned only by [`Store::model_credential`].
 //!
 //! # Errors to HTTP
 //!
 //! See [`StoreError`]: `NotFound` 404, `Conflict` 409, `LeaseLost` and `InvalidState` 409,
-//! `Invalid` 422, the rest 500.
+//! `Invalid` 422, `NoGrant` 403, `BudgetExhausted` 429, `ReservationEnded` 409, the rest 500.
 
 pub mod accounts;
 pub mod artifacts;
 pub mod error;
+pub mod grants;
 pub mod ids;
 pub mod jobs;
 pub mod log;
+pub mod metering;
 pub mod store;
 pub mod time;
 
 pub use accounts::{Account, NewToken, Role, Tier, TokenInfo};
 pub use artifacts::{DatasetMeta, EvalDescription, EvalMeta, Model, NewModel, Upload};
 pub use error::{Result, SignError, StoreError};
-pub use ids::{AccountId, JobId, ModelId, TokenId};
+pub use grants::{
+    Approval, ApprovalMode, Budget, Budgets, Grant, Grantee, Hold, JobDemand, JobGrant, NewGrant,
+    REVOKED_REASON, Refusal, Revocation,
+};
+pub use ids::{AccountId, GrantId, JobId, ModelId, ReservationId, TokenId};
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};
+pub use metering::{BudgetUse, Remaining, Reservation, Settled, UsageRow};
 pub use store::{Backend, Store, Tx};
 pub use time::Timestamp;

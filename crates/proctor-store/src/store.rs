@@ -208,6 +208,27 @@ impl Tx {
         self.backend
     }
 
+    /// Commits when `result` is `Ok`, rolls back at once when it is an error, and returns
+    /// `result` (or the commit's failure).
+    ///
+    /// Why not just drop the transaction on an error: sqlx rolls a dropped transaction back
+    /// later, from a spawned task, so its row locks outlive the call for a moment, and a
+    /// following `FOR UPDATE SKIP LOCKED` claim would pass the locked job by.
+    pub(crate) async fn end<T>(self, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // The operation's error is what the caller must see; if the rollback fails
+                // too, the connection is broken and the pool drops it, which rolls back.
+                let _ = self.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
     /// The database's clock.
     ///
     /// # Errors

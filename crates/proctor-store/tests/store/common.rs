@@ -103,6 +103,8 @@ macro_rules! on_every_backend {
 /// Accounts, a model, an eval and a dataset: what a job needs.
 pub struct Fixture {
     pub evaluator: AccountId,
+    /// The vendor that owns `model`.
+    pub vendor: AccountId,
     pub model: ModelId,
     pub eval: Sha256Digest,
     pub dataset: Sha256Digest,
@@ -137,6 +139,7 @@ impl Fixture {
             .await?;
         Ok(Fixture {
             evaluator: evaluator.id,
+            vendor: vendor.id,
             model: model.id,
             eval: eval.digest,
             dataset: dataset.digest,
@@ -160,6 +163,6 @@ impl Fixture {
 }
 
 /// A stand-in signer: the entry names its kind, job and own index.
-pub fn sign(kind: &'static str) -> impl FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError> {
+pub fn sign(kind: &'static str) -> impl Fn(&Job, LogSlot) -> Result<Vec<u8>, SignError> {
     move |job, slot| Ok(format!("{kind} {} {}", job.id, slot.index).into_bytes())
 }

@@ -3,5 +3,6 @@
 mod accounts;
 mod common;
 mod connect;
+mod grants;
 mod log;
 mod queue;

@@ -1,0 +1,954 @@
+//! Grants, approval, revocation, metering and the epsilon ledger (issue 5).
+
+use std::time::Duration;
+
+use proctor_store::{
+    AccountId, Approval, ApprovalMode, Budget, Budgets, Grant, Grantee, Hold, JobDemand, JobStatus,
+    ModelId, NewGrant, NewModel, Refusal, Role, Store, StoreError, Tier, Timestamp,
+};
+
+use crate::common::{Fixture, sign};
+use crate::on_every_backend;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn new_grant(fx: &Fixture, grantee: Grantee) -> NewGrant {
+    NewGrant {
+        vendor: fx.vendor,
+        model: fx.model,
+        grantee,
+        policy_name: "standard".into(),
+        policy_overrides: "{}".into(),
+        budgets: Budgets::default(),
+        approval: ApprovalMode::Auto,
+        expires_at: None,
+    }
+}
+
+async fn grant(store: &Store, fx: &Fixture, budgets: Budgets) -> anyhow::Result<Grant> {
+    let mut new = new_grant(fx, Grantee::Tier(Tier::Academic));
+    new.budgets = budgets;
+    Ok(store.create_grant(&new).await?)
+}
+
+async fn evaluator(store: &Store, name: &str, tier: Tier) -> anyhow::Result<AccountId> {
+    Ok(store
+        .create_account(name, Role::Evaluator, Some(tier))
+        .await?
+        .id)
+}
+
+/// The refusal inside a `NoGrant` error, or a failure naming what came instead.
+fn refusal<T: std::fmt::Debug>(result: Result<T, StoreError>) -> anyhow::Result<Refusal> {
+    match result {
+        Err(StoreError::NoGrant(reason)) => Ok(reason),
+        other => anyhow::bail!("expected NoGrant, got {other:?}"),
+    }
+}
+
+fn exhausted<T: std::fmt::Debug>(result: Result<T, StoreError>) -> anyhow::Result<Budget> {
+    match result {
+        Err(StoreError::BudgetExhausted(budget)) => Ok(budget),
+        other => anyhow::bail!("expected BudgetExhausted, got {other:?}"),
+    }
+}
+
+fn dp(epsilon: f64) -> JobDemand {
+    JobDemand {
+        epsilon: Some(epsilon),
+        hold: None,
+    }
+}
+
+async fn log_size(store: &Store) -> anyhow::Result<u64> {
+    Ok(store.tree_head().await?.size)
+}
+
+#[tokio::test]
+async fn a_tier_grant_covers_every_evaluator_of_that_tier_and_no_other() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let made = grant(&store, &fx, Budgets::default()).await?;
+        assert_eq!(store.grant_for(fx.evaluator, fx.model).await?.id, made.id);
+        let second_lab = evaluator(&store, "lab-2", Tier::Academic).await?;
+        assert_eq!(store.grant_for(second_lab, fx.model).await?.id, made.id);
+
+        let auditor = evaluator(&store, "audit", Tier::Auditor).await?;
+        assert_eq!(
+            refusal(store.grant_for(auditor, fx.model).await)?,
+            Refusal::NotGranted
+        );
+        let other_model = store
+            .register_model(&NewModel {
+                owner: fx.vendor,
+                name: "other".into(),
+                version: "1".into(),
+                adapter: "builtin".into(),
+                config: "{}".into(),
+                credential: None,
+            })
+            .await?;
+        assert_eq!(
+            refusal(store.grant_for(fx.evaluator, other_model.id).await)?,
+            Refusal::NotGranted
+        );
+        // A vendor is no evaluator.
+        assert_eq!(
+            refusal(store.grant_for(fx.vendor, fx.model).await)?,
+            Refusal::NotAnEvaluator
+        );
+        // An auditor's job under the academic grant is refused at acceptance, writing nothing.
+        let mut job = fx.job();
+        job.evaluator = auditor;
+        assert_eq!(
+            refusal(
+                store
+                    .submit_job_under(made.id, &JobDemand::default(), &job, sign("accepted"))
+                    .await
+            )?,
+            Refusal::NotGranted
+        );
+        assert_eq!(store.jobs_of(auditor, 10).await?.len(), 0);
+        assert_eq!(log_size(&store).await?, 0);
+        assert_eq!(store.grants_for_evaluator(second_lab).await?, vec![made]);
+        assert!(store.grants_for_evaluator(auditor).await?.is_empty());
+    })
+}
+
+#[tokio::test]
+async fn an_account_grant_covers_only_that_account_and_comes_before_its_tier_grant()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let tier = grant(&store, &fx, Budgets::default()).await?;
+        let named = store
+            .create_grant(&new_grant(&fx, Grantee::Account(fx.evaluator)))
+            .await?;
+        assert_eq!(named.grantee, Grantee::Account(fx.evaluator));
+        assert_eq!(store.grant_for(fx.evaluator, fx.model).await?.id, named.id);
+        let second_lab = evaluator(&store, "lab-2", Tier::Academic).await?;
+        assert_eq!(store.grant_for(second_lab, fx.model).await?.id, tier.id);
+        let vendor_grants = store.grants_of_vendor(fx.vendor).await?;
+        assert_eq!(vendor_grants.len(), 2);
+
+        // Revoking the account's grant leaves the tier's: revocation ends a grant, not a tier.
+        store
+            .revoke_grant(fx.vendor, named.id, sign("result"))
+            .await?;
+        assert_eq!(store.grant_for(fx.evaluator, fx.model).await?.id, tier.id);
+
+        // An account grantee must exist and be an evaluator.
+        let missing = store
+            .create_grant(&new_grant(&fx, Grantee::Account(AccountId::new())))
+            .await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
+        );
+        let not_evaluator = store
+            .create_grant(&new_grant(&fx, Grantee::Account(fx.vendor)))
+            .await;
+        assert!(
+            matches!(not_evaluator, Err(StoreError::Invalid(_))),
+            "{not_evaluator:?}"
+        );
+    })
+}
+
+#[tokio::test]
+async fn commercial_evaluators_get_access_only_from_a_grant_that_names_them() -> anyhow::Result<()>
+{
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let shop = evaluator(&store, "shop", Tier::Commercial).await?;
+        assert_eq!(
+            refusal(store.grant_for(shop, fx.model).await)?,
+            Refusal::CommercialTier
+        );
+        // Tier grants to academics do not reach commercial evaluators...
+        grant(&store, &fx, Budgets::default()).await?;
+        assert_eq!(
+            refusal(store.grant_for(shop, fx.model).await)?,
+            Refusal::CommercialTier
+        );
+        // ...and a commercial tier grant cannot be made.
+        let refused = store
+            .create_grant(&new_grant(&fx, Grantee::Tier(Tier::Commercial)))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(_))),
+            "{refused:?}"
+        );
+        // Named, it is covered.
+        let named = store
+            .create_grant(&new_grant(&fx, Grantee::Account(shop)))
+            .await?;
+        assert_eq!(store.grant_for(shop, fx.model).await?.id, named.id);
+    })
+}
+
+#[tokio::test]
+async fn only_the_vendor_that_owns_a_model_can_grant_it() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let rival = store.create_account("rival", Role::Vendor, None).await?;
+        let mut new = new_grant(&fx, Grantee::Tier(Tier::Academic));
+        new.vendor = rival.id;
+        let refused = store.create_grant(&new).await;
+        assert!(
+            matches!(refused, Err(StoreError::NotFound("model"))),
+            "{refused:?}"
+        );
+        new.model = ModelId::new();
+        let unknown = store.create_grant(&new).await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound("model"))),
+            "{unknown:?}"
+        );
+        assert!(store.grants_of_vendor(rival.id).await?.is_empty());
+    })
+}
+
+#[tokio::test]
+async fn an_expired_grant_covers_no_new_job_and_no_further_query() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let now = store.now().await?;
+        let mut past = new_grant(&fx, Grantee::Tier(Tier::Academic));
+        past.expires_at = Some(Timestamp(now.0 - 1));
+        let past = store.create_grant(&past).await?;
+        assert_eq!(
+            refusal(store.grant_for(fx.evaluator, fx.model).await)?,
+            Refusal::Expired
+        );
+        assert_eq!(
+            refusal(
+                store
+                    .submit_job_under(past.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Refusal::Expired
+        );
+        assert_eq!(log_size(&store).await?, 0);
+
+        // A grant that expires while its job runs stops covering the job's queries.
+        let mut soon = new_grant(&fx, Grantee::Account(fx.evaluator));
+        soon.expires_at = Some(Timestamp(store.now().await?.0 + 1_500));
+        let soon = store.create_grant(&soon).await?;
+        let (job, _, _) = store
+            .submit_job_under(soon.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        store.reserve_query(soon.id, job.id, 10).await?;
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        assert_eq!(
+            refusal(store.reserve_query(soon.id, job.id, 10).await)?,
+            Refusal::Expired
+        );
+        assert_eq!(
+            refusal(store.grant_for(fx.evaluator, fx.model).await)?,
+            Refusal::Expired
+        );
+    })
+}
+
+#[tokio::test]
+async fn revoking_a_grant_ends_its_queued_jobs_flags_its_running_ones_and_refuses_new_work()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(&store, &fx, Budgets::default()).await?;
+        let (first, _, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        let (second, _, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        let claimed = store
+            .claim("w1", LEASE, 3)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("nothing to claim"))?;
+        // Both jobs may share a millisecond, so either may be the one claimed.
+        let (running, queued) = if claimed.job.id == first.id {
+            (first, second)
+        } else {
+            (second, first)
+        };
+
+        let rival = store.create_account("rival", Role::Vendor, None).await?;
+        let foreign = store.revoke_grant(rival.id, g.id, sign("result")).await;
+        assert!(
+            matches!(foreign, Err(StoreError::NotFound("grant"))),
+            "{foreign:?}"
+        );
+
+        let revocation = store.revoke_grant(fx.vendor, g.id, sign("result")).await?;
+        assert!(revocation.grant.revoked_at.is_some());
+        assert_eq!(revocation.ended.len(), 1);
+        let (ended, entry) = &revocation.ended[0];
+        assert_eq!(ended.id, queued.id);
+        assert_eq!(store.job(queued.id).await?.status, JobStatus::Revoked);
+        assert_eq!(
+            entry.envelope,
+            format!("result {} 2", queued.id).into_bytes()
+        );
+        assert_eq!(revocation.running.len(), 1);
+        assert_eq!(revocation.running[0].id, running.id);
+        assert!(store.renew(running.id, "w1", LEASE).await?.cancel_requested);
+
+        assert_eq!(
+            refusal(store.grant_for(fx.evaluator, fx.model).await)?,
+            Refusal::Revoked
+        );
+        assert_eq!(
+            refusal(store.reserve_query(g.id, running.id, 10).await)?,
+            Refusal::Revoked
+        );
+        let size = log_size(&store).await?;
+        assert_eq!(
+            refusal(
+                store
+                    .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Refusal::Revoked
+        );
+        assert_eq!(log_size(&store).await?, size);
+        assert_eq!(store.jobs_of(fx.evaluator, 10).await?.len(), 2);
+        assert!(store.claim("w2", LEASE, 3).await?.is_none());
+
+        // Revoking again keeps the first time and finds nothing left to end.
+        let again = store.revoke_grant(fx.vendor, g.id, sign("result")).await?;
+        assert_eq!(again.grant.revoked_at, revocation.grant.revoked_at);
+        assert!(again.ended.is_empty());
+    })
+}
+
+#[tokio::test]
+async fn a_job_under_a_manual_grant_is_never_claimed_until_its_vendor_approves_it()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let mut new = new_grant(&fx, Grantee::Tier(Tier::Academic));
+        new.approval = ApprovalMode::Manual;
+        let g = store.create_grant(&new).await?;
+        let (job, accepted, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(accepted.approval, Approval::Pending);
+        assert_eq!(store.job(job.id).await?.status, JobStatus::Queued);
+        assert!(store.claim("w1", LEASE, 3).await?.is_none());
+        assert_eq!(
+            refusal(store.reserve_query(g.id, job.id, 10).await)?,
+            Refusal::NotApproved
+        );
+        let waiting = store.awaiting_approval(fx.vendor).await?;
+        assert_eq!(
+            waiting.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![job.id]
+        );
+
+        let rival = store.create_account("rival", Role::Vendor, None).await?;
+        assert!(store.awaiting_approval(rival.id).await?.is_empty());
+        let foreign = store.approve_job(rival.id, job.id).await;
+        assert!(
+            matches!(foreign, Err(StoreError::NotFound("job"))),
+            "{foreign:?}"
+        );
+        assert!(store.claim("w1", LEASE, 3).await?.is_none());
+
+        store.approve_job(fx.vendor, job.id).await?;
+        assert_eq!(
+            store.job_grant(job.id).await?.map(|j| j.approval),
+            Some(Approval::Approved)
+        );
+        assert!(store.awaiting_approval(fx.vendor).await?.is_empty());
+        let again = store.approve_job(fx.vendor, job.id).await;
+        assert!(
+            matches!(again, Err(StoreError::InvalidState { .. })),
+            "{again:?}"
+        );
+        let claimed = store
+            .claim("w1", LEASE, 3)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the approved job was not claimable"))?;
+        assert_eq!(claimed.job.id, job.id);
+        store.reserve_query(g.id, job.id, 10).await?;
+    })
+}
+
+#[tokio::test]
+async fn a_rejected_job_ends_cancelled_with_its_result_entry_and_never_runs() -> anyhow::Result<()>
+{
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let mut new = new_grant(&fx, Grantee::Tier(Tier::Academic));
+        new.approval = ApprovalMode::Manual;
+        let g = store.create_grant(&new).await?;
+        let (job, _, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        let (ended, entry) = store
+            .reject_job(fx.vendor, job.id, "not this eval", sign("result"))
+            .await?;
+        assert_eq!(ended.status, JobStatus::Cancelled);
+        assert_eq!(
+            ended.reason.as_deref(),
+            Some("the vendor rejected the job: not this eval")
+        );
+        assert_eq!(entry.index, 1);
+        assert_eq!(
+            store.job_grant(job.id).await?.map(|j| j.approval),
+            Some(Approval::Rejected)
+        );
+        assert!(store.claim("w1", LEASE, 3).await?.is_none());
+        let again = store
+            .reject_job(fx.vendor, job.id, "again", sign("result"))
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::InvalidState { .. })),
+            "{again:?}"
+        );
+        let approve = store.approve_job(fx.vendor, job.id).await;
+        assert!(
+            matches!(approve, Err(StoreError::InvalidState { .. })),
+            "{approve:?}"
+        );
+        assert_eq!(log_size(&store).await?, 2);
+    })
+}
+
+#[tokio::test]
+async fn each_budget_refuses_exactly_the_unit_that_would_exceed_it() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let cases = [
+            (
+                Budgets {
+                    queries_per_day: Some(3),
+                    ..Budgets::default()
+                },
+                Budget::QueriesPerDay,
+            ),
+            (
+                Budgets {
+                    queries_total: Some(3),
+                    ..Budgets::default()
+                },
+                Budget::QueriesTotal,
+            ),
+            (
+                Budgets {
+                    tokens_per_day: Some(30),
+                    ..Budgets::default()
+                },
+                Budget::TokensPerDay,
+            ),
+            (
+                Budgets {
+                    tokens_total: Some(30),
+                    ..Budgets::default()
+                },
+                Budget::TokensTotal,
+            ),
+        ];
+        for (budgets, budget) in cases {
+            let g = grant(&store, &fx, budgets).await?;
+            let (job, _, _) = store
+                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                .await?;
+            // Three queries of 10 tokens fit either kind of budget; the fourth does not.
+            for _ in 0..3 {
+                store.reserve_query(g.id, job.id, 10).await?;
+            }
+            assert_eq!(
+                exhausted(store.reserve_query(g.id, job.id, 10).await)?,
+                budget
+            );
+            if matches!(budget, Budget::TokensPerDay | Budget::TokensTotal) {
+                // A query that needs no tokens still fits a token budget that is exactly spent.
+                store.reserve_query(g.id, job.id, 0).await?;
+            }
+        }
+
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                jobs_per_day: Some(2),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        for _ in 0..2 {
+            store
+                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                .await?;
+        }
+        let jobs = store.jobs_of(fx.evaluator, 100).await?.len();
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::JobsPerDay
+        );
+        assert_eq!(store.jobs_of(fx.evaluator, 100).await?.len(), jobs);
+        assert_eq!(log_size(&store).await?, size);
+        assert_eq!(
+            store.remaining_budget(g.id).await?.jobs_today.remaining(),
+            Some(0)
+        );
+    })
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_reservers_on_two_servers_get_exactly_the_budget()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, db| {
+        const QUERIES: u64 = 50;
+        const TOKENS: u64 = 1_000;
+        let fx = Fixture::new(&store).await?;
+        // Two pools on one database are two servers (on SQLite they share the file).
+        let second = db.store().await?;
+        // Queries run out first in one grant, tokens in the other (1000 / 40 = 25).
+        for (budgets, expected) in [
+            (
+                Budgets {
+                    queries_total: Some(QUERIES),
+                    ..Budgets::default()
+                },
+                QUERIES,
+            ),
+            (
+                Budgets {
+                    queries_per_day: Some(QUERIES),
+                    tokens_total: Some(TOKENS),
+                    ..Budgets::default()
+                },
+                TOKENS / 40,
+            ),
+        ] {
+            let g = grant(&store, &fx, budgets).await?;
+            let (job, _, _) = store
+                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                .await?;
+            let mut tasks = Vec::new();
+            for task in 0..64 {
+                let s: Store = if task % 2 == 0 {
+                    store.clone()
+                } else {
+                    second.clone()
+                };
+                let grant = g.id;
+                tasks.push(tokio::spawn(async move {
+                    let mut held = Vec::new();
+                    loop {
+                        match s.reserve_query(grant, job.id, 40).await {
+                            Ok(r) => held.push(r),
+                            Err(StoreError::BudgetExhausted(_)) => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok::<_, StoreError>(held)
+                }));
+            }
+            let mut granted = Vec::new();
+            for task in tasks {
+                granted.extend(task.await??);
+            }
+            assert_eq!(granted.len() as u64, expected, "{budgets:?}");
+            let remaining = store.remaining_budget(g.id).await?;
+            assert_eq!(remaining.queries_total.reserved, expected);
+            assert_eq!(remaining.tokens_total.reserved, expected * 40);
+            // Settling at the worst case keeps the budget spent: still not one more.
+            for r in &granted {
+                store.settle(r.id, 30, 10).await?;
+            }
+            assert!(store.reserve_query(g.id, job.id, 40).await.is_err());
+            let remaining = store.remaining_budget(g.id).await?;
+            assert_eq!(remaining.queries_total.used, expected);
+            assert_eq!(remaining.queries_total.reserved, 0);
+            assert_eq!(remaining.tokens_total.used, expected * 40);
+            assert_eq!(store.metered_usage(job.id).await?.queries, expected);
+        }
+        second.close().await;
+    })
+}
+
+#[tokio::test]
+async fn settling_replaces_the_worst_case_by_actual_usage_once_and_releasing_gives_it_back()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                tokens_total: Some(150),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        let (job, _, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        let first = store.reserve_query(g.id, job.id, 100).await?;
+        assert_eq!(
+            exhausted(store.reserve_query(g.id, job.id, 100).await)?,
+            Budget::TokensTotal
+        );
+        let before = store.remaining_budget(g.id).await?;
+        assert_eq!(
+            (before.tokens_total.used, before.tokens_total.reserved),
+            (0, 100)
+        );
+        assert_eq!(before.queries_today.reserved, 1);
+
+        let settled = store.settle(first.id, 30, 20).await?;
+        assert_eq!((settled.input_tokens, settled.output_tokens), (30, 20));
+        // Settling again (a retry) returns the first settlement and counts nothing twice.
+        let again = store.settle(first.id, 99, 99).await?;
+        assert_eq!((again.input_tokens, again.output_tokens), (30, 20));
+        let after = store.remaining_budget(g.id).await?;
+        assert_eq!(
+            (after.tokens_total.used, after.tokens_total.reserved),
+            (50, 0)
+        );
+        assert_eq!(
+            (after.queries_today.used, after.queries_today.reserved),
+            (1, 0)
+        );
+        assert_eq!(after.tokens_total.remaining(), Some(100));
+        let released = store.release(first.id).await;
+        assert!(
+            matches!(released, Err(StoreError::ReservationEnded { .. })),
+            "{released:?}"
+        );
+
+        // A failed request gives its reservation back, once.
+        let second = store.reserve_query(g.id, job.id, 100).await?;
+        assert_eq!(
+            exhausted(store.reserve_query(g.id, job.id, 1).await)?,
+            Budget::TokensTotal
+        );
+        store.release(second.id).await?;
+        store.release(second.id).await?;
+        let settle_released = store.settle(second.id, 1, 1).await;
+        assert!(
+            matches!(settle_released, Err(StoreError::ReservationEnded { .. })),
+            "{settle_released:?}"
+        );
+        let end = store.remaining_budget(g.id).await?;
+        assert_eq!((end.tokens_total.used, end.tokens_total.reserved), (50, 0));
+        assert_eq!(end.queries_total.used, 1);
+
+        let usage = store.metered_usage(job.id).await?;
+        assert_eq!(
+            (usage.queries, usage.input_tokens, usage.output_tokens),
+            (1, 30, 20)
+        );
+        let report = store.usage_report(fx.vendor).await?;
+        assert_eq!(report.len(), 1);
+        assert_eq!(
+            (
+                report[0].grant,
+                report[0].job,
+                report[0].evaluator,
+                report[0].model
+            ),
+            (g.id, job.id, fx.evaluator, fx.model)
+        );
+        assert_eq!(report[0].usage, usage);
+        assert_eq!(report[0].in_flight, 0);
+        let rival = store.create_account("rival", Role::Vendor, None).await?;
+        assert!(store.usage_report(rival.id).await?.is_empty());
+
+        // A job not accepted under the grant cannot spend from it.
+        let (stray, _) = store.submit_job(&fx.job(), sign("accepted")).await?;
+        assert_eq!(
+            refusal(store.reserve_query(g.id, stray.id, 1).await)?,
+            Refusal::NotGranted
+        );
+    })
+}
+
+#[tokio::test]
+async fn an_exhausted_epsilon_ledger_refuses_the_next_job_and_writes_nothing() -> anyhow::Result<()>
+{
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                epsilon_total: Some(1.0),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        for _ in 0..3 {
+            let (_, accepted, _) = store
+                .submit_job_under(g.id, &dp(0.3), &fx.job(), sign("accepted"))
+                .await?;
+            assert_eq!(accepted.epsilon, Some(0.3));
+        }
+        let jobs = store.jobs_of(fx.evaluator, 100).await?.len();
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &dp(0.2), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::Epsilon
+        );
+        assert_eq!(store.jobs_of(fx.evaluator, 100).await?.len(), jobs);
+        assert_eq!(log_size(&store).await?, size);
+        // What is left (0.1) is spent exactly; then not even a millionth more.
+        store
+            .submit_job_under(g.id, &dp(0.1), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &dp(1e-6), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::Epsilon
+        );
+        let remaining = store.remaining_budget(g.id).await?;
+        assert_eq!(remaining.epsilon_spent, 1.0);
+        assert_eq!(remaining.epsilon_total, Some(1.0));
+        let bad = store
+            .submit_job_under(g.id, &dp(f64::NAN), &fx.job(), sign("accepted"))
+            .await;
+        assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    })
+}
+
+#[tokio::test]
+async fn concurrent_submissions_never_overspend_the_epsilon_ledger() -> anyhow::Result<()> {
+    on_every_backend!(|store, db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                epsilon_total: Some(1.0),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        let second = db.store().await?;
+        let mut tasks = Vec::new();
+        for task in 0..16 {
+            let s: Store = if task % 2 == 0 {
+                store.clone()
+            } else {
+                second.clone()
+            };
+            let job = fx.job();
+            let grant = g.id;
+            tasks.push(tokio::spawn(async move {
+                s.submit_job_under(grant, &dp(0.1), &job, sign("accepted"))
+                    .await
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            match task.await? {
+                Ok(_) => accepted += 1,
+                Err(StoreError::BudgetExhausted(Budget::Epsilon)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        assert_eq!(accepted, 10);
+        assert_eq!(store.jobs_of(fx.evaluator, 100).await?.len(), 10);
+        assert_eq!(log_size(&store).await?, 10);
+        second.close().await;
+    })
+}
+
+#[tokio::test]
+async fn revoking_a_manual_grant_ends_the_jobs_still_awaiting_approval() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let mut new = new_grant(&fx, Grantee::Account(fx.evaluator));
+        new.approval = ApprovalMode::Manual;
+        let g = store.create_grant(&new).await?;
+        let (job, _, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        let revocation = store.revoke_grant(fx.vendor, g.id, sign("result")).await?;
+        assert_eq!(revocation.ended.len(), 1);
+        assert!(revocation.running.is_empty());
+        let ended = store.job(job.id).await?;
+        assert_eq!(ended.status, JobStatus::Revoked);
+        assert_eq!(ended.reason.as_deref(), Some(proctor_store::REVOKED_REASON));
+        assert!(store.awaiting_approval(fx.vendor).await?.is_empty());
+        let approve = store.approve_job(fx.vendor, job.id).await;
+        assert!(
+            matches!(approve, Err(StoreError::InvalidState { .. })),
+            "{approve:?}"
+        );
+        assert!(store.claim("w1", LEASE, 3).await?.is_none());
+        assert_eq!(log_size(&store).await?, 2);
+    })
+}
+
+#[tokio::test]
+async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_when_it_ends()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                queries_total: Some(10),
+                tokens_total: Some(1_000),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        let demand = JobDemand {
+            epsilon: Some(0.5),
+            hold: Some(Hold {
+                queries: 6,
+                tokens: 600,
+            }),
+        };
+        let (held, accepted, _) = store
+            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(accepted.hold, demand.hold);
+        let remaining = store.remaining_budget(g.id).await?;
+        assert_eq!(remaining.queries_total.reserved, 6);
+        assert_eq!(remaining.tokens_total.reserved, 600);
+
+        // A second such job does not fit beside the first, and is refused whole.
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::QueriesTotal
+        );
+        assert_eq!(log_size(&store).await?, size);
+        assert_eq!(store.remaining_budget(g.id).await?.epsilon_spent, 0.5);
+
+        // Other jobs cannot take what the DP job holds.
+        let (plain, _, _) = store
+            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .await?;
+        for _ in 0..4 {
+            store.reserve_query(g.id, plain.id, 10).await?;
+        }
+        assert_eq!(
+            exhausted(store.reserve_query(g.id, plain.id, 10).await)?,
+            Budget::QueriesTotal
+        );
+
+        // The DP job draws from its hold only, and a released query goes back to the hold.
+        let mut drawn = Vec::new();
+        for _ in 0..4 {
+            drawn.push(store.reserve_query(g.id, held.id, 100).await?);
+        }
+        store.release(drawn[3].id).await?;
+        drawn[3] = store.reserve_query(g.id, held.id, 100).await?;
+        assert_eq!(
+            exhausted(store.reserve_query(g.id, held.id, 300).await)?,
+            Budget::JobWorstCase
+        );
+        for r in &drawn {
+            store.settle(r.id, 60, 20).await?;
+        }
+        let job_grant = store
+            .job_grant(held.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no job grant"))?;
+        assert_eq!(
+            job_grant.hold,
+            Some(Hold {
+                queries: 2,
+                tokens: 200
+            })
+        );
+
+        // The hold is kept while the job may still run, and given back once when it ends.
+        let early = store.release_job_hold(held.id).await;
+        assert!(
+            matches!(early, Err(StoreError::InvalidState { .. })),
+            "{early:?}"
+        );
+        store.cancel(held.id, "done early", sign("result")).await?;
+        assert_eq!(
+            store.release_job_hold(held.id).await?,
+            Some(Hold {
+                queries: 2,
+                tokens: 200
+            })
+        );
+        assert_eq!(store.release_job_hold(held.id).await?, None);
+        assert_eq!(store.release_ended_holds().await?, 0);
+        let remaining = store.remaining_budget(g.id).await?;
+        assert_eq!(remaining.queries_total.used, 4);
+        assert_eq!(remaining.tokens_total.used, 320);
+        assert_eq!(remaining.queries_total.reserved, 4);
+        assert_eq!(remaining.queries_total.remaining(), Some(2));
+        // What came back is free for others now.
+        store.reserve_query(g.id, plain.id, 10).await?;
+        store.reserve_query(g.id, plain.id, 10).await?;
+        assert!(store.reserve_query(g.id, plain.id, 10).await.is_err());
+    })
+}
+
+#[tokio::test]
+async fn holds_left_by_a_crash_are_given_back_by_the_sweep() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                queries_total: Some(5),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        let demand = JobDemand {
+            epsilon: None,
+            hold: Some(Hold {
+                queries: 5,
+                tokens: 50,
+            }),
+        };
+        let (job, _, _) = store
+            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .await?;
+        // Ended without its hold given back, as a server that died in between would leave it.
+        store.cancel(job.id, "stop", sign("result")).await?;
+        assert_eq!(
+            store
+                .remaining_budget(g.id)
+                .await?
+                .queries_total
+                .remaining(),
+            Some(0)
+        );
+        assert_eq!(store.release_ended_holds().await?, 1);
+        assert_eq!(store.release_ended_holds().await?, 0);
+        assert_eq!(
+            store
+                .remaining_budget(g.id)
+                .await?
+                .queries_total
+                .remaining(),
+            Some(5)
+        );
+    })
+}
