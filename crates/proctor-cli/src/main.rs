@@ -5,6 +5,7 @@ mod examples;
 mod keys;
 mod model_cmd;
 mod run;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ enum Command {
     /// Work with model configurations.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::VerifyConsistency(args) => verify::run_consistency(args),
         Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

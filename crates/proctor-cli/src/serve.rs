@@ -1,0 +1,80 @@
+//! `proctor serve`: the HTTP service and its workers, on SQLite (a file in the data directory,
+//! by default) or PostgreSQL.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use proctor_server::{Config, Server};
+
+use crate::run::{Failure, run_to_exit};
+
+#[derive(Args)]
+#[command(about = "Run the HTTP service and its workers")]
+pub struct ServeArgs {
+    /// `sqlite://FILE?mode=rwc` or `postgres://...`; default: `proctor.db` in the data
+    /// directory.
+    #[arg(long, env = "PROCTOR_DATABASE_URL")]
+    database: Option<String>,
+    /// Holds the service key, the credential key and the compile cache.
+    #[arg(long, env = "PROCTOR_DATA_DIR", default_value = "proctor-data")]
+    data_dir: PathBuf,
+    /// The address to listen on.
+    #[arg(long, env = "PROCTOR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Worker tasks in this process (0: API only).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// The log's origin line in checkpoints.
+    #[arg(long, env = "PROCTOR_LOG_ORIGIN", default_value = "proctor.local/log")]
+    origin: String,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    run_to_exit(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let database = args.database.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            args.data_dir.join("proctor.db").display()
+        )
+    });
+    let mut config = Config::new(database, &args.data_dir).with_env_credential_key()?;
+    config.workers = args.workers;
+    config.origin = args.origin;
+    let server = Server::start(config).await?;
+    if let Some(token) = &server.admin_token {
+        eprintln!(
+            "proctor serve: created the first admin account `admin`; its token is shown once:\n  {token}"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!(
+        "proctor serve: listening on http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| Failure::Internal(e.into()))?
+    );
+    axum::serve(listener, server.router())
+        .with_graceful_shutdown(async {
+            // Without a signal handler the server runs until killed, which is also safe:
+            // a running job's lease expires and another worker takes it up.
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::Internal(e.into()))?;
+    server.shutdown().await;
+    Ok(())
+}

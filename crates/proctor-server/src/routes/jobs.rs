@@ -1,0 +1,251 @@
+//! Jobs: an evaluator submits (eval + dataset + model + policy), reads, lists and cancels its
+//! own jobs and reads their released results. Submission writes the job and its signed
+//! pre-registration entry in one transaction.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use proctor_core::{Policy, PolicyError, Sha256Digest};
+use proctor_store::{Cancelled, Job, JobId, ModelId, NewJob, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::attest::{Ending, JobContext, accepted_index, sign_accepted, sign_result};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, parse_id};
+use crate::state::AppState;
+
+/// `POST /v1/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    eval: String,
+    dataset: String,
+    model: String,
+    #[serde(default)]
+    policy: Option<String>,
+}
+
+/// A job as its evaluator sees it: status and progress, never per-sample data.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    id: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    eval: String,
+    dataset: String,
+    model: String,
+    policy: PolicyView,
+    progress: ProgressView,
+    cancel_requested: bool,
+    attempts: u32,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyView {
+    name: String,
+    sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ProgressView {
+    done: u64,
+    total: u64,
+}
+
+impl From<Job> for JobView {
+    fn from(j: Job) -> JobView {
+        JobView {
+            id: j.id.to_string(),
+            status: j.status.as_str(),
+            reason: j.reason,
+            eval: j.eval.to_hex(),
+            dataset: j.dataset.to_hex(),
+            model: j.model.to_string(),
+            policy: PolicyView {
+                name: j.policy_name,
+                sha256: j.policy_digest.to_hex(),
+            },
+            progress: ProgressView {
+                done: j.done,
+                total: j.total,
+            },
+            cancel_requested: j.cancel_requested,
+            attempts: j.attempts,
+            created_at: j.created_at.to_rfc3339(),
+            started_at: j.started_at.map(|t| t.to_rfc3339()),
+            finished_at: j.finished_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    EvaluatorCaller(caller): EvaluatorCaller,
+    JsonBody(body): JsonBody<SubmitJob>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let eval: Sha256Digest = parse_id(&body.eval, "eval")?;
+    let dataset: Sha256Digest = parse_id(&body.dataset, "dataset")?;
+    let model: ModelId = parse_id(&body.model, "model")?;
+    if !state.store.owns_eval(caller.id(), &eval).await? {
+        return Err(ApiError::not_found("eval"));
+    }
+    if !state.store.owns_dataset(caller.id(), &dataset).await? {
+        return Err(ApiError::not_found("dataset"));
+    }
+    let registered = state.store.model(model).await?;
+    let policy_name = body.policy.as_deref().unwrap_or("standard");
+    let policy = Policy::named(policy_name).map_err(|e| match e {
+        PolicyError::UnknownName(_) => ApiError::unprocessable(
+            "unknown_policy",
+            format!(
+                "no policy named `{}`",
+                policy_name.chars().take(64).collect::<String>()
+            ),
+        ),
+        other => ApiError::internal("a shipped policy", &other),
+    })?;
+    // Refused now rather than after it is in the log: a policy the engine cannot run, or an
+    // eval the policy does not admit (WASI under `none`, too many metrics).
+    state.sandbox.check_policy(&policy)?;
+    let bytes = state.store.eval_bytes(&eval).await?;
+    state.sandbox.prepare(&bytes).await?.check_policy(&policy)?;
+    let items = state.store.dataset(&dataset).await?.items;
+    let new_job = NewJob {
+        evaluator: caller.id(),
+        eval,
+        dataset,
+        model: registered.id,
+        policy_name: policy.name.clone(),
+        policy_json: policy.canonical_json(),
+        policy_digest: policy.digest(),
+        concurrency: u32::try_from(policy.limits.max_concurrency).unwrap_or(u32::MAX),
+        seed: uuid::Uuid::new_v4().as_u64_pair().0,
+        total: items,
+    };
+    // The statement's facts, read before the transaction so the head lock is held briefly.
+    let ctx = JobContext::for_new(&state, &new_job).await?;
+    let (job, _entry) = state
+        .store
+        .submit_job(&new_job, |job, slot| {
+            sign_accepted(&state.key, &ctx, job, slot)
+        })
+        .await?;
+    state.metrics.jobs.with_label_values(&["queued"]).inc();
+    Ok((StatusCode::CREATED, Json(job.into())))
+}
+
+/// A job of the caller's, or 404 (another evaluator's job looks absent).
+async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+    caller.require(&[Role::Evaluator])?;
+    let id: JobId = parse_id(id, "job")?;
+    let job = state.store.job(id).await?;
+    if job.evaluator != caller.id() {
+        return Err(ApiError::not_found("job"));
+    }
+    Ok(job)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<JobView>> {
+    Ok(Json(own_job(&state, &caller, &id).await?.into()))
+}
+
+/// `GET /v1/jobs?limit=N`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> ApiResult<Json<Vec<JobView>>> {
+    caller.require(&[Role::Evaluator])?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let jobs = state.store.jobs_of(caller.id(), limit).await?;
+    Ok(Json(jobs.into_iter().map(Into::into).collect()))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let job = own_job(&state, &caller, &id).await?;
+    if job.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            format!("job {} is {}; it cannot be cancelled", job.id, job.status),
+        ));
+    }
+    let ctx = JobContext::load(&state, &job).await?;
+    let accepted = accepted_index(&state, &job).await?;
+    let reason = format!("cancelled by {}", caller.0.name);
+    let ending = Ending::Other {
+        status: proctor_store::JobStatus::Cancelled,
+        reason: reason.clone(),
+        usage: Default::default(),
+    };
+    let cancelled = state
+        .store
+        .cancel(job.id, &reason, |ended, slot| {
+            sign_result(&state.key, &ctx, ended, accepted, &ending, slot)
+        })
+        .await?;
+    Ok(match cancelled {
+        Cancelled::Now(job, _) => {
+            state.metrics.jobs.with_label_values(&["cancelled"]).inc();
+            (StatusCode::OK, Json(job.into()))
+        }
+        Cancelled::Requested(job) => (StatusCode::ACCEPTED, Json(job.into())),
+    })
+}
+
+/// A job's end as its evaluator sees it: the released report (aggregates only).
+#[derive(Debug, Serialize)]
+pub struct ResultView {
+    job: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    report: Option<serde_json::Value>,
+}
+
+pub async fn result(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<ResultView>> {
+    let job = own_job(&state, &caller, &id).await?;
+    if !job.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_finished",
+            format!("job {} is {}", job.id, job.status),
+        ));
+    }
+    let report = job
+        .report
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| ApiError::internal("stored report", &e))?;
+    Ok(Json(ResultView {
+        job: job.id.to_string(),
+        status: job.status.as_str(),
+        reason: job.reason,
+        report,
+    }))
+}

@@ -1,0 +1,177 @@
+//! Starting the service: the data directory and its keys, the store (migrations applied), the
+//! first admin, the sandbox and the workers.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use proctor_attest::SigningKey;
+use proctor_sandbox::CancellationToken;
+use proctor_store::Store;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::sealing::CredentialSealer;
+use crate::state::{App, AppState, CREDENTIAL_KEY_FILE, Config, SERVICE_KEY_FILE};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or a key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The service key file does not hold a usable key.
+    #[error("the service key {path} is not a usable Ed25519 PKCS#8 key: {message}")]
+    ServiceKey {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The credential key is not 32 bytes (64 hex digits in the environment).
+    #[error("the credential key must be 32 bytes (64 hex digits in PROCTOR_CREDENTIAL_KEY)")]
+    CredentialKey,
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] proctor_store::StoreError),
+    /// The wasm engine could not be set up.
+    #[error("sandbox: {0}")]
+    Sandbox(proctor_sandbox::SandboxError),
+    /// The metrics registry refused a metric (a programming error).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The OS random source failed.
+    #[error("the random source failed")]
+    Random,
+}
+
+/// A started service: its state, its workers and the first admin's token (only on the start
+/// that created the admin).
+pub struct Server {
+    /// The shared state.
+    pub state: AppState,
+    /// The first admin's token, shown once; `None` when an admin existed already.
+    pub admin_token: Option<String>,
+    shutdown: CancellationToken,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the data directory and the database, creates the first admin if there is none,
+    /// and starts `config.workers` workers.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`].
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| io(&config.data_dir, e))?;
+        let key = service_key(&config.path(SERVICE_KEY_FILE))?;
+        let credential_key = match config.credential_key {
+            Some(k) => k,
+            None => credential_key_file(&config.path(CREDENTIAL_KEY_FILE))?,
+        };
+        let store = Store::connect(&config.database_url).await?;
+        let admin_token = store
+            .bootstrap_admin("admin")
+            .await?
+            .map(|(_, token)| token.secret);
+        let sandbox = App::sandbox(&config)?;
+        let app = Arc::new(App {
+            store,
+            sandbox,
+            key,
+            sealer: CredentialSealer::new(&credential_key),
+            metrics: Metrics::new()?,
+            config,
+        });
+        let shutdown = CancellationToken::new();
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let workers = (0..app.config.workers)
+            .map(|n| {
+                tokio::spawn(crate::worker::run_worker(
+                    app.clone(),
+                    format!("{instance}-{n}"),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
+        Ok(Server {
+            state: AppState(app),
+            admin_token,
+            shutdown,
+            workers,
+        })
+    }
+
+    /// The HTTP API.
+    pub fn router(&self) -> Router {
+        crate::app(self.state.clone())
+    }
+
+    /// Stops the workers between jobs. A job that is running is dropped; its lease expires
+    /// and another worker (or this one, after a restart) takes it up again.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for worker in self.workers {
+            worker.abort();
+            let _ = worker.await;
+        }
+        self.state.store.close().await;
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> StartError {
+    StartError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes a new secret file readable by its owner only; refuses to overwrite.
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| io(path, e))?;
+    file.write_all(bytes).map_err(|e| io(path, e))?;
+    file.sync_all().map_err(|e| io(path, e))
+}
+
+fn service_key(path: &Path) -> Result<SigningKey, StartError> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+        return SigningKey::from_pkcs8_pem(&text).map_err(|e| StartError::ServiceKey {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        });
+    }
+    let key = SigningKey::generate().map_err(|_| StartError::Random)?;
+    write_secret(path, key.to_pkcs8_pem().as_bytes())?;
+    tracing::info!(key_id = %key.key_id(), "generated the service key");
+    Ok(key)
+}
+
+fn credential_key_file(path: &Path) -> Result<[u8; 32], StartError> {
+    if path.exists() {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        return bytes.try_into().map_err(|_| StartError::CredentialKey);
+    }
+    let mut key = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| StartError::Random)?;
+    write_secret(path, &key)?;
+    Ok(key)
+}

@@ -1,0 +1,154 @@
+//! The server's configuration (read once, at start) and the state every handler and worker
+//! shares: the store, the sandbox, the service key, the credential sealer and the metrics.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proctor_attest::SigningKey;
+use proctor_sandbox::{CompileCache, EngineSettings, Sandbox};
+use proctor_store::Store;
+
+use crate::metrics::Metrics;
+use crate::sealing::CredentialSealer;
+use crate::startup::StartError;
+
+/// The environment variable that may hold the credential key (64 hex digits).
+pub const CREDENTIAL_KEY_ENV: &str = "PROCTOR_CREDENTIAL_KEY";
+/// The service key's file in the data directory (PKCS#8 PEM, mode 0600).
+pub const SERVICE_KEY_FILE: &str = "service-key.pem";
+/// The credential key's file in the data directory, when the environment does not give one.
+pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
+
+/// Request body limits, per kind of route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// An eval component upload.
+    pub component: usize,
+    /// A dataset upload.
+    pub dataset: usize,
+    /// Any JSON body.
+    pub json: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> BodyLimits {
+        BodyLimits {
+            component: 64 << 20,
+            dataset: 256 << 20,
+            json: 1 << 20,
+        }
+    }
+}
+
+/// Everything the server reads at start; nothing is read from the environment afterwards.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// Holds the service key, the credential key (if not from the environment) and the
+    /// compile cache.
+    pub data_dir: PathBuf,
+    /// The log's origin line in checkpoints.
+    pub origin: String,
+    /// Worker tasks in this process (0: an API-only replica).
+    pub workers: usize,
+    /// How long a claim holds a job before another worker may take it; renewed every third.
+    pub lease: Duration,
+    /// Claims of one job before it fails (each earlier worker died).
+    pub max_attempts: u32,
+    /// How long an idle worker waits before looking for work again.
+    pub poll_interval: Duration,
+    /// How often a running job's progress is written.
+    pub progress_interval: Duration,
+    /// Request body limits.
+    pub limits: BodyLimits,
+    /// Most lines a dataset may have.
+    pub max_dataset_lines: usize,
+    /// What the sandbox's pool is sized for; [`EngineSettings::service`] admits every policy
+    /// within core's bounds.
+    pub engine: EngineSettings,
+    /// The credential key (32 bytes) when given from outside, e.g. from
+    /// [`CREDENTIAL_KEY_ENV`]; `None`: the key file in the data directory (created if absent).
+    pub credential_key: Option<[u8; 32]>,
+}
+
+impl Config {
+    /// Defaults for a data directory and a database.
+    pub fn new(database_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            database_url: database_url.into(),
+            data_dir: data_dir.into(),
+            origin: "proctor.local/log".into(),
+            workers: 2,
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            poll_interval: Duration::from_millis(500),
+            progress_interval: Duration::from_millis(500),
+            limits: BodyLimits::default(),
+            max_dataset_lines: 1_000_000,
+            engine: EngineSettings::service(),
+            credential_key: None,
+        }
+    }
+
+    /// Reads [`CREDENTIAL_KEY_ENV`] into `credential_key`.
+    ///
+    /// # Errors
+    ///
+    /// When it is set but not 64 hex digits (the value is never echoed).
+    pub fn with_env_credential_key(mut self) -> Result<Config, StartError> {
+        if let Ok(text) = std::env::var(CREDENTIAL_KEY_ENV) {
+            let bytes = hex::decode(text.trim()).map_err(|_| StartError::CredentialKey)?;
+            self.credential_key = Some(bytes.try_into().map_err(|_| StartError::CredentialKey)?);
+        }
+        Ok(self)
+    }
+
+    /// The compile cache's directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache")
+    }
+
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
+        Path::new(&self.data_dir).join(file)
+    }
+}
+
+/// What handlers and workers share.
+pub struct App {
+    /// The database.
+    pub store: Store,
+    /// The wasm sandbox, sized by [`Config::engine`].
+    pub sandbox: Arc<Sandbox>,
+    /// Signs envelopes and checkpoints.
+    pub key: SigningKey,
+    /// Seals vendor credentials at rest.
+    pub sealer: CredentialSealer,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The configuration, as read at start.
+    pub config: Config,
+}
+
+impl App {
+    /// Builds the sandbox for `config`.
+    pub(crate) fn sandbox(config: &Config) -> Result<Arc<Sandbox>, StartError> {
+        let cache = CompileCache::in_dir(config.cache_dir());
+        Ok(Arc::new(
+            Sandbox::new(config.engine, cache).map_err(StartError::Sandbox)?,
+        ))
+    }
+}
+
+/// The handlers' state: cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

@@ -1,0 +1,350 @@
+//! Workers: tokio tasks that claim jobs from the queue and drive each to its one result.
+//!
+//! A worker claims a job with a lease, and while the job runs a heartbeat renews the lease
+//! every third of its length and writes progress. If a renewal reports a cancellation
+//! request, or the lease was lost (this worker stalled and another may have the job), the
+//! job's [`CancellationToken`] stops the sandbox. The job then ends through
+//! [`Store::finish`](proctor_store::Store::finish) with a signed result, which the store
+//! accepts only while this worker holds the lease: a job ends once, with one result entry.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use proctor_core::{Dataset, Policy, Usage};
+use proctor_models::{Credential, ModelConfig};
+use proctor_sandbox::{CancellationToken, JobSpec, Progress};
+use proctor_store::{Claimed, Disposition, Job, JobStatus, Outcome, StoreError};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::attest::{Ending, JobContext, accepted_index, sign_result};
+use crate::metered::{Metered, UsageCounter};
+use crate::sealing::model_context;
+use crate::state::App;
+
+/// Runs one worker until `shutdown` fires.
+pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: CancellationToken) {
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let claimed = app
+            .store
+            .claim(&worker_id, app.config.lease, app.config.max_attempts)
+            .await;
+        match claimed {
+            Ok(Some(claimed)) => {
+                let span = info_span!("job", job = %claimed.job.id, worker = %worker_id);
+                drive(&app, &worker_id, claimed).instrument(span).await;
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = tokio::time::sleep(app.config.poll_interval) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+            Err(err) => {
+                warn!(%err, "claiming a job failed");
+                tokio::time::sleep(app.config.poll_interval).await;
+            }
+        }
+    }
+}
+
+/// Drives one claimed job to its end (or gives it up when the lease is lost).
+async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
+    let job = claimed.job;
+    let ending = match claimed.disposition {
+        Disposition::Cancel => Some(cancelled(app, &job).await),
+        Disposition::GiveUp { reason } => Some(Ending::Other {
+            status: JobStatus::Failed,
+            reason,
+            usage: usage_of(app, &job).await,
+        }),
+        Disposition::Run => run(app, worker, &job).await,
+    };
+    let Some(ending) = ending else {
+        info!("not finishing the job here; once its lease expires, another attempt takes it");
+        return;
+    };
+    if let Err(err) = finish(app, worker, &job, ending).await {
+        warn!(%err, "finishing the job failed; it will be retried when its lease expires");
+    }
+}
+
+/// The canceller's reason, which the store keeps on the job.
+async fn cancel_reason(app: &App, job: &Job) -> String {
+    match app.store.job(job.id).await {
+        Ok(current) => current.reason,
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| "cancelled".into())
+}
+
+async fn cancelled(app: &App, job: &Job) -> Ending {
+    Ending::Other {
+        status: JobStatus::Cancelled,
+        reason: cancel_reason(app, job).await,
+        usage: usage_of(app, job).await,
+    }
+}
+
+async fn usage_of(app: &App, job: &Job) -> Usage {
+    app.store
+        .job_usage(job.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Why a job could not be set up; host-written, attested as the failure reason.
+fn setup_failure(reason: impl Into<String>) -> Ending {
+    Ending::Other {
+        status: JobStatus::Failed,
+        reason: reason.into(),
+        usage: Usage::default(),
+    }
+}
+
+/// Runs a job; `None` when this worker must not end it: the lease was lost (the job is no
+/// longer ours), or the service itself failed to load it (the lease expires and a later
+/// attempt, up to `max_attempts`, tries again).
+async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
+    let cancel = CancellationToken::new();
+    let lease_lost = Arc::new(AtomicBool::new(false));
+    let cancel_requested = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let usage = Arc::new(UsageCounter::default());
+    let heartbeat = tokio::spawn(
+        heartbeat(
+            app.clone(),
+            worker.to_owned(),
+            job.id,
+            Shared {
+                cancel: cancel.clone(),
+                lease_lost: lease_lost.clone(),
+                cancel_requested: cancel_requested.clone(),
+                done: done.clone(),
+                usage: usage.clone(),
+            },
+        )
+        .in_current_span(),
+    );
+    // The heartbeat starts before the eval is prepared: compiling a large component may take
+    // longer than a lease.
+    let spec = match prepare(app, job, &usage).await {
+        Ok(spec) => spec,
+        Err(ending) => {
+            heartbeat.abort();
+            if lease_lost.load(Ordering::SeqCst) {
+                return None;
+            }
+            return ending;
+        }
+    };
+    let progress = {
+        let done = done.clone();
+        move |p: Progress| {
+            done.store(p.done, Ordering::Relaxed);
+        }
+    };
+    let result =
+        proctor_sandbox::run_and_release(&app.sandbox, &spec, &job.policy_name, &progress, &cancel)
+            .await;
+    heartbeat.abort();
+    let processed = done.load(Ordering::Relaxed);
+    app.metrics.samples.inc_by(processed);
+    if lease_lost.load(Ordering::SeqCst) {
+        return None;
+    }
+    Some(match result {
+        Ok(Some(report)) => {
+            // The final usage, so the job's row agrees with its attestation.
+            if let Err(err) = app
+                .store
+                .record_progress(job.id, worker, processed, &report.usage)
+                .await
+            {
+                if matches!(err, StoreError::LeaseLost(_)) {
+                    return None;
+                }
+                warn!(%err, "recording the final progress failed");
+            }
+            Ending::Succeeded(Box::new(report))
+        }
+        Ok(None) if cancel_requested.load(Ordering::SeqCst) => Ending::Other {
+            status: JobStatus::Cancelled,
+            reason: cancel_reason(app, job).await,
+            usage: usage.snapshot(),
+        },
+        Ok(None) => return None,
+        Err(err) => Ending::Other {
+            status: JobStatus::Failed,
+            reason: err.to_string(),
+            usage: usage.snapshot(),
+        },
+    })
+}
+
+/// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
+/// opened credential. `Err(Some(ending))`: the job itself cannot run (the sandbox or the model
+/// configuration refuses it), so it fails with a host-written reason. `Err(None)`: the service
+/// failed (the database, a credential that does not open); the job is left to a later attempt.
+async fn prepare(
+    app: &App,
+    job: &Job,
+    usage: &Arc<UsageCounter>,
+) -> Result<JobSpec, Option<Ending>> {
+    let internal = |what: &str, err: &dyn std::fmt::Display| {
+        warn!(%err, "loading the job's {what} failed");
+        None
+    };
+    let refused = |reason: String| Some(setup_failure(reason));
+    let policy: Policy =
+        serde_json::from_str(&job.policy_json).map_err(|e| internal("policy", &e))?;
+    let eval_bytes = app
+        .store
+        .eval_bytes(&job.eval)
+        .await
+        .map_err(|e| internal("eval", &e))?;
+    let eval = app
+        .sandbox
+        .prepare(&eval_bytes)
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let dataset_bytes = app
+        .store
+        .dataset_bytes(&job.dataset)
+        .await
+        .map_err(|e| internal("dataset", &e))?;
+    let dataset = Dataset::parse(&dataset_bytes, usize::MAX).map_err(|e| refused(e.to_string()))?;
+    let model = app
+        .store
+        .model(job.model)
+        .await
+        .map_err(|e| internal("model", &e))?;
+    let config: ModelConfig =
+        serde_json::from_str(&model.config).map_err(|e| internal("model configuration", &e))?;
+    let credential = match app.store.model_credential(job.model).await {
+        Ok(Some(sealed)) => {
+            let plain = app
+                .sealer
+                .open(&model_context(&model.owner, &model.name), &sealed)
+                .map_err(|e| internal("model credential", &e))?;
+            let text = String::from_utf8(plain).map_err(|e| internal("model credential", &e))?;
+            Some(Credential::new(text))
+        }
+        Ok(None) => None,
+        Err(e) => return Err(internal("model credential", &e)),
+    };
+    let model = config
+        .build(credential, Some(job.seed))
+        .map_err(|e| refused(e.to_string()))?;
+    let model: Arc<dyn proctor_core::Model> = Arc::new(Metered::new(model, usage.clone()));
+    Ok(JobSpec {
+        eval,
+        dataset: Arc::new(dataset),
+        model,
+        policy: Arc::new(policy),
+        concurrency: job.concurrency as usize,
+        seed: job.seed,
+        samples: None,
+    })
+}
+
+/// What a running job's heartbeat shares with it.
+struct Shared {
+    cancel: CancellationToken,
+    lease_lost: Arc<AtomicBool>,
+    cancel_requested: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    usage: Arc<UsageCounter>,
+}
+
+/// Renews the lease every third of its length and writes progress and usage every
+/// `progress_interval`; stops the job on a cancellation request or a lost lease.
+async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, shared: Shared) {
+    let Shared {
+        cancel,
+        lease_lost,
+        cancel_requested,
+        done,
+        usage,
+    } = shared;
+    let lease = app.config.lease;
+    let renew_every = lease / 3;
+    let tick = app.config.progress_interval.min(renew_every);
+    let mut since_renewal = Duration::ZERO;
+    let mut written = 0;
+    loop {
+        tokio::time::sleep(tick).await;
+        since_renewal += tick;
+        if since_renewal >= renew_every {
+            since_renewal = Duration::ZERO;
+            match app.store.renew(job, &worker, lease).await {
+                Ok(renewed) if renewed.cancel_requested => {
+                    cancel_requested.store(true, Ordering::SeqCst);
+                    cancel.cancel();
+                }
+                Ok(_) => {}
+                Err(StoreError::LeaseLost(_)) => {
+                    lease_lost.store(true, Ordering::SeqCst);
+                    cancel.cancel();
+                    return;
+                }
+                Err(err) => warn!(%err, "renewing the lease failed"),
+            }
+        }
+        let now = done.load(Ordering::Relaxed);
+        if now != written {
+            // The vendor's exact usage; the evaluator's view never shows it per sample.
+            match app
+                .store
+                .record_progress(job, &worker, now, &usage.snapshot())
+                .await
+            {
+                Ok(()) => written = now,
+                Err(StoreError::LeaseLost(_)) => {
+                    lease_lost.store(true, Ordering::SeqCst);
+                    cancel.cancel();
+                    return;
+                }
+                Err(err) => warn!(%err, "recording progress failed"),
+            }
+        }
+    }
+}
+
+/// Writes the job's end and its signed result entry.
+async fn finish(app: &App, worker: &str, job: &Job, ending: Ending) -> Result<(), String> {
+    let ctx = JobContext::load(app, job)
+        .await
+        .map_err(|e| e.to_string())?;
+    let accepted = accepted_index(app, job).await.map_err(|e| e.to_string())?;
+    let outcome = match &ending {
+        Ending::Succeeded(report) => Outcome {
+            status: JobStatus::Succeeded,
+            reason: None,
+            report: Some(serde_json::to_string(report).map_err(|e| e.to_string())?),
+        },
+        Ending::Other { status, reason, .. } => Outcome {
+            status: *status,
+            reason: Some(reason.clone()),
+            report: None,
+        },
+    };
+    let (ended, entry) = app
+        .store
+        .finish(job.id, worker, &outcome, |ended, slot| {
+            sign_result(&app.key, &ctx, ended, accepted, &ending, slot)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    app.metrics
+        .jobs
+        .with_label_values(&[ended.status.as_str()])
+        .inc();
+    info!(status = %ended.status, log_index = entry.index, "job ended");
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! A real server on an ephemeral loopback port, over a temporary SQLite file or a fresh
+//! PostgreSQL database per test (when `PROCTOR_TEST_POSTGRES_URL` is set), and a client.
+
+use std::time::Duration;
+
+use proctor_core::Policy;
+use proctor_sandbox::EngineSettings;
+use proctor_server::{BodyLimits, Config, Server};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection};
+
+pub const POSTGRES_ENV: &str = "PROCTOR_TEST_POSTGRES_URL";
+
+/// The limits the tests run with: small enough to exceed cheaply.
+pub const LIMITS: BodyLimits = BodyLimits {
+    component: 8 << 20,
+    dataset: 1 << 20,
+    json: 64 << 10,
+};
+
+/// One database to run a test on.
+pub struct TestDb {
+    pub url: String,
+    pub label: &'static str,
+    /// The SQLite file, to scan its bytes.
+    pub sqlite_path: Option<std::path::PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// SQLite, and PostgreSQL when configured.
+    pub async fn all() -> anyhow::Result<Vec<TestDb>> {
+        let mut dbs = vec![TestDb::sqlite()?];
+        if let Ok(admin) = std::env::var(POSTGRES_ENV) {
+            dbs.push(TestDb::postgres(&admin).await?);
+        }
+        Ok(dbs)
+    }
+
+    pub fn sqlite() -> anyhow::Result<TestDb> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("proctor.db");
+        Ok(TestDb {
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            label: "sqlite",
+            sqlite_path: Some(path.clone()),
+            _dir: Some(dir),
+            pg: None,
+        })
+    }
+
+    async fn postgres(admin: &str) -> anyhow::Result<TestDb> {
+        let (base, query) = match admin.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (admin, String::new()),
+        };
+        let (server, _) = base
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("{POSTGRES_ENV} has no database path"))?;
+        let name = format!("proctor_server_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(admin).await?;
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        conn.close().await?;
+        Ok(TestDb {
+            url: format!("{server}/{name}{query}"),
+            label: "postgres",
+            sqlite_path: None,
+            _dir: None,
+            pg: Some((admin.to_owned(), name)),
+        })
+    }
+
+    /// Drops the PostgreSQL database (SQLite's directory goes with `self`).
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        if let Some((admin, name)) = &self.pg {
+            let mut conn = PgConnection::connect(admin).await?;
+            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await?;
+            conn.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A request body.
+pub enum Body {
+    None,
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub base: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    server: Option<Server>,
+    serving: tokio::task::JoinHandle<()>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server with `workers` workers on `db`, with a data directory of its own.
+    pub async fn start(db: &TestDb, workers: usize) -> anyhow::Result<TestServer> {
+        let data = tempfile::tempdir()?;
+        let mut server =
+            TestServer::start_at(db, data.path(), workers, Duration::from_secs(6), 3).await?;
+        anyhow::ensure!(
+            !server.admin.is_empty(),
+            "a fresh database creates the first admin"
+        );
+        server._data = Some(data);
+        Ok(server)
+    }
+
+    /// Starts a server on `db` with the data directory `data` (kept by the caller, so a
+    /// restarted server has the same keys). `admin` is empty unless this start created it.
+    pub async fn start_at(
+        db: &TestDb,
+        data: &std::path::Path,
+        workers: usize,
+        lease: Duration,
+        max_attempts: u32,
+    ) -> anyhow::Result<TestServer> {
+        let mut config = Config::new(&db.url, data);
+        config.max_attempts = max_attempts;
+        config.workers = workers;
+        config.poll_interval = Duration::from_millis(50);
+        config.progress_interval = Duration::from_millis(100);
+        config.lease = lease;
+        config.limits = LIMITS;
+        config.credential_key = Some([42; 32]);
+        // Sized for the shipped policies, not for every policy core allows: tests run many
+        // servers in one process.
+        config.engine = EngineSettings::for_policy(&Policy::standard());
+        let server = Server::start(config).await?;
+        let admin = server.admin_token.clone().unwrap_or_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let router = server.router();
+        let serving = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(TestServer {
+            base,
+            admin,
+            client: reqwest::Client::new(),
+            server: Some(server),
+            serving,
+            _data: None,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        self.serving.abort();
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    /// Sends a request; returns the status and the body (JSON when it parses, else a
+    /// string).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let (status, bytes) = self.call_raw(method, path, token, body).await?;
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok((status, value))
+    }
+
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(&v),
+            Body::Bytes(b) => req
+                .header("content-type", "application/octet-stream")
+                .body(b),
+        };
+        let resp = req.send().await?;
+        let status = resp.status();
+        Ok((status, resp.bytes().await?.to_vec()))
+    }
+
+    /// Creates an account and returns its id and a token.
+    pub async fn account(
+        &self,
+        name: &str,
+        role: &str,
+        tier: Option<&str>,
+    ) -> anyhow::Result<(String, String)> {
+        let mut body = serde_json::json!({"name": name, "role": role});
+        if let Some(tier) = tier {
+            body["tier"] = tier.into();
+        }
+        let (status, account) = self
+            .call("POST", "/v1/accounts", Some(&self.admin), Body::Json(body))
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "{status} {account}");
+        let id = str_of(&account, "id")?;
+        let (status, token) = self
+            .call(
+                "POST",
+                &format!("/v1/accounts/{id}/tokens"),
+                Some(&self.admin),
+                Body::Json(serde_json::json!({"label": "test"})),
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "{status} {token}");
+        Ok((id, str_of(&token, "token")?))
+    }
+}
+
+pub fn str_of(v: &Value, key: &str) -> anyhow::Result<String> {
+    v[key]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no string `{key}` in {v}"))
+}
+
+/// The error code of an error body.
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}

@@ -1,0 +1,161 @@
+//! A vendor's credential travels sealed: registered once, never shown, opened only by the
+//! worker, and sent to the vendor's endpoint (a local OpenAI-compatible mock here) only.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use axum::routing::post;
+use proctor_evals::examples::{ARITH_JSONL, ARITH_WASM};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{Body, TestDb, TestServer, str_of};
+
+const CREDENTIAL: &str = "sk-e2e-credential-77";
+
+#[derive(Default)]
+struct Seen {
+    authorized: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// Answers `What is A + B?` with the sum, for requests that carry the credential.
+async fn chat(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(request): Json<Value>,
+) -> (AxumStatus, Json<Value>) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if auth != format!("Bearer {CREDENTIAL}") {
+        seen.refused.fetch_add(1, Ordering::SeqCst);
+        return (AxumStatus::UNAUTHORIZED, Json(json!({"error": "bad key"})));
+    }
+    seen.authorized.fetch_add(1, Ordering::SeqCst);
+    let question = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    let sum: i64 = question
+        .trim_start_matches("What is ")
+        .trim_end_matches('?')
+        .split(" + ")
+        .filter_map(|n| n.trim().parse::<i64>().ok())
+        .sum();
+    (
+        AxumStatus::OK,
+        Json(json!({
+            "model": "mock-1",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": sum.to_string()},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1}
+        })),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sealed_credential_reaches_only_the_vendors_endpoint() -> anyhow::Result<()> {
+    let seen = Arc::new(Seen::default());
+    let mock = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}/v1", listener.local_addr()?);
+    let serving = tokio::spawn(async move {
+        let _ = axum::serve(listener, mock).await;
+    });
+    for db in TestDb::all().await? {
+        let server = TestServer::start(&db, 1).await?;
+        run_with_credential(&server, &endpoint)
+            .await
+            .map_err(|e| e.context(format!("on {}", db.label)))?;
+        server.stop().await;
+        db.cleanup().await?;
+    }
+    serving.abort();
+    assert_eq!(
+        seen.refused.load(Ordering::SeqCst),
+        0,
+        "every call carried the key"
+    );
+    assert!(seen.authorized.load(Ordering::SeqCst) >= 500);
+    Ok(())
+}
+
+async fn run_with_credential(s: &TestServer, endpoint: &str) -> anyhow::Result<()> {
+    let (_, vendor) = s.account("acme", "vendor", None).await?;
+    let (_, evaluator) = s.account("lab", "evaluator", Some("regulator")).await?;
+    let (status, model) = s
+        .call(
+            "POST",
+            "/v1/models",
+            Some(&vendor),
+            Body::Json(json!({
+                "name": "hosted", "version": "2026-02",
+                "config": {"adapter": "openai", "model": "mock-1", "base_url": endpoint},
+                "credential": CREDENTIAL,
+            })),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{model}");
+    let (_, eval) = s
+        .call(
+            "POST",
+            "/v1/evals",
+            Some(&evaluator),
+            Body::Bytes(ARITH_WASM.to_vec()),
+        )
+        .await?;
+    let (_, dataset) = s
+        .call(
+            "POST",
+            "/v1/datasets",
+            Some(&evaluator),
+            Body::Bytes(ARITH_JSONL.as_bytes().to_vec()),
+        )
+        .await?;
+    let (status, job) = s
+        .call(
+            "POST",
+            "/v1/jobs",
+            Some(&evaluator),
+            Body::Json(json!({
+                "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?,
+                "model": str_of(&model, "id")?
+            })),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let path = format!("/v1/jobs/{}", str_of(&job, "id")?);
+    let started = Instant::now();
+    let job = loop {
+        let (_, job) = s.call("GET", &path, Some(&evaluator), Body::None).await?;
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            break job;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "stuck: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (_, result) = s
+        .call(
+            "GET",
+            &format!("{path}/result"),
+            Some(&evaluator),
+            Body::None,
+        )
+        .await?;
+    let report = &result["report"];
+    assert_eq!(report["metrics"]["accuracy"]["mean"], 1.0, "{report}");
+    assert_eq!(report["model"]["version"], "2026-02", "{report}");
+    assert_eq!(report["usage"]["queries"], 500, "{report}");
+    assert!(!result.to_string().contains(CREDENTIAL));
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! The service over real HTTP: an in-process server on an ephemeral port, on SQLite and (when
+//! `PROCTOR_TEST_POSTGRES_URL` is set) PostgreSQL.
+
+mod bad_input;
+mod common;
+mod crash;
+mod credentials;
+mod end_to_end;
+mod matrix;
+mod router;
