@@ -1,25 +1,28 @@
-//! `proctor demo`: one evaluation from end to end, on this machine. It runs the arithmetic
-//! example against a built-in model through the job loop the service uses, signs the
-//! pre-registration and the result as DSSE envelopes with a fresh service key, appends both to
-//! a Merkle log, signs a checkpoint, writes what a regulator keeps (`--out`), and verifies it
-//! offline with the checks `proctor verify` runs.
+//! `proctor demo`: one evaluation from end to end through the real service. It starts the
+//! server in this process on a free loopback port, over a temporary SQLite database and data
+//! directory, and then talks to it over HTTP only, as its users would: the admin creates a
+//! vendor, an evaluator and a regulator; the vendor registers a built-in model; the evaluator
+//! uploads the arithmetic example and its dataset and runs a job; the regulator fetches the
+//! attestation, the service key, a checkpoint and the inclusion proof, keeps them (`--out`),
+//! and checks them offline with the checks `proctor verify` runs.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use proctor_attest::proof::InclusionProof;
-use proctor_attest::statement::{AttestedModel, JobRecord};
 use proctor_attest::verify::{AttestationInputs, verify_attestation};
-use proctor_attest::{Checkpoint, EvalResult, JobAccepted, MemoryStore, SigningKey, log};
-use proctor_core::{Dataset, Sha256Digest};
+use proctor_core::{Policy, Sha256Digest};
 use proctor_evals::examples;
+use proctor_sandbox::EngineSettings;
+use proctor_server::{Config, Server};
+use serde_json::{Value, json};
 
-use crate::examples::write_atomically;
+use crate::client::{Client, str_field};
 use crate::keys::PUBLIC_KEY_FILE;
-use crate::run::{Failure, LocalJob, evaluate, render_table, run_to_exit};
+use crate::remote::{prepare_out, report_of, save_attestation, wait_for_job};
+use crate::run::{Failure, render_table, run_to_exit};
 use crate::verify::{
     ATTESTATION_FILE, CHECKPOINT_FILE, DATASET_FILE, EVAL_FILE, INCLUSION_PROOF_FILE,
 };
@@ -29,6 +32,9 @@ const ORIGIN: &str = "proctor.local/demo";
 /// Who the demo's parties are.
 const VENDOR: &str = "demo-vendor";
 const EVALUATOR: &str = "demo-evaluator";
+const REGULATOR: &str = "demo-regulator";
+/// How long the demo waits for its job.
+const DEMO_JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -36,10 +42,10 @@ pub struct DemoArgs {
     /// attestation already).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The model under test.
+    /// The model under test: a built-in model reference.
     #[arg(long, default_value = "builtin:arith?latency_ms=20&error_rate=0.05")]
     model: String,
-    /// The sandbox policy (a shipped name or a file).
+    /// The sandbox policy: a name the service ships.
     #[arg(long, default_value = "standard")]
     policy: String,
 }
@@ -49,152 +55,81 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn demo(args: DemoArgs) -> Result<(), Failure> {
-    let policy = crate::run::load_policy(&args.policy)?;
-    let model = proctor_models::parse_model_ref(&args.model, Some(0))?;
+    // Refusals first, before anything is started or written.
+    let builtin = args
+        .model
+        .strip_prefix("builtin:")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--model must be a built-in model, `builtin:NAME[?...]`"))?
+        .to_owned();
+    let policy = Policy::named(&args.policy)?;
     let out = match &args.out {
         Some(dir) => {
-            if dir.join(ATTESTATION_FILE).exists() {
-                return Err(anyhow::anyhow!(
-                    "{} already holds an attestation; choose another --out",
-                    dir.display()
-                )
-                .into());
-            }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            prepare_out(dir)?;
             Output::Kept(dir.clone())
         }
         None => Output::Temporary(tempfile::tempdir().map_err(internal)?),
     };
-    let dataset = Dataset::parse(examples::ARITH_JSONL.as_bytes(), usize::MAX).map_err(internal)?;
-    let key = SigningKey::generate().map_err(internal)?;
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let eval_digest = Sha256Digest::of(examples::ARITH_WASM);
-    let dataset_digest = Sha256Digest::of(examples::ARITH_JSONL.as_bytes());
-    eprintln!(
-        "proctor demo: job {job_id}\n  vendor {VENDOR} offers {}; evaluator {EVALUATOR} submits the arith eval ({} items) under policy {}",
-        args.model,
-        dataset.len(),
-        policy.name
+
+    // The service: a temporary database and data directory, removed when the demo ends.
+    let scratch = tempfile::tempdir().map_err(internal)?;
+    let mut config = Config::new(
+        format!(
+            "sqlite://{}?mode=rwc",
+            scratch.path().join("proctor.db").display()
+        ),
+        scratch.path().join("data"),
     );
-
-    // Pre-registration: the job is in the log before it runs.
-    let mut log_store = MemoryStore::new();
-    let accepted_index = next_index(&mut log_store).await?;
-    let accepted = JobAccepted {
-        job_id: job_id.clone(),
-        evaluator: EVALUATOR.into(),
-        eval: proctor_core::EvalRef {
-            name: "arith".into(),
-            version: "1.0.0".into(),
-            sha256: eval_digest,
-        },
-        dataset: proctor_core::DatasetRef {
-            sha256: dataset_digest,
-            items: dataset.len() as u64,
-        },
-        model: AttestedModel::new(VENDOR, &model.descriptor()),
-        policy: proctor_core::PolicyRef {
-            name: policy.name.clone(),
-            sha256: policy.digest(),
-        },
-        accepted_at: now(),
-        log_index: accepted_index,
-        service_version: env!("CARGO_PKG_VERSION").into(),
-    }
-    .into_statement()
-    .sign(&key)
-    .map_err(internal)?;
-    log::append_at(&mut log_store, accepted_index, accepted.as_bytes())
+    config.origin = ORIGIN.into();
+    config.workers = 1;
+    config.poll_interval = Duration::from_millis(100);
+    config.progress_interval = Duration::from_millis(200);
+    // Sized for the one policy the demo runs, not for every policy the service admits.
+    config.engine = EngineSettings::for_policy(&policy);
+    let server = Server::start(config)
         .await
-        .map_err(internal)?;
-    eprintln!("  logged the job-accepted entry at index {accepted_index}");
-
-    let started_at = now();
-    let report = evaluate(LocalJob {
-        eval_label: "arith (embedded example)".into(),
-        eval_bytes: examples::ARITH_WASM,
-        dataset,
-        model,
-        policy,
-        concurrency: None,
-        seed: 0,
-    })
-    .await?;
-
-    let result_index = next_index(&mut log_store).await?;
-    let job = JobRecord {
-        job_id: job_id.clone(),
-        vendor: VENDOR.into(),
-        started_at: Some(started_at),
-        finished_at: now(),
-        accepted_log_index: accepted_index,
-        log_index: result_index,
-        service_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    let envelope = EvalResult::succeeded(job, report.clone())
-        .into_statement()
-        .sign(&key)
-        .map_err(internal)?;
-    log::append_at(&mut log_store, result_index, envelope.as_bytes())
+        .context("starting the embedded service")
+        .map_err(Failure::Internal)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(internal)?;
-    let head = log::tree_head(&mut log_store).await.map_err(internal)?;
-    let proof = InclusionProof {
-        log_index: result_index,
-        tree_size: head.size,
-        root_hash: head.root,
-        hashes: log::inclusion_proof(&mut log_store, result_index, head.size)
-            .await
-            .map_err(internal)?,
-    };
-    let checkpoint = Checkpoint::new(ORIGIN, head).sign(&key).map_err(internal)?;
-    eprintln!(
-        "  logged the signed result at index {result_index}; tree size {}",
-        head.size
-    );
+        .context("cannot listen on a loopback port")
+        .map_err(Failure::Internal)?;
+    let base = format!("http://{}", listener.local_addr().map_err(internal)?);
+    let serving = tokio::spawn(axum::serve(listener, server.router()).into_future());
+    eprintln!("proctor demo: the service is listening on {base} (temporary SQLite database)");
 
-    let dir = out.path();
-    let (public_key, proof_json) = (key.verifying_key().to_pem(), proof.to_json());
-    let files: [(&str, &[u8]); 6] = [
-        (ATTESTATION_FILE, envelope.as_bytes()),
-        (PUBLIC_KEY_FILE, public_key.as_bytes()),
-        (CHECKPOINT_FILE, checkpoint.as_bytes()),
-        (INCLUSION_PROOF_FILE, proof_json.as_bytes()),
-        (EVAL_FILE, examples::ARITH_WASM),
-        (DATASET_FILE, examples::ARITH_JSONL.as_bytes()),
-    ];
-    for (name, bytes) in files {
-        write_atomically(&dir.join(name), bytes).map_err(Failure::Internal)?;
-    }
+    let outcome = session(&server, &base, &builtin, &policy, &args, out.path()).await;
+    serving.abort();
+    server.shutdown().await;
+    let (report, job_id, log_index) = outcome?;
 
     // The regulator's side: only the files, read back from disk.
-    let read =
-        |name: &str| std::fs::read(dir.join(name)).with_context(|| format!("reading {name}"));
-    let verifying_key = proctor_attest::VerifyingKey::from_pem(&String::from_utf8_lossy(
-        &read(PUBLIC_KEY_FILE).map_err(Failure::Internal)?,
-    ))
-    .map_err(internal)?;
+    let dir = out.path();
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .with_context(|| format!("reading {name}"))
+            .map_err(Failure::Internal)
+    };
+    let key =
+        proctor_attest::VerifyingKey::from_pem(&String::from_utf8_lossy(&read(PUBLIC_KEY_FILE)?))
+            .map_err(internal)?;
     let (attestation, checkpoint, proof) = (
-        read(ATTESTATION_FILE).map_err(Failure::Internal)?,
-        read(CHECKPOINT_FILE).map_err(Failure::Internal)?,
-        read(INCLUSION_PROOF_FILE).map_err(Failure::Internal)?,
+        read(ATTESTATION_FILE)?,
+        read(CHECKPOINT_FILE)?,
+        read(INCLUSION_PROOF_FILE)?,
     );
+    let key_id = key.key_id();
     let verification = verify_attestation(&AttestationInputs {
         envelope: &attestation,
-        keys: &[verifying_key],
-        eval: Some(Sha256Digest::of(
-            &read(EVAL_FILE).map_err(Failure::Internal)?,
-        )),
-        dataset: Some(Sha256Digest::of(
-            &read(DATASET_FILE).map_err(Failure::Internal)?,
-        )),
+        keys: &[key],
+        eval: Some(Sha256Digest::of(&read(EVAL_FILE)?)),
+        dataset: Some(Sha256Digest::of(&read(DATASET_FILE)?)),
         checkpoint: Some(&checkpoint),
         inclusion_proof: Some(&proof),
     });
 
     print!("{}", render_table(&report));
-    println!("\nattestation (key id {})", key.key_id());
+    println!("\nattestation of job {job_id}, log index {log_index} (service key id {key_id})");
     for line in verification.to_string().lines() {
         println!("  {line}");
     }
@@ -217,6 +152,115 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
     }
 }
 
+/// Everything the three users do over HTTP. Returns the released report, the job id and the
+/// result's log index.
+async fn session(
+    server: &Server,
+    base: &str,
+    builtin: &str,
+    policy: &Policy,
+    args: &DemoArgs,
+    out: &Path,
+) -> Result<(proctor_core::RunReport, String, u64), Failure> {
+    let admin_token = server.admin_token.as_deref().ok_or_else(|| {
+        Failure::Internal(anyhow::anyhow!("the fresh service created no admin token"))
+    })?;
+    let admin = Client::new(base, Some(admin_token.to_owned()))?;
+    let vendor = account(&admin, VENDOR, "vendor", None).await?;
+    let evaluator = account(&admin, EVALUATOR, "evaluator", Some("academic")).await?;
+    let regulator = account(&admin, REGULATOR, "regulator", None).await?;
+    eprintln!(
+        "  admin created {VENDOR} (vendor), {EVALUATOR} (evaluator, academic) and {REGULATOR} (regulator)"
+    );
+
+    let model = vendor
+        .post_json(
+            "/v1/models",
+            json!({
+                "name": "arith", "version": env!("CARGO_PKG_VERSION"),
+                "config": {"adapter": "builtin", "model": builtin}
+            }),
+        )
+        .await?;
+    let model_id = str_field(&model, "id")?;
+    eprintln!("  {VENDOR} registered {} as model {model_id}", args.model);
+
+    let eval = evaluator
+        .post_bytes("/v1/evals", examples::ARITH_WASM.to_vec())
+        .await?;
+    let dataset = evaluator
+        .post_bytes("/v1/datasets", examples::ARITH_JSONL.as_bytes().to_vec())
+        .await?;
+    let job = evaluator
+        .post_json(
+            "/v1/jobs",
+            json!({
+                "eval": str_field(&eval, "id")?,
+                "dataset": str_field(&dataset, "id")?,
+                "model": model_id,
+                "policy": policy.name,
+            }),
+        )
+        .await?;
+    let job_id = str_field(&job, "id")?;
+    eprintln!(
+        "  {EVALUATOR} uploaded the arith eval and its {} items, and submitted job {job_id} under policy {} (pre-registered in the log)",
+        dataset["items"], policy.name
+    );
+
+    // A demo job takes seconds; one still running after minutes means the service is stuck,
+    // and the demo says so instead of hanging.
+    let ended = wait_for_job(&evaluator, &job_id, Some(DEMO_JOB_TIMEOUT)).await?;
+    let status = str_field(&ended, "status")?;
+    if status != "succeeded" {
+        let reason = ended["reason"].as_str().unwrap_or("no reason given");
+        return Err(Failure::Internal(anyhow::anyhow!(
+            "the demo's job ended {status}: {reason}"
+        )));
+    }
+    let result = evaluator
+        .get_json(&format!("/v1/jobs/{job_id}/result"))
+        .await?;
+    let report = report_of(&result)?.ok_or_else(|| {
+        Failure::Internal(anyhow::anyhow!("the demo's job succeeded without a report"))
+    })?;
+
+    let log_index = save_attestation(
+        &regulator,
+        &job_id,
+        out,
+        Some(examples::ARITH_WASM),
+        Some(examples::ARITH_JSONL.as_bytes()),
+    )
+    .await?;
+    eprintln!(
+        "  {REGULATOR} fetched the signed result (log index {log_index}), the service key, a checkpoint and the inclusion proof"
+    );
+    Ok((report, job_id, log_index))
+}
+
+/// Creates an account and a token for it; returns a client acting as that account.
+async fn account(
+    admin: &Client,
+    name: &str,
+    role: &str,
+    tier: Option<&str>,
+) -> Result<Client, Failure> {
+    let mut body = json!({"name": name, "role": role});
+    if let Some(tier) = tier {
+        body["tier"] = Value::from(tier);
+    }
+    let account = admin.post_json("/v1/accounts", body).await?;
+    let id = str_field(&account, "id")?;
+    let token = admin
+        .post_json(
+            &format!("/v1/accounts/{id}/tokens"),
+            json!({"label": "demo"}),
+        )
+        .await?;
+    Ok(admin.with_token(&str_field(&token, "token")?))
+}
+
 /// Where the files go: a directory the user keeps, or one removed at the end.
 enum Output {
     Kept(PathBuf),
@@ -230,14 +274,6 @@ impl Output {
             Output::Temporary(dir) => dir.path(),
         }
     }
-}
-
-async fn next_index(store: &mut MemoryStore) -> Result<u64, Failure> {
-    Ok(log::tree_head(store).await.map_err(internal)?.size)
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 fn internal(e: impl Into<anyhow::Error>) -> Failure {

@@ -1,9 +1,11 @@
 //! The `proctor` binary: a thin shell over the library crates.
 
+mod client;
 mod demo;
 mod examples;
 mod keys;
 mod model_cmd;
+mod remote;
 mod run;
 mod serve;
 mod verify;
@@ -25,8 +27,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// A full evaluation in one command: run the arithmetic example, sign the result, log it,
-    /// and verify the attestation offline.
+    /// A full evaluation in one command, through an embedded service on a loopback port: a
+    /// vendor, an evaluator and a regulator run the arithmetic example, fetch its signed and
+    /// logged result, and verify the attestation offline.
     Demo(demo::DemoArgs),
     /// Run an eval locally against a model and print its released aggregates.
     Run(run::RunArgs),
@@ -43,6 +46,21 @@ enum Command {
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
     Serve(serve::ServeArgs),
+    /// Upload eval components to the service.
+    #[command(subcommand)]
+    Eval(remote::EvalCommand),
+    /// Upload datasets to the service.
+    #[command(subcommand)]
+    Dataset(remote::DatasetCommand),
+    /// Submit jobs to the service and read their results.
+    #[command(subcommand)]
+    Job(remote::JobCommand),
+    /// Fetch attestations from the service.
+    #[command(subcommand)]
+    Attestation(remote::AttestationCommand),
+    /// Read the service's transparency log.
+    #[command(subcommand)]
+    Log(remote::LogCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +74,11 @@ fn main() -> ExitCode {
         Command::VerifyConsistency(args) => verify::run_consistency(args),
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Eval(cmd) => remote::eval(cmd),
+        Command::Dataset(cmd) => remote::dataset(cmd),
+        Command::Job(cmd) => remote::job(cmd),
+        Command::Attestation(cmd) => remote::attestation(cmd),
+        Command::Log(cmd) => remote::log(cmd),
     };
     match result {
         Ok(code) => code,

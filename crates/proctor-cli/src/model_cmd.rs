@@ -17,6 +17,8 @@ use proctor_models::{ModelConfig, ProbeError, ProbeReport};
 pub enum ModelCommand {
     /// Send one tiny request and report latency, finish reason and whether usage came back.
     Test(TestArgs),
+    /// Register a model with the service (as a vendor): prints its id.
+    Register(crate::remote::RegisterArgs),
 }
 
 #[derive(Args)]
@@ -29,6 +31,7 @@ pub struct TestArgs {
 pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ModelCommand::Test(args) => test(args),
+        ModelCommand::Register(args) => crate::remote::register(args),
     }
 }
 

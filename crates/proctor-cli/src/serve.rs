@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// The log's origin line in checkpoints.
     #[arg(long, env = "PROCTOR_LOG_ORIGIN", default_value = "proctor.local/log")]
     origin: String,
+    /// How long a worker's claim holds a job before another worker (or this server, after a
+    /// restart) may take it up: a job whose worker died waits this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +56,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mut config = Config::new(database, &args.data_dir).with_env_credential_key()?;
     config.workers = args.workers;
     config.origin = args.origin;
+    config.lease = args.lease;
     let server = Server::start(config).await?;
     if let Some(token) = &server.admin_token {
         eprintln!(

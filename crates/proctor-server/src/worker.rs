@@ -116,12 +116,14 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     let cancel_requested = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let usage = Arc::new(UsageCounter::default());
+    let stop = CancellationToken::new();
     let heartbeat = tokio::spawn(
         heartbeat(
             app.clone(),
             worker.to_owned(),
             job.id,
             Shared {
+                stop: stop.clone(),
                 cancel: cancel.clone(),
                 lease_lost: lease_lost.clone(),
                 cancel_requested: cancel_requested.clone(),
@@ -136,7 +138,7 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     let spec = match prepare(app, job, &usage).await {
         Ok(spec) => spec,
         Err(ending) => {
-            heartbeat.abort();
+            stop_heartbeat(&stop, heartbeat).await;
             if lease_lost.load(Ordering::SeqCst) {
                 return None;
             }
@@ -152,7 +154,7 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     let result =
         proctor_sandbox::run_and_release(&app.sandbox, &spec, &job.policy_name, &progress, &cancel)
             .await;
-    heartbeat.abort();
+    stop_heartbeat(&stop, heartbeat).await;
     let processed = done.load(Ordering::Relaxed);
     app.metrics.samples.inc_by(processed);
     if lease_lost.load(Ordering::SeqCst) {
@@ -253,8 +255,20 @@ async fn prepare(
     })
 }
 
+/// Stops the heartbeat between its writes and waits for it. Aborting the task instead could
+/// cut a store transaction mid-statement, and a SQLite connection left that way holds the
+/// write lock until it is rolled back later, so the job's final writes would wait on it.
+async fn stop_heartbeat(stop: &CancellationToken, heartbeat: tokio::task::JoinHandle<()>) {
+    stop.cancel();
+    if let Err(err) = heartbeat.await {
+        warn!(%err, "the heartbeat task ended abnormally");
+    }
+}
+
 /// What a running job's heartbeat shares with it.
 struct Shared {
+    /// Set when the job is over: the heartbeat returns at its next sleep, never mid-write.
+    stop: CancellationToken,
     cancel: CancellationToken,
     lease_lost: Arc<AtomicBool>,
     cancel_requested: Arc<AtomicBool>,
@@ -266,6 +280,7 @@ struct Shared {
 /// `progress_interval`; stops the job on a cancellation request or a lost lease.
 async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, shared: Shared) {
     let Shared {
+        stop,
         cancel,
         lease_lost,
         cancel_requested,
@@ -278,7 +293,10 @@ async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, sha
     let mut since_renewal = Duration::ZERO;
     let mut written = 0;
     loop {
-        tokio::time::sleep(tick).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(tick) => {}
+        }
         since_renewal += tick;
         if since_renewal >= renew_every {
             since_renewal = Duration::ZERO;

@@ -1,0 +1,457 @@
+//! The client commands: each reads its input, makes its call to the service and renders the
+//! answer. `proctor model register`, `eval upload`, `dataset upload`, `job submit|status|result`,
+//! `attestation get` and `log checkpoint`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use proctor_attest::proof::InclusionProof;
+use proctor_core::RunReport;
+use proctor_models::ModelConfig;
+use serde_json::{Value, json};
+
+use crate::client::{Client, ServerArgs, str_field};
+use crate::examples::write_atomically;
+use crate::keys::PUBLIC_KEY_FILE;
+use crate::run::{Failure, render_table, run_to_exit};
+use crate::verify::{
+    ATTESTATION_FILE, CHECKPOINT_FILE, DATASET_FILE, EVAL_FILE, INCLUSION_PROOF_FILE,
+};
+
+/// How often `--wait` asks for a job's progress.
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The model's name (unique among this vendor's models).
+    #[arg(long)]
+    name: String,
+    /// The version the attestations name.
+    #[arg(long)]
+    version: String,
+    /// The model configuration (TOML), as `proctor model test` takes it.
+    #[arg(long, value_name = "FILE.toml")]
+    config: PathBuf,
+    /// The environment variable holding the endpoint's key, sent once and sealed by the
+    /// service; default: the config's `api_key_env`, if any.
+    #[arg(long, value_name = "VAR")]
+    credential_env: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Upload an eval component (.wasm); prints its sha256, the id jobs name it by.
+    Upload(UploadArgs),
+}
+
+#[derive(Subcommand)]
+pub enum DatasetCommand {
+    /// Upload a dataset (JSONL); prints its sha256, the id jobs name it by.
+    Upload(UploadArgs),
+}
+
+#[derive(Args)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The file to upload.
+    file: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Submit a job: an eval and a dataset (by sha256) against a model (by id).
+    Submit(SubmitArgs),
+    /// A job's status and progress.
+    Status(JobIdArgs),
+    /// A finished job's released result.
+    Result(ResultArgs),
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The eval's id (its sha256, as `proctor eval upload` prints it).
+    #[arg(long, value_name = "SHA256")]
+    eval: String,
+    /// The dataset's id (its sha256, as `proctor dataset upload` prints it).
+    #[arg(long, value_name = "SHA256")]
+    dataset: String,
+    /// The model's id (as `proctor model register` prints it).
+    #[arg(long, value_name = "ID")]
+    model: String,
+    /// A policy the service ships (default `standard`).
+    #[arg(long, value_name = "NAME")]
+    policy: Option<String>,
+    /// Wait for the job to end and print its result.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: print the result as one JSON object.
+    #[arg(long, requires = "wait")]
+    json: bool,
+    /// With --wait: stop waiting after this long (e.g. `10m`); the job goes on.
+    #[arg(long, requires = "wait", value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+}
+
+#[derive(Args)]
+pub struct JobIdArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The job id.
+    id: String,
+}
+
+#[derive(Args)]
+pub struct ResultArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The job id.
+    id: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AttestationCommand {
+    /// Write a job's attestation, the service key, a checkpoint and the inclusion proof to a
+    /// directory that `proctor verify` checks.
+    Get(GetArgs),
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The job id.
+    job: String,
+    /// The directory (created; must not hold an attestation already).
+    #[arg(long)]
+    out: PathBuf,
+    /// The eval component, copied in so `proctor verify` compares its digest.
+    #[arg(long, value_name = "FILE")]
+    eval: Option<PathBuf>,
+    /// The dataset, copied in so `proctor verify` compares its digest.
+    #[arg(long, value_name = "FILE")]
+    dataset: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Print the log's signed checkpoint.
+    Checkpoint(CheckpointArgs),
+}
+
+#[derive(Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub fn register(args: RegisterArgs) -> anyhow::Result<ExitCode> {
+    run_to_exit(async move {
+        let path = &args.config;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config = ModelConfig::from_toml(&text)
+            .with_context(|| format!("model config {}", path.display()))?;
+        // The service never reads its own environment for a vendor: the key is read here and
+        // sent once, and the variable's name stays on this machine.
+        let variable = args.credential_env.clone().or(config.api_key_env.take());
+        let credential = match variable {
+            Some(var) => Some(std::env::var(&var).map_err(|_| {
+                anyhow::anyhow!("the environment variable {var} (the credential) is not set")
+            })?),
+            None => None,
+        };
+        let mut body = json!({"name": args.name, "version": args.version, "config": config});
+        if let Some(credential) = credential {
+            body["credential"] = credential.into();
+        }
+        let client = args.server.client()?;
+        let model = client.post_json("/v1/models", body).await?;
+        println!("{}", str_field(&model, "id")?);
+        Ok(())
+    })
+}
+
+pub fn eval(cmd: EvalCommand) -> anyhow::Result<ExitCode> {
+    let EvalCommand::Upload(args) = cmd;
+    upload(args, "/v1/evals")
+}
+
+pub fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
+    let DatasetCommand::Upload(args) = cmd;
+    upload(args, "/v1/datasets")
+}
+
+fn upload(args: UploadArgs, route: &'static str) -> anyhow::Result<ExitCode> {
+    run_to_exit(async move {
+        let bytes = std::fs::read(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        let answer = args.server.client()?.post_bytes(route, bytes).await?;
+        // The id on stdout alone, so scripts can capture it; what it is on stderr.
+        println!("{}", str_field(&answer, "id")?);
+        match (
+            answer.get("name").and_then(Value::as_str),
+            answer.get("items"),
+        ) {
+            (Some(name), _) => eprintln!(
+                "eval {name} {}",
+                answer.get("version").and_then(Value::as_str).unwrap_or("")
+            ),
+            (None, Some(items)) => eprintln!("dataset of {items} items"),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobCommand::Submit(args) => run_with_status(submit(args)),
+        JobCommand::Status(args) => run_to_exit(status(args)),
+        JobCommand::Result(args) => run_with_status(async move {
+            let client = args.server.client()?;
+            let result = client
+                .get_json(&format!("/v1/jobs/{}/result", segment(&args.id)?))
+                .await?;
+            print_result(&result, args.json)
+        }),
+    }
+}
+
+/// Like [`run_to_exit`], for commands whose success depends on how the job ended: exit 1 when
+/// it failed or was cancelled.
+fn run_with_status(body: impl Future<Output = Result<bool, Failure>>) -> anyhow::Result<ExitCode> {
+    let mut succeeded = true;
+    let code = run_to_exit(async {
+        succeeded = body.await?;
+        Ok(())
+    })?;
+    Ok(if code == ExitCode::SUCCESS && !succeeded {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
+}
+
+async fn submit(args: SubmitArgs) -> Result<bool, Failure> {
+    let client = args.server.client()?;
+    let mut body = json!({"eval": args.eval, "dataset": args.dataset, "model": args.model});
+    if let Some(policy) = &args.policy {
+        body["policy"] = policy.as_str().into();
+    }
+    let job = client.post_json("/v1/jobs", body).await?;
+    let id = str_field(&job, "id")?;
+    if !args.wait {
+        println!("{id}");
+        return Ok(true);
+    }
+    eprintln!("job {id} submitted");
+    wait_for_job(&client, &id, args.timeout).await?;
+    let result = client.get_json(&format!("/v1/jobs/{id}/result")).await?;
+    print_result(&result, args.json)
+}
+
+async fn status(args: JobIdArgs) -> Result<(), Failure> {
+    let client = args.server.client()?;
+    let job = client
+        .get_json(&format!("/v1/jobs/{}", segment(&args.id)?))
+        .await?;
+    let n = |k: &str| job["progress"][k].as_u64().unwrap_or(0);
+    println!(
+        "job       {}\nstatus    {}\nprogress  {}/{} samples\nattempts  {}",
+        str_field(&job, "id")?,
+        str_field(&job, "status")?,
+        n("done"),
+        n("total"),
+        job["attempts"].as_u64().unwrap_or(0)
+    );
+    if let Some(reason) = job.get("reason").and_then(Value::as_str) {
+        println!("reason    {reason}");
+    }
+    Ok(())
+}
+
+/// Polls a job until it leaves `queued`/`running`, with a progress bar on stderr (drawn only
+/// when stderr is a terminal). Returns the job's last view. Past `timeout` it gives up waiting
+/// (an internal failure: nothing was refused, and the job goes on).
+pub async fn wait_for_job(
+    client: &Client,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<Value, Failure> {
+    let started = std::time::Instant::now();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:8} {bar:40} {pos}/{len} samples  eta {eta}")
+            .map_err(|e| Failure::Internal(e.into()))?,
+    );
+    let path = format!("/v1/jobs/{}", segment(id)?);
+    let job = loop {
+        let job = client.get_json(&path).await?;
+        let status = job["status"].as_str().unwrap_or("");
+        bar.set_length(job["progress"]["total"].as_u64().unwrap_or(0));
+        bar.set_position(job["progress"]["done"].as_u64().unwrap_or(0));
+        bar.set_message(status.to_owned());
+        if !matches!(status, "queued" | "running") {
+            break job;
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            bar.abandon();
+            return Err(Failure::Internal(anyhow::anyhow!(
+                "job {id} is still {status} after {}; check it later with `proctor job status {id}`",
+                humantime::format_duration(started.elapsed())
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    bar.finish_and_clear();
+    Ok(job)
+}
+
+/// Prints a job's result: the table (or one JSON object). Returns whether it succeeded.
+fn print_result(result: &Value, as_json: bool) -> Result<bool, Failure> {
+    let status = str_field(result, "status")?;
+    if as_json {
+        let text = serde_json::to_string_pretty(result).map_err(|e| Failure::Internal(e.into()))?;
+        println!("{text}");
+    } else {
+        println!("status    {status}");
+        if let Some(reason) = result.get("reason").and_then(Value::as_str) {
+            println!("reason    {reason}");
+        }
+        if let Some(report) = report_of(result)? {
+            print!("{}", render_table(&report));
+        }
+    }
+    if status != "succeeded" {
+        eprintln!("the job ended {status}");
+    }
+    Ok(status == "succeeded")
+}
+
+/// The released report of a result, when there is one.
+pub fn report_of(result: &Value) -> Result<Option<RunReport>, Failure> {
+    match result.get("report") {
+        None | Some(Value::Null) => Ok(None),
+        Some(report) => serde_json::from_value(report.clone())
+            .map(Some)
+            .context("the server's report does not parse")
+            .map_err(Failure::Internal),
+    }
+}
+
+pub fn attestation(cmd: AttestationCommand) -> anyhow::Result<ExitCode> {
+    let AttestationCommand::Get(args) = cmd;
+    run_to_exit(async move {
+        let read = |p: &Option<PathBuf>| -> Result<Option<Vec<u8>>, Failure> {
+            Ok(p.as_deref()
+                .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+                .transpose()?)
+        };
+        let (eval, dataset) = (read(&args.eval)?, read(&args.dataset)?);
+        prepare_out(&args.out)?;
+        let client = args.server.client()?;
+        let index = save_attestation(
+            &client,
+            &args.job,
+            &args.out,
+            eval.as_deref(),
+            dataset.as_deref(),
+        )
+        .await?;
+        println!(
+            "attestation of job {} (log index {index}) written to {}; check it with `proctor verify {}`",
+            args.job,
+            args.out.display(),
+            args.out.display()
+        );
+        Ok(())
+    })
+}
+
+/// Creates `dir`, refusing one that already holds an attestation: what a regulator keeps is
+/// never overwritten.
+pub fn prepare_out(dir: &Path) -> Result<(), Failure> {
+    if dir.join(ATTESTATION_FILE).exists() {
+        return Err(anyhow::anyhow!(
+            "{} already holds an attestation; choose another --out",
+            dir.display()
+        )
+        .into());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(())
+}
+
+/// Fetches a job's result attestation and the service key, and writes the files
+/// `proctor verify` reads (plus the eval and dataset when given). Returns the log index.
+pub async fn save_attestation(
+    client: &Client,
+    job: &str,
+    dir: &Path,
+    eval: Option<&[u8]>,
+    dataset: Option<&[u8]>,
+) -> Result<u64, Failure> {
+    let view = client
+        .get_json(&format!("/v1/attestations/{}", segment(job)?))
+        .await?;
+    let envelope = str_field(&view, "envelope")?;
+    let checkpoint = str_field(&view, "checkpoint")?;
+    // Re-encoded through proctor-attest, so the file is in its format whatever spacing the
+    // server's JSON had.
+    let proof_value = view
+        .get("inclusion_proof")
+        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the answer has no inclusion_proof")))?;
+    let proof = serde_json::to_vec(proof_value)
+        .map_err(|e| Failure::Internal(e.into()))
+        .and_then(|b| InclusionProof::from_json(&b).map_err(|e| Failure::Internal(e.into())))?;
+    let public_key = client.get_bytes("/v1/public-key").await?;
+    let proof_json = proof.to_json();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (PUBLIC_KEY_FILE, &public_key),
+        (CHECKPOINT_FILE, checkpoint.as_bytes()),
+        (INCLUSION_PROOF_FILE, proof_json.as_bytes()),
+    ];
+    files.extend(eval.map(|b| (EVAL_FILE, b)));
+    files.extend(dataset.map(|b| (DATASET_FILE, b)));
+    // The attestation last: its presence marks a complete directory.
+    files.push((ATTESTATION_FILE, envelope.as_bytes()));
+    for (name, bytes) in files {
+        write_atomically(&dir.join(name), bytes).map_err(Failure::Internal)?;
+    }
+    Ok(proof.log_index)
+}
+
+pub fn log(cmd: LogCommand) -> anyhow::Result<ExitCode> {
+    let LogCommand::Checkpoint(args) = cmd;
+    run_to_exit(async move {
+        let text = args
+            .server
+            .client()?
+            .get_bytes("/v1/log/checkpoint")
+            .await?;
+        print!("{}", String::from_utf8_lossy(&text));
+        Ok(())
+    })
+}
+
+/// An id as one path segment: ids are hex or UUIDs, so anything else is refused here rather
+/// than sent as another path.
+fn segment(id: &str) -> Result<&str, Failure> {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        Ok(id)
+    } else {
+        Err(anyhow::anyhow!("`{id}` is not an id").into())
+    }
+}

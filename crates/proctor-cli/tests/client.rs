@@ -1,0 +1,440 @@
+//! The client commands against a real `proctor serve` child process: accounts over HTTP, then
+//! every user step through the real binary, ending in `proctor verify` on what
+//! `proctor attestation get` wrote.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use proctor_evals::examples::{ARITH_JSONL, ARITH_WASM};
+use serde_json::{Value, json};
+
+/// A `proctor serve` child on a free loopback port with its own data directory; killed on drop.
+struct ServeChild {
+    child: Child,
+    base: String,
+    admin: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl ServeChild {
+    fn start() -> ServeChild {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut server = ServeChild::start_in(data.path(), &[], true);
+        server._data = Some(data);
+        server
+    }
+
+    /// Starts `proctor serve` on the data directory `data` (kept by the caller when it is to
+    /// outlive this process). `admin` is empty unless `first_start`.
+    fn start_in(data: &Path, extra: &[&str], first_start: bool) -> ServeChild {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_proctor"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data)
+            .env_remove("PROCTOR_DATABASE_URL")
+            .env_remove("PROCTOR_CREDENTIAL_KEY")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting proctor serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // The server prints the admin token (on its first start), then the address; the
+        // reader thread keeps draining stderr afterwards so the child never blocks on a full
+        // pipe.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("serve: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let (mut admin, mut base) = (None, None);
+        let mut previous = String::new();
+        while (first_start && admin.is_none()) || base.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("proctor serve printed its token and address");
+            if previous.contains("token is shown once") {
+                admin = Some(line.trim().to_owned());
+            }
+            if let Some(url) = line.split("listening on ").nth(1) {
+                base = Some(url.trim().to_owned());
+            }
+            previous = line;
+        }
+        ServeChild {
+            child,
+            base: base.expect("address"),
+            admin: admin.unwrap_or_default(),
+            _data: None,
+        }
+    }
+
+    /// The proctor binary, talking to this server with `token`.
+    fn proctor(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_proctor"))
+            .args(args)
+            .env("PROCTOR_SERVER", &self.base)
+            .env("PROCTOR_TOKEN", token)
+            .output()
+            .expect("running proctor")
+    }
+
+    /// Creates an account with a token, over HTTP as the admin.
+    async fn account(&self, name: &str, role: &str, tier: Option<&str>) -> String {
+        let http = reqwest::Client::new();
+        let mut body = json!({"name": name, "role": role});
+        if let Some(tier) = tier {
+            body["tier"] = tier.into();
+        }
+        let post = |path: String, body: Value| {
+            http.post(format!("{}{path}", self.base))
+                .bearer_auth(&self.admin)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+        };
+        let account: Value = serde_json::from_slice(
+            &post("/v1/accounts".into(), body)
+                .await
+                .expect("POST /v1/accounts")
+                .bytes()
+                .await
+                .expect("body"),
+        )
+        .expect("account JSON");
+        let id = account["id"].as_str().expect("account id");
+        let token: Value = serde_json::from_slice(
+            &post(
+                format!("/v1/accounts/{id}/tokens"),
+                json!({"label": "test"}),
+            )
+            .await
+            .expect("POST tokens")
+            .bytes()
+            .await
+            .expect("body"),
+        )
+        .expect("token JSON");
+        token["token"].as_str().expect("token").to_owned()
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_accepts() {
+    let server = ServeChild::start();
+    let vendor = server.account("acme", "vendor", None).await;
+    let evaluator = server.account("lab", "evaluator", Some("academic")).await;
+    let regulator = server.account("agency", "regulator", None).await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let dir = files.path();
+
+    let config = write(
+        dir,
+        "model.toml",
+        b"adapter = \"builtin\"\nmodel = \"arith\"\n",
+    );
+    let model = ok(&server.proctor(
+        &vendor,
+        &[
+            "model",
+            "register",
+            "--name",
+            "arith",
+            "--version",
+            "2026-01",
+            "--config",
+            &config,
+        ],
+    ))
+    .trim()
+    .to_owned();
+    assert!(!model.is_empty());
+
+    let wasm = write(dir, "arith.wasm", ARITH_WASM);
+    let jsonl = write(dir, "arith.jsonl", ARITH_JSONL.as_bytes());
+    let eval = ok(&server.proctor(&evaluator, &["eval", "upload", &wasm]))
+        .trim()
+        .to_owned();
+    assert_eq!(
+        eval,
+        proctor_core::Sha256Digest::of(ARITH_WASM).to_hex(),
+        "the eval's id is its sha256"
+    );
+    let dataset = ok(&server.proctor(&evaluator, &["dataset", "upload", &jsonl]))
+        .trim()
+        .to_owned();
+
+    let result = ok(&server.proctor(
+        &evaluator,
+        &[
+            "job",
+            "submit",
+            "--eval",
+            &eval,
+            "--dataset",
+            &dataset,
+            "--model",
+            &model,
+            "--wait",
+            "--json",
+            "--timeout",
+            "120s",
+        ],
+    ));
+    let result: Value = serde_json::from_str(&result).expect("exactly one JSON object");
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert_eq!(result["report"]["samples"]["ok"], 500, "{result}");
+    assert_eq!(result["report"]["metrics"]["accuracy"]["mean"], 1.0);
+    let job = result["job"].as_str().expect("job id").to_owned();
+
+    let status = ok(&server.proctor(&evaluator, &["job", "status", &job]));
+    assert!(status.contains("succeeded"), "{status}");
+    assert!(status.contains("500/500"), "{status}");
+    let table = ok(&server.proctor(&evaluator, &["job", "result", &job]));
+    assert!(table.contains("accuracy"), "{table}");
+
+    // The regulator keeps the attestation; `proctor verify` checks it offline.
+    let kept = dir.join("kept");
+    let kept_str = kept.to_str().expect("utf-8 path");
+    ok(&server.proctor(
+        &regulator,
+        &[
+            "attestation",
+            "get",
+            &job,
+            "--out",
+            kept_str,
+            "--eval",
+            &wasm,
+            "--dataset",
+            &jsonl,
+        ],
+    ));
+    let verify = ok(&server.proctor("", &["verify", kept_str]));
+    for check in [
+        "signature: ok",
+        "subjects: ok",
+        "checkpoint: ok",
+        "inclusion: ok",
+    ] {
+        assert!(verify.contains(check), "{check} in {verify}");
+    }
+    let envelope = std::fs::read(kept.join("attestation.json")).expect("read");
+    let raw = reqwest::get(format!("{}/v1/attestations/{job}/envelope", server.base))
+        .await
+        .expect("GET envelope")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(envelope, raw.to_vec(), "the envelope's bytes exactly");
+    // Never overwritten.
+    let again = server.proctor(&regulator, &["attestation", "get", &job, "--out", kept_str]);
+    assert_eq!(again.status.code(), Some(2));
+
+    let checkpoint = ok(&server.proctor("", &["log", "checkpoint"]));
+    assert!(
+        checkpoint.starts_with("proctor.local/log\n2\n"),
+        "{checkpoint}"
+    );
+
+    // A bad token: exit 2, one line naming the service's refusal.
+    let refused = server.proctor("not-a-token", &["eval", "upload", &wasm]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(refused.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("401 unauthenticated"), "{stderr}");
+    // A wrong role is a refusal too.
+    let forbidden = server.proctor(&vendor, &["job", "status", &job]);
+    assert_eq!(forbidden.status.code(), Some(2), "{forbidden:?}");
+}
+
+#[test]
+fn a_server_that_is_not_there_is_a_failure_not_a_refusal() {
+    let out = Command::new(env!("CARGO_BIN_EXE_proctor"))
+        .args(["log", "checkpoint", "--server", "http://127.0.0.1:9"])
+        .output()
+        .expect("running proctor");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+/// A public GET, as JSON.
+async fn get_json(base: &str, path: &str) -> Value {
+    let bytes = reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// The `status` line of `proctor job status`.
+fn job_status(server: &ServeChild, token: &str, job: &str) -> (String, String) {
+    let out = ok(&server.proctor(token, &["job", "status", job]));
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    (field("status"), field("attempts"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_job_and_restarted_finishes_it_exactly_once() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let lease = ["--lease", "2s"];
+    let first = ServeChild::start_in(data.path(), &lease, true);
+    let vendor = first.account("acme", "vendor", None).await;
+    let evaluator = first.account("lab", "evaluator", Some("academic")).await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let dir = files.path();
+    // Slow enough (two waves of 3 s at the standard policy's 256 samples in flight) that the
+    // job is still running when the server is killed.
+    let config = write(
+        dir,
+        "slow.toml",
+        b"adapter = \"builtin\"\nmodel = \"arith?latency_ms=3000\"\n",
+    );
+    let model = ok(&first.proctor(
+        &vendor,
+        &[
+            "model",
+            "register",
+            "--name",
+            "slow",
+            "--version",
+            "1",
+            "--config",
+            &config,
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let wasm = write(dir, "arith.wasm", ARITH_WASM);
+    let jsonl = write(dir, "arith.jsonl", ARITH_JSONL.as_bytes());
+    let eval = ok(&first.proctor(&evaluator, &["eval", "upload", &wasm]))
+        .trim()
+        .to_owned();
+    let dataset = ok(&first.proctor(&evaluator, &["dataset", "upload", &jsonl]))
+        .trim()
+        .to_owned();
+    let job = ok(&first.proctor(
+        &evaluator,
+        &[
+            "job",
+            "submit",
+            "--eval",
+            &eval,
+            "--dataset",
+            &dataset,
+            "--model",
+            &model,
+        ],
+    ))
+    .trim()
+    .to_owned();
+
+    let started = std::time::Instant::now();
+    while job_status(&first, &evaluator, &job).0 != "running" {
+        assert!(started.elapsed() < Duration::from_secs(60), "never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = ok(&first.proctor("", &["log", "checkpoint"]));
+    assert!(before.starts_with("proctor.local/log\n1\n"), "{before}");
+    let old = write(dir, "old-checkpoint.txt", before.as_bytes());
+
+    // SIGKILL: no shutdown, no lease released.
+    let mut first = first;
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("reaped");
+    drop(first);
+
+    let second = ServeChild::start_in(data.path(), &lease, false);
+    assert!(second.admin.is_empty(), "no second admin on a restart");
+    let started = std::time::Instant::now();
+    let (status, attempts) = loop {
+        let (status, attempts) = job_status(&second, &evaluator, &job);
+        if !matches!(status.as_str(), "queued" | "running") {
+            break (status, attempts);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "stuck: {status} {attempts}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, "succeeded");
+    assert_eq!(attempts, "2", "claimed again after the lease expired");
+    let result: Value = serde_json::from_str(&ok(
+        &second.proctor(&evaluator, &["job", "result", &job, "--json"])
+    ))
+    .expect("JSON");
+    assert_eq!(result["report"]["samples"]["total"], 500, "{result}");
+
+    // Exactly one result: the log holds the pre-registration and one result entry.
+    let entries = get_json(&second.base, "/v1/log/entries").await;
+    assert_eq!(entries.as_array().map(Vec::len), Some(2), "{entries}");
+
+    // The log after the crash extends the one before it.
+    let new = write(
+        dir,
+        "new-checkpoint.txt",
+        ok(&second.proctor("", &["log", "checkpoint"])).as_bytes(),
+    );
+    let proof = get_json(&second.base, "/v1/log/proof/consistency?old=1&new=2").await;
+    let proof = write(dir, "consistency.json", proof.to_string().as_bytes());
+    let key = reqwest::get(format!("{}/v1/public-key", second.base))
+        .await
+        .expect("GET key")
+        .bytes()
+        .await
+        .expect("body");
+    let key = write(dir, "public-key.pem", &key);
+    let consistent = ok(&second.proctor(
+        "",
+        &[
+            "verify-consistency",
+            &old,
+            &new,
+            "--proof",
+            &proof,
+            "--key",
+            &key,
+        ],
+    ));
+    assert!(!consistent.contains("FAILED"), "{consistent}");
+}
