@@ -70,11 +70,13 @@ fn upload_status(upload: Upload) -> StatusCode {
 
 pub async fn upload_eval(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     RawBody(bytes): RawBody,
 ) -> ApiResult<(StatusCode, Json<EvalView>)> {
-    // The role is checked after the body (bounded by the route's limit) is read: refusing
-    // while a client is still sending makes it see a reset connection instead of the 403.
+    // Authentication and the role are checked after the body (bounded by the route's limit)
+    // is read: refusing while a client is still sending makes it see a reset connection
+    // instead of the 401 or 403.
+    let caller = caller?;
     caller.require(&[Role::Evaluator])?;
     // Validated, compiled and described before anything is stored: a refused component
     // leaves no row.
@@ -118,11 +120,12 @@ pub async fn get_eval(
 
 pub async fn upload_dataset(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     RawBody(bytes): RawBody,
 ) -> ApiResult<(StatusCode, Json<DatasetView>)> {
     // The role is checked after the body (bounded by the route's limit) is read: refusing
     // while a client is still sending makes it see a reset connection instead of the 403.
+    let caller = caller?;
     caller.require(&[Role::Evaluator])?;
     let dataset = Dataset::parse(&bytes, state.config.max_dataset_lines)?;
     let (meta, upload) = state
