@@ -229,6 +229,40 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Uploads the arithmetic example and its dataset as `evaluator` and submits a job of them
+    /// against `model`; returns the submission's status and body.
+    pub async fn submit_arith(
+        &self,
+        evaluator: &str,
+        model: &str,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let (status, eval) = self
+            .call(
+                "POST",
+                "/v1/evals",
+                Some(evaluator),
+                Body::Bytes(proctor_evals::examples::ARITH_WASM.to_vec()),
+            )
+            .await?;
+        anyhow::ensure!(status.is_success(), "{status} {eval}");
+        let (status, dataset) = self
+            .call(
+                "POST",
+                "/v1/datasets",
+                Some(evaluator),
+                Body::Bytes(proctor_evals::examples::ARITH_JSONL.as_bytes().to_vec()),
+            )
+            .await?;
+        anyhow::ensure!(status.is_success(), "{status} {dataset}");
+        let body = serde_json::json!({
+            "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?, "model": model
+        });
+        self.call("POST", "/v1/jobs", Some(evaluator), Body::Json(body))
+            .await
+    }
+}
+
 pub fn str_of(v: &Value, key: &str) -> anyhow::Result<String> {
     v[key]
         .as_str()

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use proctor_attest::Checkpoint;
 use proctor_attest::proof::ConsistencyProof;
-use proctor_evals::examples::{ARITH_JSONL, ARITH_WASM};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -55,32 +54,8 @@ async fn crash_and_restart(db: &TestDb, max_attempts: u32) -> anyhow::Result<()>
             })),
         )
         .await?;
-    let (_, eval) = first
-        .call(
-            "POST",
-            "/v1/evals",
-            Some(&evaluator),
-            Body::Bytes(ARITH_WASM.to_vec()),
-        )
-        .await?;
-    let (_, dataset) = first
-        .call(
-            "POST",
-            "/v1/datasets",
-            Some(&evaluator),
-            Body::Bytes(ARITH_JSONL.as_bytes().to_vec()),
-        )
-        .await?;
     let (status, job) = first
-        .call(
-            "POST",
-            "/v1/jobs",
-            Some(&evaluator),
-            Body::Json(json!({
-                "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?,
-                "model": str_of(&model, "id")?
-            })),
-        )
+        .submit_arith(&evaluator, &str_of(&model, "id")?)
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let path = format!("/v1/jobs/{}", str_of(&job, "id")?);

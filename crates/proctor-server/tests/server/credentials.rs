@@ -9,7 +9,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::routing::post;
-use proctor_evals::examples::{ARITH_JSONL, ARITH_WASM};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -105,33 +104,7 @@ async fn run_with_credential(s: &TestServer, endpoint: &str) -> anyhow::Result<(
         )
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{model}");
-    let (_, eval) = s
-        .call(
-            "POST",
-            "/v1/evals",
-            Some(&evaluator),
-            Body::Bytes(ARITH_WASM.to_vec()),
-        )
-        .await?;
-    let (_, dataset) = s
-        .call(
-            "POST",
-            "/v1/datasets",
-            Some(&evaluator),
-            Body::Bytes(ARITH_JSONL.as_bytes().to_vec()),
-        )
-        .await?;
-    let (status, job) = s
-        .call(
-            "POST",
-            "/v1/jobs",
-            Some(&evaluator),
-            Body::Json(json!({
-                "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?,
-                "model": str_of(&model, "id")?
-            })),
-        )
-        .await?;
+    let (status, job) = s.submit_arith(&evaluator, &str_of(&model, "id")?).await?;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let path = format!("/v1/jobs/{}", str_of(&job, "id")?);
     let started = Instant::now();

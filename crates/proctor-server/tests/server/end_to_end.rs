@@ -234,33 +234,7 @@ async fn cancel_running(s: &TestServer) -> anyhow::Result<()> {
             })),
         )
         .await?;
-    let (_, eval) = s
-        .call(
-            "POST",
-            "/v1/evals",
-            Some(&evaluator),
-            Body::Bytes(ARITH_WASM.to_vec()),
-        )
-        .await?;
-    let (_, dataset) = s
-        .call(
-            "POST",
-            "/v1/datasets",
-            Some(&evaluator),
-            Body::Bytes(ARITH_JSONL.as_bytes().to_vec()),
-        )
-        .await?;
-    let (status, job) = s
-        .call(
-            "POST",
-            "/v1/jobs",
-            Some(&evaluator),
-            Body::Json(json!({
-                "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?,
-                "model": str_of(&model, "id")?
-            })),
-        )
-        .await?;
+    let (status, job) = s.submit_arith(&evaluator, &str_of(&model, "id")?).await?;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let job_id = str_of(&job, "id")?;
     let path = format!("/v1/jobs/{job_id}");
