@@ -9,6 +9,7 @@ pub mod metric;
 pub mod model;
 pub mod noise;
 pub mod outcome;
+pub mod overrides;
 pub mod policy;
 pub mod release;
 pub mod report;
@@ -22,6 +23,7 @@ pub use model::{
     Params, Role,
 };
 pub use outcome::{Outcome, OutcomeTally, SampleCounts};
+pub use overrides::PolicyOverrides;
 pub use policy::{Policy, PolicyError, WasiMode};
 pub use release::{Release, Released, Usage, release};
 pub use report::{DatasetRef, EvalRef, PolicyRef, RunReport};

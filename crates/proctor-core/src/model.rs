@@ -7,6 +7,25 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+/// The most messages one request may carry. Bounding them bounds the template overhead, so a
+/// policy's worst case per query ([`worst_case_tokens`]) is finite.
+pub const MAX_MESSAGES: u64 = 256;
+
+/// Template tokens a chat endpoint may add per message (role markers, separators).
+pub const TOKENS_PER_MESSAGE: u64 = 8;
+
+/// Template tokens a chat endpoint may add per request.
+pub const TOKENS_PER_REQUEST: u64 = 16;
+
+/// The most tokens a request of `prompt_bytes` bytes of text in `messages` messages, asking
+/// for at most `max_tokens` out, can be billed (see [`CompletionRequest::worst_case_tokens`]).
+pub fn worst_case_tokens(prompt_bytes: u64, messages: u64, max_tokens: u64) -> u64 {
+    prompt_bytes
+        .saturating_add(messages.saturating_mul(TOKENS_PER_MESSAGE))
+        .saturating_add(TOKENS_PER_REQUEST)
+        .saturating_add(max_tokens)
+}
+
 /// Who speaks a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +71,18 @@ impl CompletionRequest {
     /// The prompt size the policy limits: UTF-8 bytes of all message contents.
     pub fn prompt_bytes(&self) -> usize {
         self.messages.iter().map(|m| m.content.len()).sum()
+    }
+
+    /// The most tokens this request can be billed (in + out): at most one input token per
+    /// byte of message text (every byte-level BPE tokenizer encodes each byte in at most one
+    /// token), plus chat-template overhead per message and per request, plus `max_tokens`
+    /// out. Budgets reserve this before the request goes out.
+    pub fn worst_case_tokens(&self) -> u64 {
+        worst_case_tokens(
+            self.prompt_bytes() as u64,
+            self.messages.len() as u64,
+            u64::from(self.params.max_tokens),
+        )
     }
 }
 

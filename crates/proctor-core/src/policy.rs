@@ -79,6 +79,18 @@ pub struct Queries {
     pub max_tokens: u64,
 }
 
+impl Queries {
+    /// The most tokens one query under these rules can be billed: a full prompt in the most
+    /// messages a request may carry, and `max_tokens` out. A DP job holds this per query.
+    pub fn worst_case_tokens_per_query(&self) -> u64 {
+        crate::model::worst_case_tokens(
+            self.max_prompt_bytes,
+            crate::model::MAX_MESSAGES,
+            self.max_tokens,
+        )
+    }
+}
+
 /// Rules for releasing aggregates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRules {
@@ -117,6 +129,14 @@ pub enum PolicyError {
     /// A value is outside its allowed range.
     #[error("invalid policy: `{key}` {problem}")]
     OutOfRange {
+        /// Dotted key, e.g. `limits.memory_mib`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A grant's override would loosen the policy it tightens.
+    #[error("the override of `{key}` loosens the policy: it {problem}")]
+    Loosens {
         /// Dotted key, e.g. `limits.memory_mib`.
         key: &'static str,
         /// What is wrong with it.

@@ -234,6 +234,13 @@ impl model::Host for SampleState {
                 stop: params.stop,
             },
         };
+        let count = request.messages.len() as u64;
+        if count > proctor_core::model::MAX_MESSAGES {
+            return Ok(Err(types::QueryError::Rejected(format!(
+                "the request has {count} messages; at most {} are allowed",
+                proctor_core::model::MAX_MESSAGES
+            ))));
+        }
         let prompt = request.prompt_bytes() as u64;
         if prompt > job.max_prompt_bytes {
             return Ok(Err(types::QueryError::Rejected(format!(

@@ -145,8 +145,16 @@ pub fn sign_accepted(
 
 /// How a job ended, for its result statement.
 pub enum Ending {
-    /// It ran to its end with this report.
-    Succeeded(Box<RunReport>),
+    /// It ran to its end with this report: `succeeded`, or `failed` when the release was
+    /// withheld.
+    Ran {
+        /// The report (aggregates only).
+        report: Box<RunReport>,
+        /// `succeeded` or `failed`.
+        status: JobStatus,
+        /// Why it failed, or what ran out while it ran.
+        reason: Option<String>,
+    },
     /// It failed, was cancelled or revoked, with the usage it had consumed.
     Other {
         /// The final status.
@@ -178,7 +186,16 @@ pub fn sign_result(
         service_version: SERVICE_VERSION.into(),
     };
     let result = match ending {
-        Ending::Succeeded(report) => EvalResult::succeeded(record, (**report).clone()),
+        Ending::Ran {
+            report,
+            status,
+            reason,
+        } => {
+            let mut result = EvalResult::succeeded(record, (**report).clone());
+            result.status = attested_status(*status);
+            result.reason.clone_from(reason);
+            result
+        }
         Ending::Other {
             status,
             reason,

@@ -9,11 +9,12 @@
 //! | [`startup`] | [`Server::start`]: data directory, keys, store, first admin, workers |
 //! | [`error`] | [`ApiError`]: every error body, one `IntoResponse` |
 //! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body, path and query extractors whose rejections are [`ApiError`]s |
-//! | [`routes`] | handlers: accounts, models, evals and datasets, jobs, public reads |
+//! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, public reads |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
 //! | [`attest`] | the pre-registration and result statements |
 //! | [`sealing`] | vendor credentials at rest (AES-256-GCM) |
-//! | [`metered`] | a model wrapper that counts a job's usage as it runs |
+//! | [`metered`] | the job's model: each query reserved from the grant's budgets and settled |
+//! | [`running`] | this process's running jobs, for revocation to stop at once |
 //! | [`metrics`] | Prometheus counters |
 //! | [`openapi`] | the API description served at `/openapi.json` |
 //!
@@ -34,6 +35,7 @@ pub mod metered;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod running;
 pub mod sealing;
 pub mod startup;
 pub mod state;
@@ -50,7 +52,7 @@ pub use error::{ApiError, ApiResult};
 pub use startup::{Server, StartError};
 pub use state::{App, AppState, BodyLimits, Config};
 
-use routes::{accounts, artifacts, jobs, models, public};
+use routes::{accounts, approvals, artifacts, grants, jobs, models, public, usage};
 
 /// The HTTP API over `state`, testable without a socket.
 pub fn app(state: AppState) -> Router {
@@ -83,6 +85,15 @@ pub fn app(state: AppState) -> Router {
                 .get(artifacts::list_datasets),
         )
         .route("/datasets/{id}", get(artifacts::get_dataset))
+        .route("/grants", post(grants::create).get(grants::list))
+        .route("/grants/{id}", get(grants::get))
+        .route("/grants/{id}/revoke", post(grants::revoke))
+        .route("/grants/{id}/budget", get(grants::budget))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}/component", get(approvals::component))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
+        .route("/usage", get(usage::report))
         .route("/jobs", post(jobs::submit).get(jobs::list))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/cancel", post(jobs::cancel))

@@ -1,12 +1,20 @@
-//! A model wrapper that counts what a job consumed (queries, input and output tokens), so a
-//! running job's usage can be written with its progress, and a job that fails or is cancelled
-//! attests what the vendor was billed before it ended.
+//! The model a service job calls: every query reserves budget from the job's grant before the
+//! request goes out and is settled with the tokens the model reported (or given back when the
+//! request failed), and the job's running usage is counted for its progress and for an
+//! attestation of a job that ends early.
+//!
+//! A refusal by the grant reaches the guest as `budget-exhausted`, never as a trap. A revoked
+//! grant also stops the whole job at once (its cancellation token), so a revocation takes
+//! effect at the job's next query on whichever server runs it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use proctor_core::{Completion, CompletionRequest, Model, ModelDescriptor, ModelError, Usage};
+use proctor_sandbox::CancellationToken;
+use proctor_store::{Budget, GrantId, JobId, Refusal, ReservationId, Store, StoreError};
+use tracing::warn;
 
 /// Running totals of one job's model calls.
 #[derive(Debug, Default)]
@@ -27,18 +35,145 @@ impl UsageCounter {
             output_tokens: self.output_tokens.load(Ordering::Relaxed),
         }
     }
+
+    fn add(&self, completion: &Completion) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.input_tokens
+            .fetch_add(u64::from(completion.input_tokens), Ordering::Relaxed);
+        self.output_tokens
+            .fetch_add(u64::from(completion.output_tokens), Ordering::Relaxed);
+    }
 }
 
-/// Counts every completed call of the model it wraps.
+/// What the grant refused during a job, for the job's stated reason.
+#[derive(Debug, Default)]
+pub struct GrantRefusals {
+    revoked: AtomicBool,
+    first: Mutex<Option<String>>,
+}
+
+impl GrantRefusals {
+    /// Whether a query found the grant revoked.
+    pub fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::SeqCst)
+    }
+
+    /// The first refusal, as a sentence: which budget ran out, or why the grant stopped
+    /// covering the job.
+    pub fn first(&self) -> Option<String> {
+        self.first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn note(&self, reason: String) {
+        let mut first = self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert(reason);
+    }
+}
+
+/// A job's model, metered against its grant.
 pub struct Metered {
     inner: Arc<dyn Model>,
+    store: Store,
+    grant: GrantId,
+    job: JobId,
     usage: Arc<UsageCounter>,
+    refusals: Arc<GrantRefusals>,
+    stop_job: CancellationToken,
 }
 
 impl Metered {
-    /// Wraps `inner`, counting into `usage`.
-    pub fn new(inner: Arc<dyn Model>, usage: Arc<UsageCounter>) -> Metered {
-        Metered { inner, usage }
+    /// Wraps `inner` for `job` under `grant`: counts into `usage`, notes refusals in
+    /// `refusals`, and cancels `stop_job` when the grant was revoked.
+    pub fn new(
+        inner: Arc<dyn Model>,
+        store: Store,
+        (grant, job): (GrantId, JobId),
+        usage: Arc<UsageCounter>,
+        refusals: Arc<GrantRefusals>,
+        stop_job: CancellationToken,
+    ) -> Metered {
+        Metered {
+            inner,
+            store,
+            grant,
+            job,
+            usage,
+            refusals,
+            stop_job,
+        }
+    }
+
+    fn refused(&self, err: StoreError) -> ModelError {
+        match err {
+            StoreError::BudgetExhausted(budget) => {
+                self.refusals.note(budget_reason(budget));
+                ModelError::BudgetExhausted
+            }
+            StoreError::NoGrant(Refusal::Revoked) => {
+                self.refusals.revoked.store(true, Ordering::SeqCst);
+                self.refusals.note(Refusal::Revoked.message().to_owned());
+                self.stop_job.cancel();
+                ModelError::BudgetExhausted
+            }
+            StoreError::NoGrant(refusal) => {
+                self.refusals.note(refusal.message().to_owned());
+                ModelError::BudgetExhausted
+            }
+            other => {
+                // The budget could not be checked, so the request does not go out.
+                warn!(err = %other, "reserving a model query failed");
+                ModelError::Unavailable("the budget could not be checked".into())
+            }
+        }
+    }
+}
+
+/// The job's reason when a budget ran out during it.
+fn budget_reason(budget: Budget) -> String {
+    format!(
+        "the grant's budget ran out ({}): {}",
+        budget.as_str(),
+        budget.message()
+    )
+}
+
+/// A reservation whose request is in flight. Dropped before it is settled (the job was
+/// stopped mid-request), it is settled at its worst case in the background: the request may
+/// have reached the endpoint, so it must count.
+struct InFlight {
+    store: Store,
+    id: Option<ReservationId>,
+    worst_case: u64,
+}
+
+impl InFlight {
+    fn take(mut self) -> ReservationId {
+        self.id
+            .take()
+            .expect("an in-flight reservation is taken once")
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let store = self.store.clone();
+        let tokens = self.worst_case;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(err) = store.settle(id, tokens, 0).await {
+                    warn!(%err, "settling a stopped query failed; the job's end settles it");
+                }
+            });
+        }
     }
 }
 
@@ -49,16 +184,43 @@ impl Model for Metered {
     }
 
     async fn complete(&self, request: CompletionRequest) -> Result<Completion, ModelError> {
-        let completion = self.inner.complete(request).await?;
-        // Only answered calls are billed; a failed call counts nothing, as the job loop's own
-        // usage does.
-        self.usage.queries.fetch_add(1, Ordering::Relaxed);
-        self.usage
-            .input_tokens
-            .fetch_add(u64::from(completion.input_tokens), Ordering::Relaxed);
-        self.usage
-            .output_tokens
-            .fetch_add(u64::from(completion.output_tokens), Ordering::Relaxed);
-        Ok(completion)
+        let worst_case = request.worst_case_tokens();
+        let reservation = self
+            .store
+            .reserve_query(self.grant, self.job, worst_case)
+            .await
+            .map_err(|e| self.refused(e))?;
+        let in_flight = InFlight {
+            store: self.store.clone(),
+            id: Some(reservation.id),
+            worst_case,
+        };
+        let answer = self.inner.complete(request).await;
+        let id = in_flight.take();
+        match answer {
+            Ok(completion) => {
+                let settled = self
+                    .store
+                    .settle(
+                        id,
+                        u64::from(completion.input_tokens),
+                        u64::from(completion.output_tokens),
+                    )
+                    .await;
+                if let Err(err) = settled {
+                    // Left reserved, it keeps holding its worst case; the job's end settles it.
+                    warn!(%err, "settling a model query failed");
+                }
+                self.usage.add(&completion);
+                Ok(completion)
+            }
+            Err(err) => {
+                // Failed requests are not billed: the reservation goes back.
+                if let Err(release) = self.store.release(id).await {
+                    warn!(err = %release, "giving back a failed query's reservation failed");
+                }
+                Err(err)
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ use proctor_sandbox::{CompileCache, EngineSettings, Sandbox};
 use proctor_store::Store;
 
 use crate::metrics::Metrics;
+use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
 use crate::startup::StartError;
 
@@ -127,6 +128,8 @@ pub struct App {
     pub sealer: CredentialSealer,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The jobs this process runs, so a revocation handled here stops them at once.
+    pub running: RunningJobs,
     /// The configuration, as read at start.
     pub config: Config,
 }

@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use proctor_core::{Dataset, Policy, Usage};
+use proctor_core::release::ReleaseStatus;
+use proctor_core::{Dataset, Policy, RunReport, Usage};
 use proctor_models::{Credential, ModelConfig};
 use proctor_sandbox::{CancellationToken, JobSpec, Progress};
-use proctor_store::{Claimed, Disposition, Job, JobStatus, Outcome, StoreError};
+use proctor_store::{Claimed, Disposition, Job, JobStatus, Outcome, REVOKED_REASON, StoreError};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::attest::{Ending, JobContext, accepted_index, sign_result};
-use crate::metered::{Metered, UsageCounter};
+use crate::metered::{GrantRefusals, Metered, UsageCounter};
 use crate::sealing::model_context;
 use crate::state::App;
 
@@ -55,7 +56,7 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
 async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
     let job = claimed.job;
     let ending = match claimed.disposition {
-        Disposition::Cancel => Some(cancelled(app, &job).await),
+        Disposition::Cancel => Some(stopped(app, &job, usage_of(app, &job).await).await),
         Disposition::GiveUp { reason } => Some(Ending::Other {
             status: JobStatus::Failed,
             reason,
@@ -69,6 +70,15 @@ async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
     };
     if let Err(err) = finish(app, worker, &job, ending).await {
         warn!(%err, "finishing the job failed; it will be retried when its lease expires");
+        return;
+    }
+    // What the job still holds of its grant goes back; a crash before this is caught at the
+    // next start.
+    if let Err(err) = app.store.release_job_hold(job.id).await {
+        warn!(%err, "giving back the job's hold failed");
+    }
+    if let Err(err) = app.store.settle_abandoned(job.id).await {
+        warn!(%err, "settling the job's abandoned queries failed");
     }
 }
 
@@ -81,11 +91,28 @@ async fn cancel_reason(app: &App, job: &Job) -> String {
     .unwrap_or_else(|| "cancelled".into())
 }
 
-async fn cancelled(app: &App, job: &Job) -> Ending {
+/// How a job that was asked to stop ends: `revoked` when its grant was revoked (nothing of it
+/// is released), else `cancelled` with the canceller's reason.
+async fn stopped(app: &App, job: &Job, usage: Usage) -> Ending {
+    let revoked = match app.store.job_grant(job.id).await {
+        Ok(Some(under)) => app
+            .store
+            .grant(under.grant)
+            .await
+            .is_ok_and(|g| g.revoked_at.is_some()),
+        _ => false,
+    };
+    if revoked {
+        return Ending::Other {
+            status: JobStatus::Revoked,
+            reason: REVOKED_REASON.to_owned(),
+            usage,
+        };
+    }
     Ending::Other {
         status: JobStatus::Cancelled,
         reason: cancel_reason(app, job).await,
-        usage: usage_of(app, job).await,
+        usage,
     }
 }
 
@@ -116,6 +143,8 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     let cancel_requested = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let usage = Arc::new(UsageCounter::default());
+    let refusals = Arc::new(GrantRefusals::default());
+    let _registered = app.running.register(job.id, cancel.clone());
     let stop = CancellationToken::new();
     let heartbeat = tokio::spawn(
         heartbeat(
@@ -135,7 +164,12 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     );
     // The heartbeat starts before the eval is prepared: compiling a large component may take
     // longer than a lease.
-    let spec = match prepare(app, job, &usage).await {
+    let metering = Metering {
+        usage: usage.clone(),
+        refusals: refusals.clone(),
+        stop_job: cancel.clone(),
+    };
+    let spec = match prepare(app, job, metering).await {
         Ok(spec) => spec,
         Err(ending) => {
             stop_heartbeat(&stop, heartbeat).await;
@@ -155,10 +189,22 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
         proctor_sandbox::run_and_release(&app.sandbox, &spec, &job.policy_name, &progress, &cancel)
             .await;
     stop_heartbeat(&stop, heartbeat).await;
+    // Cancelled by neither the heartbeat nor a lost lease: a revocation handled by this
+    // process stopped it.
+    let job_stopped_here = cancel.is_cancelled() && !lease_lost.load(Ordering::SeqCst);
     let processed = done.load(Ordering::Relaxed);
     app.metrics.samples.inc_by(processed);
     if lease_lost.load(Ordering::SeqCst) {
         return None;
+    }
+    if refusals.revoked() {
+        // Stopped because its grant was revoked: nothing of it is released, whatever the
+        // sandbox returned.
+        return Some(Ending::Other {
+            status: JobStatus::Revoked,
+            reason: REVOKED_REASON.to_owned(),
+            usage: usage.snapshot(),
+        });
     }
     Some(match result {
         Ok(Some(report)) => {
@@ -173,13 +219,11 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
                 }
                 warn!(%err, "recording the final progress failed");
             }
-            Ending::Succeeded(Box::new(report))
+            ran(report, refusals.first())
         }
-        Ok(None) if cancel_requested.load(Ordering::SeqCst) => Ending::Other {
-            status: JobStatus::Cancelled,
-            reason: cancel_reason(app, job).await,
-            usage: usage.snapshot(),
-        },
+        Ok(None) if cancel_requested.load(Ordering::SeqCst) || job_stopped_here => {
+            stopped(app, job, usage.snapshot()).await
+        }
         Ok(None) => return None,
         Err(err) => Ending::Other {
             status: JobStatus::Failed,
@@ -189,15 +233,40 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     })
 }
 
+/// How a job that ran to its end ends: `succeeded`, or `failed` when its release was withheld
+/// (fewer than `min_samples` ok samples), the report kept either way so the attestation shows
+/// the counts; `reason` says when the grant's budget ran out during it.
+fn ran(report: RunReport, budget: Option<String>) -> Ending {
+    let (status, reason) = match (&report.release.status, &report.release.reason) {
+        (ReleaseStatus::Withheld, withheld) => (
+            JobStatus::Failed,
+            Some(format!(
+                "the release was withheld: {}",
+                withheld.as_deref().unwrap_or("the policy's release rules")
+            )),
+        ),
+        (ReleaseStatus::Released, _) => (JobStatus::Succeeded, budget),
+    };
+    Ending::Ran {
+        report: Box::new(report),
+        status,
+        reason,
+    }
+}
+
+/// What a job's model reports to: its usage, the grant's refusals, and the token that stops
+/// the job when the grant was revoked.
+struct Metering {
+    usage: Arc<UsageCounter>,
+    refusals: Arc<GrantRefusals>,
+    stop_job: CancellationToken,
+}
+
 /// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
 /// opened credential. `Err(Some(ending))`: the job itself cannot run (the sandbox or the model
 /// configuration refuses it), so it fails with a host-written reason. `Err(None)`: the service
 /// failed (the database, a credential that does not open); the job is left to a later attempt.
-async fn prepare(
-    app: &App,
-    job: &Job,
-    usage: &Arc<UsageCounter>,
-) -> Result<JobSpec, Option<Ending>> {
+async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Option<Ending>> {
     let internal = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "loading the job's {what} failed");
         None
@@ -243,7 +312,20 @@ async fn prepare(
     let model = config
         .build(credential, Some(job.seed))
         .map_err(|e| refused(e.to_string()))?;
-    let model: Arc<dyn proctor_core::Model> = Arc::new(Metered::new(model, usage.clone()));
+    let under = app
+        .store
+        .job_grant(job.id)
+        .await
+        .map_err(|e| internal("grant", &e))?
+        .ok_or_else(|| refused("the job is not under a grant".into()))?;
+    let model: Arc<dyn proctor_core::Model> = Arc::new(Metered::new(
+        model,
+        app.store.clone(),
+        (under.grant, job.id),
+        metering.usage,
+        metering.refusals,
+        metering.stop_job,
+    ));
     Ok(JobSpec {
         eval,
         dataset: Arc::new(dataset),
@@ -341,9 +423,13 @@ async fn finish(app: &App, worker: &str, job: &Job, ending: Ending) -> Result<()
         .map_err(|e| e.to_string())?;
     let accepted = accepted_index(app, job).await.map_err(|e| e.to_string())?;
     let outcome = match &ending {
-        Ending::Succeeded(report) => Outcome {
-            status: JobStatus::Succeeded,
-            reason: None,
+        Ending::Ran {
+            report,
+            status,
+            reason,
+        } => Outcome {
+            status: *status,
+            reason: reason.clone(),
             report: Some(serde_json::to_string(report).map_err(|e| e.to_string())?),
         },
         Ending::Other { status, reason, .. } => Outcome {

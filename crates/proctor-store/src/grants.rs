@@ -842,6 +842,24 @@ impl Store {
         .transpose()
     }
 
+    /// The jobs under a grant that have not ended (queued, waiting for approval, or running),
+    /// oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn unfinished_jobs_of_grant(&self, grant: GrantId) -> Result<Vec<Job>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND id IN \
+             (SELECT job_id FROM job_grants WHERE grant_id = $1) ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(grant.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     /// Jobs on the vendor's models waiting for its approval, oldest first.
     ///
     /// # Errors

@@ -621,6 +621,57 @@ impl Store {
         Ok(released)
     }
 
+    /// Settles every reservation of `job` still held (a worker that died or was stopped with
+    /// a request in flight) at its reserved worst case, as input tokens: the request may have
+    /// reached the endpoint, so it counts as a query, and never as less than it could have
+    /// cost. Returns how many. Call it once the job has ended.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn settle_abandoned(&self, job: JobId) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT id, tokens_reserved FROM query_reservations \
+             WHERE job_id = $1 AND state = 'reserved'",
+        )
+        .bind(job.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = 0;
+        for row in rows {
+            let id: ReservationId = parse_id(&row, "id")?;
+            let tokens: i64 = row.try_get("tokens_reserved")?;
+            match self.settle(id, to_u64(tokens, "tokens_reserved")?, 0).await {
+                Ok(_) => settled += 1,
+                // Settled or released meanwhile by the request's own caller.
+                Err(StoreError::ReservationEnded { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(settled)
+    }
+
+    /// [`Store::settle_abandoned`] for every ended job that still holds a reservation (run at
+    /// startup: a crash between a job's end and its sweep leaves some); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn settle_abandoned_of_ended(&self) -> Result<u64> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT r.job_id FROM query_reservations r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.state = 'reserved' AND j.status NOT IN ('queued', 'running')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = 0;
+        for id in ids {
+            let id: JobId = id.parse().map_err(|_| StoreError::Corrupt("jobs.id"))?;
+            settled += self.settle_abandoned(id).await?;
+        }
+        Ok(settled)
+    }
+
     /// A grant's budgets, what is used and held, and what is left (for the evaluator's view
     /// and the vendor's).
     ///

@@ -5,14 +5,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proctor_core::{Policy, PolicyError, Sha256Digest};
-use proctor_store::{Cancelled, Job, JobId, ModelId, NewJob, Role};
+use proctor_core::{Policy, Sha256Digest};
+use proctor_store::{Cancelled, Hold, Job, JobDemand, JobGrant, JobId, ModelId, NewJob, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::attest::{Ending, JobContext, accepted_index, sign_accepted, sign_result};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, parse_id};
-use crate::state::AppState;
+use crate::routes::grants::grant_policy;
+use crate::state::{App, AppState};
 
 /// `POST /v1/jobs`.
 #[derive(Debug, Deserialize)]
@@ -39,6 +40,12 @@ pub struct JobView {
     progress: ProgressView,
     cancel_requested: bool,
     attempts: u32,
+    /// The grant it was accepted under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grant: Option<String>,
+    /// `auto`, or where a manual grant's job stands: `pending`, `approved`, `rejected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<&'static str>,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<String>,
@@ -58,8 +65,18 @@ struct ProgressView {
     total: u64,
 }
 
-impl From<Job> for JobView {
-    fn from(j: Job) -> JobView {
+/// The view of `job` with its grant and approval state.
+///
+/// # Errors
+///
+/// A store error.
+pub async fn job_view(app: &App, job: Job) -> ApiResult<JobView> {
+    let under = app.store.job_grant(job.id).await?;
+    Ok(JobView::new(job, under))
+}
+
+impl JobView {
+    fn new(j: Job, under: Option<JobGrant>) -> JobView {
         JobView {
             id: j.id.to_string(),
             status: j.status.as_str(),
@@ -77,6 +94,8 @@ impl From<Job> for JobView {
             },
             cancel_requested: j.cancel_requested,
             attempts: j.attempts,
+            grant: under.map(|u| u.grant.to_string()),
+            approval: under.map(|u| u.approval.as_str()),
             created_at: j.created_at.to_rfc3339(),
             started_at: j.started_at.map(|t| t.to_rfc3339()),
             finished_at: j.finished_at.map(|t| t.to_rfc3339()),
@@ -99,23 +118,27 @@ pub async fn submit(
         return Err(ApiError::not_found("dataset"));
     }
     let registered = state.store.model(model).await?;
-    let policy_name = body.policy.as_deref().unwrap_or("standard");
-    let policy = Policy::named(policy_name).map_err(|e| match e {
-        PolicyError::UnknownName(_) => ApiError::unprocessable(
-            "unknown_policy",
+    // The grant decides the policy: the evaluator may name it, not choose another.
+    let grant = state.store.grant_for(caller.id(), registered.id).await?;
+    if let Some(name) = body.policy.as_deref()
+        && name != grant.policy_name
+    {
+        return Err(ApiError::unprocessable(
+            "policy_mismatch",
             format!(
-                "no policy named `{}`",
-                policy_name.chars().take(64).collect::<String>()
+                "the grant for this model runs jobs under `{}`; leave `policy` out or name it",
+                grant.policy_name
             ),
-        ),
-        other => ApiError::internal("a shipped policy", &other),
-    })?;
+        ));
+    }
+    let policy = grant_policy(&grant.policy_name, &grant.policy_overrides)?;
     // Refused now rather than after it is in the log: a policy the engine cannot run, or an
     // eval the policy does not admit (WASI under `none`, too many metrics).
     state.sandbox.check_policy(&policy)?;
     let bytes = state.store.eval_bytes(&eval).await?;
     state.sandbox.prepare(&bytes).await?.check_policy(&policy)?;
     let items = state.store.dataset(&dataset).await?.items;
+    let demand = demand(&policy, items);
     let new_job = NewJob {
         evaluator: caller.id(),
         eval,
@@ -130,14 +153,32 @@ pub async fn submit(
     };
     // The statement's facts, read before the transaction so the head lock is held briefly.
     let ctx = JobContext::for_new(&state, &new_job).await?;
-    let (job, _entry) = state
+    let (job, under, _entry) = state
         .store
-        .submit_job(&new_job, |job, slot| {
+        .submit_job_under(grant.id, &demand, &new_job, |job, slot| {
             sign_accepted(&state.key, &ctx, job, slot)
         })
         .await?;
     state.metrics.jobs.with_label_values(&["queued"]).inc();
-    Ok((StatusCode::CREATED, Json(job.into())))
+    Ok((StatusCode::CREATED, Json(JobView::new(job, Some(under)))))
+}
+
+/// What a job takes from its grant when accepted: a DP job spends its epsilon from the
+/// grant's ledger and holds its worst case (every sample making `max_per_sample` queries of
+/// the largest size), so no sample's budget depends on what other samples' outputs made them
+/// do. Other jobs draw from the grant query by query.
+fn demand(policy: &Policy, items: u64) -> JobDemand {
+    let Some(epsilon) = policy.release.dp_epsilon else {
+        return JobDemand::default();
+    };
+    let queries = items.saturating_mul(policy.queries.max_per_sample);
+    JobDemand {
+        epsilon: Some(epsilon),
+        hold: Some(Hold {
+            queries,
+            tokens: queries.saturating_mul(policy.queries.worst_case_tokens_per_query()),
+        }),
+    }
 }
 
 /// A job of the caller's, or 404 (another evaluator's job looks absent).
@@ -156,7 +197,8 @@ pub async fn get(
     caller: Caller,
     PathParam(id): PathParam,
 ) -> ApiResult<Json<JobView>> {
-    Ok(Json(own_job(&state, &caller, &id).await?.into()))
+    let job = own_job(&state, &caller, &id).await?;
+    Ok(Json(job_view(&state, job).await?))
 }
 
 /// `GET /v1/jobs?limit=N`.
@@ -174,7 +216,11 @@ pub async fn list(
     caller.require(&[Role::Evaluator])?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let jobs = state.store.jobs_of(caller.id(), limit).await?;
-    Ok(Json(jobs.into_iter().map(Into::into).collect()))
+    let mut views = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        views.push(job_view(&state, job).await?);
+    }
+    Ok(Json(views))
 }
 
 pub async fn cancel(
@@ -207,9 +253,11 @@ pub async fn cancel(
     Ok(match cancelled {
         Cancelled::Now(job, _) => {
             state.metrics.jobs.with_label_values(&["cancelled"]).inc();
-            (StatusCode::OK, Json(job.into()))
+            // A job that never ran gives its hold back at once.
+            state.store.release_job_hold(job.id).await?;
+            (StatusCode::OK, Json(job_view(&state, job).await?))
         }
-        Cancelled::Requested(job) => (StatusCode::ACCEPTED, Json(job.into())),
+        Cancelled::Requested(job) => (StatusCode::ACCEPTED, Json(job_view(&state, job).await?)),
     })
 }
 

@@ -3,7 +3,10 @@
 //! a layer someone might forget to apply.
 
 pub mod accounts;
+pub mod approvals;
 pub mod artifacts;
+pub mod grants;
 pub mod jobs;
 pub mod models;
 pub mod public;
+pub mod usage;

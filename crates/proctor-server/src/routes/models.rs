@@ -38,6 +38,9 @@ pub struct ModelView {
     #[serde(skip_serializing_if = "Option::is_none")]
     has_credential: Option<bool>,
     created_at: String,
+    /// For an evaluator's listing: the grant that gives it access.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grant: Option<String>,
 }
 
 impl ModelView {
@@ -53,6 +56,7 @@ impl ModelView {
                 .flatten(),
             has_credential: for_owner.then_some(model.has_credential),
             created_at: model.created_at.to_rfc3339(),
+            grant: None,
         }
     }
 }
@@ -120,20 +124,42 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(ModelView::new(model, true))))
 }
 
-/// A vendor lists its own models. Which models an evaluator may see is for grants to decide;
-/// until then an evaluator names a model by the id its vendor gave it.
+/// A vendor lists its own models; an evaluator lists the models an active grant gives it
+/// (each with that grant, the one its jobs would run under).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<ModelView>>> {
-    caller.require(&[Role::Vendor])?;
-    let models = state.store.models_of(caller.id()).await?;
-    Ok(Json(
-        models
-            .into_iter()
-            .map(|m| ModelView::new(m, true))
-            .collect(),
-    ))
+    caller.require(&[Role::Vendor, Role::Evaluator])?;
+    if caller.0.role == Role::Vendor {
+        let models = state.store.models_of(caller.id()).await?;
+        return Ok(Json(
+            models
+                .into_iter()
+                .map(|m| ModelView::new(m, true))
+                .collect(),
+        ));
+    }
+    let now = state.store.now().await?;
+    let mut granted: Vec<ModelId> = state
+        .store
+        .grants_for_evaluator(caller.id())
+        .await?
+        .into_iter()
+        .filter(|g| g.inactive_reason(now).is_none())
+        .map(|g| g.model)
+        .collect();
+    granted.sort();
+    granted.dedup();
+    let mut views = Vec::with_capacity(granted.len());
+    for id in granted {
+        // The grant a job would be accepted under (an account's grant before a tier's).
+        let grant = state.store.grant_for(caller.id(), id).await?;
+        let mut view = ModelView::new(state.store.model(id).await?, false);
+        view.grant = Some(grant.id.to_string());
+        views.push(view);
+    }
+    Ok(Json(views))
 }
 
 /// A vendor reads its own model in full; an evaluator, regulator or admin reads the public

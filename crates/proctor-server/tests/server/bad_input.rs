@@ -359,15 +359,105 @@ async fn bad_input(s: &TestServer) -> anyhow::Result<()> {
         "not_found",
     )
     .await?;
-    let job = json!({"eval": eval, "dataset": dataset, "model": model, "policy": "lenient"});
+    // No grant yet: refused, naming the refusal.
+    let job = json!({"eval": eval, "dataset": dataset, "model": model});
     expect(
         s,
         "POST",
         "/v1/jobs",
         ev,
-        Body::Json(job),
+        Body::Json(job.clone()),
+        StatusCode::FORBIDDEN,
+        "no_grant",
+    )
+    .await?;
+
+    // Grants that cannot be made.
+    for (body, status, want) in [
+        (
+            json!({"model": model, "grantee": {"tier": "commercial"}}),
+            unprocessable,
+            "invalid",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "everyone"}}),
+            unprocessable,
+            "invalid",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "auditor"}, "policy": "lenient"}),
+            unprocessable,
+            "unknown_policy",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "auditor"}, "policy": "strict",
+                   "overrides": {"queries": {"max_tokens": 100000}}}),
+            unprocessable,
+            "policy_loosened",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "auditor"},
+                   "overrides": {"limits": {"fuel": 1}}}),
+            unprocessable,
+            "invalid_policy",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "auditor"},
+                   "expires_at": "2001-01-01T00:00:00Z"}),
+            unprocessable,
+            "invalid",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "auditor"}, "approval": "sometimes"}),
+            unprocessable,
+            "invalid",
+        ),
+        (
+            json!({"model": model, "grantee": {"tier": "auditor"},
+                   "budgets": {"queries_total": -1}}),
+            unprocessable,
+            "invalid_body",
+        ),
+        (
+            json!({"model": unknown.to_string(), "grantee": {"tier": "auditor"}}),
+            not_found,
+            "not_found",
+        ),
+        (
+            json!({"model": model, "grantee": {"account": unknown.to_string()}}),
+            not_found,
+            "not_found",
+        ),
+    ] {
+        expect(
+            s,
+            "POST",
+            "/v1/grants",
+            Some(&vendor),
+            Body::Json(body),
+            status,
+            want,
+        )
+        .await?;
+    }
+    let (_, grants) = s
+        .call("GET", "/v1/grants", Some(&vendor), Body::None)
+        .await?;
+    assert_eq!(grants, json!([]), "a refused grant is not stored");
+
+    // Under a grant, the job may not pick another policy.
+    s.grant(&vendor, &model, json!({"tier": "auditor"}), json!({}))
+        .await?;
+    let mut other = job.clone();
+    other["policy"] = "lenient".into();
+    expect(
+        s,
+        "POST",
+        "/v1/jobs",
+        ev,
+        Body::Json(other),
         unprocessable,
-        "unknown_policy",
+        "policy_mismatch",
     )
     .await?;
     let (_, jobs) = s.call("GET", "/v1/jobs", ev, Body::None).await?;

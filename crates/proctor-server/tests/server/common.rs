@@ -230,6 +230,26 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// `vendor` grants `grantee` (`{"tier": ..}` or `{"account": ..}`) access to `model`,
+    /// with the fields of `extra` (policy, overrides, budgets, approval, expiry) added.
+    pub async fn grant(
+        &self,
+        vendor: &str,
+        model: &str,
+        grantee: Value,
+        extra: Value,
+    ) -> anyhow::Result<Value> {
+        let mut body = serde_json::json!({"model": model, "grantee": grantee});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let (status, grant) = self
+            .call("POST", "/v1/grants", Some(vendor), Body::Json(body))
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "{status} {grant}");
+        Ok(grant)
+    }
+
     /// Uploads the arithmetic example and its dataset as `evaluator` and submits a job of them
     /// against `model`; returns the submission's status and body.
     pub async fn submit_arith(
@@ -273,4 +293,61 @@ pub fn str_of(v: &Value, key: &str) -> anyhow::Result<String> {
 /// The error code of an error body.
 pub fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
+}
+
+impl TestServer {
+    /// Polls `job` as `evaluator` until it leaves `queued` and `running`; fails after
+    /// `timeout`.
+    pub async fn wait_ended(
+        &self,
+        evaluator: &str,
+        job: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, view) = self
+                .call("GET", &format!("/v1/jobs/{job}"), Some(evaluator), Body::None)
+                .await?;
+            anyhow::ensure!(status == StatusCode::OK, "{status} {view}");
+            if !matches!(view["status"].as_str(), Some("queued" | "running")) {
+                return Ok(view);
+            }
+            anyhow::ensure!(started.elapsed() < timeout, "job did not end: {view}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The in-toto statement of `job`'s result entry (decoded from its DSSE envelope).
+    pub async fn result_statement(&self, job: &str) -> anyhow::Result<Value> {
+        let (status, attestation) = self
+            .call("GET", &format!("/v1/attestations/{job}"), None, Body::None)
+            .await?;
+        anyhow::ensure!(status == StatusCode::OK, "{status} {attestation}");
+        let envelope: Value = serde_json::from_str(&str_of(&attestation, "envelope")?)?;
+        let payload = crate::end_to_end::base64_decode(envelope["payload"].as_str().unwrap_or(""))?;
+        Ok(serde_json::from_slice(&payload)?)
+    }
+
+    /// Registers a built-in model as `vendor`; returns its id.
+    pub async fn builtin_model(
+        &self,
+        vendor: &str,
+        name: &str,
+        reference: &str,
+    ) -> anyhow::Result<String> {
+        let (status, model) = self
+            .call(
+                "POST",
+                "/v1/models",
+                Some(vendor),
+                Body::Json(serde_json::json!({
+                    "name": name, "version": "1",
+                    "config": {"adapter": "builtin", "model": reference}
+                })),
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "{status} {model}");
+        str_of(&model, "id")
+    }
 }

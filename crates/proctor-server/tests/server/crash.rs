@@ -54,6 +54,14 @@ async fn crash_and_restart(db: &TestDb, max_attempts: u32) -> anyhow::Result<()>
             })),
         )
         .await?;
+    first
+        .grant(
+            &vendor,
+            &str_of(&model, "id")?,
+            json!({"tier": "academic"}),
+            json!({}),
+        )
+        .await?;
     let (status, job) = first
         .submit_arith(&evaluator, &str_of(&model, "id")?)
         .await?;

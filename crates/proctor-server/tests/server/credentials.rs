@@ -104,6 +104,13 @@ async fn run_with_credential(s: &TestServer, endpoint: &str) -> anyhow::Result<(
         )
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{model}");
+    s.grant(
+        &vendor,
+        &str_of(&model, "id")?,
+        json!({"tier": "regulator"}),
+        json!({}),
+    )
+    .await?;
     let (status, job) = s.submit_arith(&evaluator, &str_of(&model, "id")?).await?;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let path = format!("/v1/jobs/{}", str_of(&job, "id")?);

@@ -43,6 +43,8 @@ async fn one_job(s: &TestServer) -> anyhow::Result<()> {
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{model}");
     let model_id = str_of(&model, "id")?;
+    s.grant(&vendor, &model_id, json!({"tier": "academic"}), json!({}))
+        .await?;
 
     let (status, eval) = s
         .call(
@@ -234,6 +236,13 @@ async fn cancel_running(s: &TestServer) -> anyhow::Result<()> {
             })),
         )
         .await?;
+    s.grant(
+        &vendor,
+        &str_of(&model, "id")?,
+        json!({"tier": "academic"}),
+        json!({}),
+    )
+    .await?;
     let (status, job) = s.submit_arith(&evaluator, &str_of(&model, "id")?).await?;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let job_id = str_of(&job, "id")?;

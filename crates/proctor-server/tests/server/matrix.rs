@@ -25,11 +25,12 @@ const CALLERS: [&str; 7] = [
 struct Case {
     method: &'static str,
     path: String,
-    body: fn(&str) -> Body,
+    /// The body for a caller; the second argument is the HTTP model's id.
+    body: fn(&str, &str) -> Body,
     expect: [u16; 7],
 }
 
-fn none(_: &str) -> Body {
+fn none(_: &str, _: &str) -> Body {
     Body::None
 }
 
@@ -49,7 +50,7 @@ async fn every_route_checks_role_and_ownership() -> anyhow::Result<()> {
 async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
     let (vendor_id, vendor) = s.account("vendor", "vendor", None).await?;
     let (_, vendor2) = s.account("vendor2", "vendor", None).await?;
-    let (_, evaluator) = s
+    let (evaluator_id, evaluator) = s
         .account("evaluator", "evaluator", Some("academic"))
         .await?;
     let (_, evaluator2) = s
@@ -108,6 +109,48 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         )
         .await?;
     let dataset = str_of(&dataset, "id")?;
+    let grant = s
+        .grant(&vendor, &model, json!({"tier": "academic"}), json!({}))
+        .await?;
+    let grant = str_of(&grant, "id")?;
+    let doomed = s
+        .grant(&vendor, &model, json!({"tier": "auditor"}), json!({}))
+        .await?;
+    let doomed = str_of(&doomed, "id")?;
+    // Two jobs waiting for the vendor's approval, under a manual grant on a second model.
+    let (_, held_model) = s
+        .call(
+            "POST",
+            "/v1/models",
+            Some(&vendor),
+            Body::Json(json!({
+                "name": "held", "version": "1", "config": {"adapter": "builtin", "model": "arith"}
+            })),
+        )
+        .await?;
+    let held_model = str_of(&held_model, "id")?;
+    s.grant(
+        &vendor,
+        &held_model,
+        json!({"account": evaluator_id}),
+        json!({"approval": "manual"}),
+    )
+    .await?;
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        let (status, job) = s
+            .call(
+                "POST",
+                "/v1/jobs",
+                Some(&evaluator),
+                Body::Json(json!({"eval": eval, "dataset": dataset, "model": held_model})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        assert_eq!(job["approval"], "pending", "{job}");
+        pending.push(str_of(&job, "id")?);
+    }
+    let (to_approve, to_reject) = (pending[0].clone(), pending[1].clone());
     let (status, job) = s
         .call(
             "POST",
@@ -134,7 +177,7 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         Case {
             method: "POST",
             path: "/v1/accounts".into(),
-            body: |who| Body::Json(json!({"name": format!("new-{who}"), "role": "regulator"})),
+            body: |who, _| Body::Json(json!({"name": format!("new-{who}"), "role": "regulator"})),
             expect: [401, 201, 403, 403, 403, 403, 403],
         },
         Case {
@@ -158,7 +201,7 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         Case {
             method: "POST",
             path: format!("/v1/accounts/{spare_id}/tokens"),
-            body: |_| Body::Json(json!({"label": "x"})),
+            body: |_, _| Body::Json(json!({"label": "x"})),
             expect: [401, 201, 403, 403, 403, 403, 403],
         },
         Case {
@@ -176,7 +219,7 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         Case {
             method: "POST",
             path: "/v1/models".into(),
-            body: |who| {
+            body: |who, _| {
                 Body::Json(
                     json!({"name": format!("m-{who}"), "version": "1", "config": {"adapter": "builtin", "model": "echo"}}),
                 )
@@ -187,7 +230,73 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
             method: "GET",
             path: "/v1/models".into(),
             body: none,
+            expect: [401, 403, 200, 200, 403, 200, 200],
+        },
+        Case {
+            method: "POST",
+            path: "/v1/grants".into(),
+            body: |_, model| Body::Json(json!({"model": model, "grantee": {"tier": "regulator"}})),
+            expect: [401, 403, 404, 403, 403, 201, 403],
+        },
+        Case {
+            method: "GET",
+            path: "/v1/grants".into(),
+            body: none,
+            expect: [401, 403, 200, 200, 403, 200, 200],
+        },
+        Case {
+            method: "GET",
+            path: format!("/v1/grants/{grant}"),
+            body: none,
+            expect: [401, 403, 404, 404, 403, 200, 200],
+        },
+        Case {
+            method: "GET",
+            path: format!("/v1/grants/{grant}/budget"),
+            body: none,
+            expect: [401, 403, 404, 404, 403, 200, 200],
+        },
+        Case {
+            method: "GET",
+            path: "/v1/usage".into(),
+            body: none,
             expect: [401, 403, 200, 403, 403, 200, 403],
+        },
+        Case {
+            method: "GET",
+            path: "/v1/approvals".into(),
+            body: none,
+            expect: [401, 403, 200, 403, 403, 200, 403],
+        },
+        Case {
+            method: "GET",
+            path: format!("/v1/approvals/{to_approve}/component"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/approvals/{to_approve}/approve"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/approvals/{to_reject}/reject"),
+            body: |_, _| Body::Json(json!({"reason": "not this week"})),
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/approvals/{to_approve}/reject"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 409, 403],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/grants/{doomed}/revoke"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 200, 403],
         },
         Case {
             method: "GET",
@@ -198,7 +307,7 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         Case {
             method: "POST",
             path: "/v1/evals".into(),
-            body: |_| Body::Bytes(ARITH_WASM.to_vec()),
+            body: |_, _| Body::Bytes(ARITH_WASM.to_vec()),
             expect: [401, 403, 403, 0, 403, 403, 200],
         },
         Case {
@@ -216,7 +325,7 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         Case {
             method: "POST",
             path: "/v1/datasets".into(),
-            body: |_| Body::Bytes(ARITH_JSONL.as_bytes().to_vec()),
+            body: |_, _| Body::Bytes(ARITH_JSONL.as_bytes().to_vec()),
             expect: [401, 403, 403, 0, 403, 403, 200],
         },
         Case {
@@ -347,7 +456,7 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
                     case.method,
                     &case.path,
                     tokens[i].as_deref(),
-                    (case.body)(who),
+                    (case.body)(who, &model),
                 )
                 .await?;
             let text = String::from_utf8_lossy(&bytes);

@@ -1,0 +1,473 @@
+//! Grants: a vendor grants an evaluator tier or account access to one of its models, under a
+//! shipped policy tightened by overrides, with budgets, an approval mode and an expiry; it
+//! lists, reads and revokes its grants. An evaluator reads the grants that name it and their
+//! remaining budgets.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use proctor_core::{Policy, PolicyError, PolicyOverrides};
+use proctor_store::{
+    Account, ApprovalMode, BudgetUse, Budgets, Grant, GrantId, Grantee, JobStatus, ModelId,
+    NewGrant, REVOKED_REASON, Role, SignError, StoreError, Tier, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::attest::{Ending, JobContext, accepted_index, sign_result};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, JsonBody, PathParam, VendorCaller, parse_id};
+use crate::state::{App, AppState};
+
+/// Who a grant is for, as the API spells it: `{"tier": "academic"}` or `{"account": "<id>"}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum GranteeBody {
+    /// An evaluator tier.
+    Tier(String),
+    /// One evaluator account.
+    Account(String),
+}
+
+/// Budgets as the API spells them; each left out is unlimited.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsBody {
+    #[serde(default)]
+    jobs_per_day: Option<u64>,
+    #[serde(default)]
+    queries_per_day: Option<u64>,
+    #[serde(default)]
+    tokens_per_day: Option<u64>,
+    #[serde(default)]
+    queries_total: Option<u64>,
+    #[serde(default)]
+    tokens_total: Option<u64>,
+    #[serde(default)]
+    epsilon_total: Option<f64>,
+}
+
+/// `POST /v1/grants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    model: String,
+    grantee: GranteeBody,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    overrides: Option<serde_json::Value>,
+    #[serde(default)]
+    budgets: BudgetsBody,
+    #[serde(default)]
+    approval: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct GrantPolicyView {
+    name: String,
+    sha256: String,
+    effective: serde_json::Value,
+}
+
+/// A grant as the API shows it, to its vendor and to the evaluators it names.
+#[derive(Debug, Serialize)]
+pub struct GrantView {
+    id: String,
+    vendor: String,
+    model: String,
+    grantee: GranteeBody,
+    policy: GrantPolicyView,
+    overrides: serde_json::Value,
+    budgets: BudgetsBody,
+    approval: &'static str,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    created_at: String,
+    status: &'static str,
+}
+
+impl GrantView {
+    /// The view of `grant` at `now`.
+    ///
+    /// # Errors
+    ///
+    /// A 500 when the stored policy or overrides no longer make a policy.
+    pub fn new(grant: Grant, now: Timestamp) -> ApiResult<GrantView> {
+        let policy = grant_policy(&grant.policy_name, &grant.policy_overrides)
+            .map_err(|e| e.with_log(&"a stored grant's policy"))?;
+        let status = match grant.inactive_reason(now) {
+            None => "active",
+            Some(proctor_store::Refusal::Revoked) => "revoked",
+            Some(_) => "expired",
+        };
+        let b = grant.budgets;
+        Ok(GrantView {
+            id: grant.id.to_string(),
+            vendor: grant.vendor.to_string(),
+            model: grant.model.to_string(),
+            grantee: match grant.grantee {
+                Grantee::Tier(t) => GranteeBody::Tier(t.as_str().to_owned()),
+                Grantee::Account(a) => GranteeBody::Account(a.to_string()),
+            },
+            policy: GrantPolicyView {
+                name: policy.name.clone(),
+                sha256: policy.digest().to_hex(),
+                effective: serde_json::to_value(&policy)
+                    .map_err(|e| ApiError::internal("a policy", &e))?,
+            },
+            overrides: serde_json::from_str(&grant.policy_overrides)
+                .map_err(|e| ApiError::internal("a stored grant's overrides", &e))?,
+            budgets: BudgetsBody {
+                jobs_per_day: b.jobs_per_day,
+                queries_per_day: b.queries_per_day,
+                tokens_per_day: b.tokens_per_day,
+                queries_total: b.queries_total,
+                tokens_total: b.tokens_total,
+                epsilon_total: b.epsilon_total,
+            },
+            approval: grant.approval.as_str(),
+            expires_at: grant.expires_at.map(|t| t.to_rfc3339()),
+            revoked_at: grant.revoked_at.map(|t| t.to_rfc3339()),
+            created_at: grant.created_at.to_rfc3339(),
+            status,
+        })
+    }
+}
+
+/// The effective policy of a grant: the shipped policy `name` tightened by `overrides` (JSON
+/// text). Jobs under the grant run under exactly this policy, and their attestations carry its
+/// digest.
+///
+/// # Errors
+///
+/// 422 `unknown_policy`, `policy_loosened`, or `invalid_policy` (a bad key or value).
+pub fn grant_policy(name: &str, overrides: &str) -> ApiResult<Policy> {
+    let base = Policy::named(name).map_err(policy_error)?;
+    let overrides = PolicyOverrides::from_json(overrides).map_err(policy_error)?;
+    base.tightened(&overrides).map_err(policy_error)
+}
+
+fn policy_error(err: PolicyError) -> ApiError {
+    let code = match &err {
+        PolicyError::UnknownName(_) => "unknown_policy",
+        PolicyError::Loosens { .. } => "policy_loosened",
+        PolicyError::Syntax(_) | PolicyError::OutOfRange { .. } => "invalid_policy",
+    };
+    let message = match &err {
+        // The name is the client's; keep it short in the message.
+        PolicyError::UnknownName(name) => format!(
+            "no policy named `{}`: shipped policies are `standard` and `strict`",
+            name.chars().take(64).collect::<String>()
+        ),
+        other => other.to_string(),
+    };
+    ApiError::unprocessable(code, message)
+}
+
+/// Milliseconds since the epoch now, by this server's clock.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn parse_expiry(text: &str) -> ApiResult<Timestamp> {
+    let at = humantime::parse_rfc3339_weak(text).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid",
+            "expires_at must be an RFC 3339 time, e.g. 2027-01-01T00:00:00Z",
+        )
+    })?;
+    let millis = at
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| ApiError::unprocessable("invalid", "expires_at is out of range"))?;
+    if millis <= now_millis() {
+        return Err(ApiError::unprocessable(
+            "invalid",
+            "expires_at is in the past",
+        ));
+    }
+    Ok(Timestamp(millis))
+}
+
+fn parse_grantee(body: &GranteeBody) -> ApiResult<Grantee> {
+    match body {
+        GranteeBody::Tier(tier) => {
+            let tier: Tier = tier.parse().map_err(|_| {
+                ApiError::unprocessable(
+                    "invalid",
+                    "grantee tier must be academic, auditor or regulator",
+                )
+            })?;
+            if tier == Tier::Commercial {
+                return Err(ApiError::unprocessable(
+                    "invalid",
+                    "commercial evaluators are granted access by account only",
+                ));
+            }
+            Ok(Grantee::Tier(tier))
+        }
+        GranteeBody::Account(id) => Ok(Grantee::Account(parse_id(id, "account")?)),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    VendorCaller(caller): VendorCaller,
+    JsonBody(body): JsonBody<CreateGrant>,
+) -> ApiResult<(StatusCode, Json<GrantView>)> {
+    let model: ModelId = parse_id(&body.model, "model")?;
+    let grantee = parse_grantee(&body.grantee)?;
+    let policy_name = body.policy.as_deref().unwrap_or("standard");
+    let overrides = match &body.overrides {
+        None => PolicyOverrides::default(),
+        Some(value) => serde_json::from_value::<PolicyOverrides>(value.clone()).map_err(|e| {
+            ApiError::unprocessable("invalid_policy", format!("invalid overrides: {e}"))
+        })?,
+    };
+    let overrides = overrides.to_json();
+    // Refused now, with the key named, rather than when a job is submitted.
+    let policy = grant_policy(policy_name, &overrides)?;
+    state.sandbox.check_policy(&policy)?;
+    let approval = match body.approval.as_deref() {
+        None => ApprovalMode::Auto,
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::unprocessable("invalid", "approval must be `auto` or `manual`")
+        })?,
+    };
+    let expires_at = body.expires_at.as_deref().map(parse_expiry).transpose()?;
+    let b = &body.budgets;
+    if b.epsilon_total
+        .is_some_and(|e| !(e.is_finite() && e >= 0.0))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid",
+            "budgets.epsilon_total must be a finite number, 0 or more",
+        ));
+    }
+    let grant = state
+        .store
+        .create_grant(&NewGrant {
+            vendor: caller.id(),
+            model,
+            grantee,
+            policy_name: policy_name.to_owned(),
+            policy_overrides: overrides,
+            budgets: Budgets {
+                jobs_per_day: b.jobs_per_day,
+                queries_per_day: b.queries_per_day,
+                tokens_per_day: b.tokens_per_day,
+                queries_total: b.queries_total,
+                tokens_total: b.tokens_total,
+                epsilon_total: b.epsilon_total,
+            },
+            approval,
+            expires_at,
+        })
+        .await?;
+    let now = state.store.now().await?;
+    Ok((StatusCode::CREATED, Json(GrantView::new(grant, now)?)))
+}
+
+/// Whether `grant` names the evaluator `caller` (by account or tier).
+fn names(grant: &Grant, caller: &Account) -> bool {
+    match grant.grantee {
+        Grantee::Account(id) => id == caller.id,
+        Grantee::Tier(tier) => caller.tier == Some(tier) && tier != Tier::Commercial,
+    }
+}
+
+/// A grant the caller may read: its vendor's, or one naming the evaluator; else 404.
+async fn visible_grant(app: &App, caller: &Caller, id: &str) -> ApiResult<Grant> {
+    caller.require(&[Role::Vendor, Role::Evaluator])?;
+    let id: GrantId = parse_id(id, "grant")?;
+    let grant = app.store.grant(id).await?;
+    let visible = match caller.0.role {
+        Role::Vendor => grant.vendor == caller.id(),
+        _ => names(&grant, &caller.0),
+    };
+    if !visible {
+        return Err(ApiError::not_found("grant"));
+    }
+    Ok(grant)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    caller.require(&[Role::Vendor, Role::Evaluator])?;
+    let grants = match caller.0.role {
+        Role::Vendor => state.store.grants_of_vendor(caller.id()).await?,
+        _ => state.store.grants_for_evaluator(caller.id()).await?,
+    };
+    let now = state.store.now().await?;
+    let views = grants
+        .into_iter()
+        .map(|g| GrantView::new(g, now))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(views))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<GrantView>> {
+    let grant = visible_grant(&state, &caller, &id).await?;
+    let now = state.store.now().await?;
+    Ok(Json(GrantView::new(grant, now)?))
+}
+
+/// What a revocation did.
+#[derive(Debug, Serialize)]
+pub struct RevokedView {
+    grant: GrantView,
+    /// Jobs that had not started, ended now as `revoked`.
+    ended: Vec<String>,
+    /// Running jobs, stopping within seconds as `revoked`.
+    stopping: Vec<String>,
+}
+
+const JOB_ACCEPTED_MEANWHILE: &str = "a job of the grant was accepted while it was being revoked";
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    VendorCaller(caller): VendorCaller,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<RevokedView>> {
+    let id: GrantId = parse_id(&id, "grant")?;
+    // Read before the transaction: the statements name the eval, dataset and model of each
+    // job that ends, and signing happens under the log's lock.
+    let grant = state.store.grant(id).await?;
+    if grant.vendor != caller.id() {
+        return Err(ApiError::not_found("grant"));
+    }
+    let mut attempts = 0;
+    let revocation = loop {
+        let mut contexts = HashMap::new();
+        for job in state.store.unfinished_jobs_of_grant(id).await? {
+            let ctx = JobContext::load(&state, &job).await?;
+            let accepted = accepted_index(&state, &job).await?;
+            contexts.insert(job.id, (ctx, accepted));
+        }
+        let revoked = state
+            .store
+            .revoke_grant(caller.id(), id, |ended, slot| {
+                let (ctx, accepted) = contexts
+                    .get(&ended.id)
+                    .ok_or_else(|| SignError::from(JOB_ACCEPTED_MEANWHILE))?;
+                let ending = Ending::Other {
+                    status: JobStatus::Revoked,
+                    reason: REVOKED_REASON.to_owned(),
+                    usage: Default::default(),
+                };
+                sign_result(&state.key, ctx, ended, *accepted, &ending, slot)
+            })
+            .await;
+        attempts += 1;
+        match revoked {
+            // A job was accepted between reading the grant's jobs and locking the grant:
+            // nothing was written; read again.
+            Err(StoreError::Sign(err))
+                if attempts < 3 && err.to_string() == JOB_ACCEPTED_MEANWHILE => {}
+            other => break other?,
+        }
+    };
+    for job in &revocation.running {
+        // Stopped at once when it runs here; elsewhere at its next query or lease renewal.
+        state.running.stop(job.id);
+    }
+    for _ in &revocation.ended {
+        state.metrics.jobs.with_label_values(&["revoked"]).inc();
+    }
+    let now = state.store.now().await?;
+    Ok(Json(RevokedView {
+        grant: GrantView::new(revocation.grant, now)?,
+        ended: revocation
+            .ended
+            .iter()
+            .map(|(job, _)| job.id.to_string())
+            .collect(),
+        stopping: revocation
+            .running
+            .iter()
+            .map(|job| job.id.to_string())
+            .collect(),
+    }))
+}
+
+/// One budget as the API shows it.
+#[derive(Debug, Serialize)]
+struct BudgetView {
+    limit: Option<u64>,
+    used: u64,
+    reserved: u64,
+    remaining: Option<u64>,
+}
+
+impl From<BudgetUse> for BudgetView {
+    fn from(b: BudgetUse) -> BudgetView {
+        BudgetView {
+            limit: b.limit,
+            used: b.used,
+            reserved: b.reserved,
+            remaining: b.remaining(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct EpsilonView {
+    total: Option<f64>,
+    spent: f64,
+    remaining: Option<f64>,
+}
+
+/// A grant's budgets now.
+#[derive(Debug, Serialize)]
+pub struct RemainingView {
+    grant: String,
+    /// The UTC day the daily figures are for.
+    day: String,
+    jobs_today: BudgetView,
+    queries_today: BudgetView,
+    tokens_today: BudgetView,
+    queries_total: BudgetView,
+    tokens_total: BudgetView,
+    epsilon: EpsilonView,
+}
+
+pub async fn budget(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<RemainingView>> {
+    let grant = visible_grant(&state, &caller, &id).await?;
+    let r = state.store.remaining_budget(grant.id).await?;
+    let day = Timestamp(r.day.saturating_mul(86_400_000)).to_rfc3339();
+    Ok(Json(RemainingView {
+        grant: r.grant.to_string(),
+        day: day[..10].to_owned(),
+        jobs_today: r.jobs_today.into(),
+        queries_today: r.queries_today.into(),
+        tokens_today: r.tokens_today.into(),
+        queries_total: r.queries_total.into(),
+        tokens_total: r.tokens_total.into(),
+        epsilon: EpsilonView {
+            total: r.epsilon_total,
+            spent: r.epsilon_spent,
+            // Rounded to the ledger's millionths, so 3 - 1 reads as 2, not 1.9999999999999998.
+            remaining: r
+                .epsilon_total
+                .map(|t| ((t - r.epsilon_spent).max(0.0) * 1e6).round() / 1e6),
+        },
+    }))
+}
