@@ -238,13 +238,16 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
 /// the counts; `reason` says when the grant's budget ran out during it.
 fn ran(report: RunReport, budget: Option<String>) -> Ending {
     let (status, reason) = match (&report.release.status, &report.release.reason) {
-        (ReleaseStatus::Withheld, withheld) => (
-            JobStatus::Failed,
-            Some(format!(
+        (ReleaseStatus::Withheld, withheld) => {
+            let mut reason = format!(
                 "the release was withheld: {}",
                 withheld.as_deref().unwrap_or("the policy's release rules")
-            )),
-        ),
+            );
+            if let Some(budget) = budget {
+                reason = format!("{reason}; {budget}");
+            }
+            (JobStatus::Failed, Some(reason))
+        }
         (ReleaseStatus::Released, _) => (JobStatus::Succeeded, budget),
     };
     Ending::Ran {

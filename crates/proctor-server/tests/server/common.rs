@@ -307,7 +307,12 @@ impl TestServer {
         let started = std::time::Instant::now();
         loop {
             let (status, view) = self
-                .call("GET", &format!("/v1/jobs/{job}"), Some(evaluator), Body::None)
+                .call(
+                    "GET",
+                    &format!("/v1/jobs/{job}"),
+                    Some(evaluator),
+                    Body::None,
+                )
                 .await?;
             anyhow::ensure!(status == StatusCode::OK, "{status} {view}");
             if !matches!(view["status"].as_str(), Some("queued" | "running")) {

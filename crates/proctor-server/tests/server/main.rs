@@ -6,5 +6,7 @@ mod common;
 mod crash;
 mod credentials;
 mod end_to_end;
+mod grants;
 mod matrix;
+mod raw_text;
 mod router;
