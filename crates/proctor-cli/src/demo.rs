@@ -184,6 +184,20 @@ async fn session(
         .await?;
     let model_id = str_field(&model, "id")?;
     eprintln!("  {VENDOR} registered {} as model {model_id}", args.model);
+    let grant = vendor
+        .post_json(
+            "/v1/grants",
+            json!({
+                "model": model_id, "grantee": {"tier": "academic"}, "policy": policy.name,
+                "budgets": {"jobs_per_day": 10, "queries_total": 10_000, "epsilon_total": 5.0},
+            }),
+        )
+        .await?;
+    eprintln!(
+        "  {VENDOR} granted academic evaluators access under policy {} (grant {}: 10 jobs a day, 10,000 queries, epsilon 5)",
+        policy.name,
+        str_field(&grant, "id")?
+    );
 
     let eval = evaluator
         .post_bytes("/v1/evals", examples::ARITH_WASM.to_vec())
