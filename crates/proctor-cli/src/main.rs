@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod examples;
+mod grants;
 mod keys;
 mod model_cmd;
 mod remote;
@@ -61,6 +62,14 @@ enum Command {
     /// Read the service's transparency log.
     #[command(subcommand)]
     Log(remote::LogCommand),
+    /// Grant evaluators access to your models, revoke it, and read budgets.
+    #[command(subcommand)]
+    Grant(grants::GrantCommand),
+    /// Approve or reject jobs waiting under your manual grants.
+    #[command(subcommand)]
+    Approval(grants::ApprovalCommand),
+    /// The exact, metered usage of your models (vendor).
+    Usage(grants::UsageArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +88,9 @@ fn main() -> ExitCode {
         Command::Job(cmd) => remote::job(cmd),
         Command::Attestation(cmd) => remote::attestation(cmd),
         Command::Log(cmd) => remote::log(cmd),
+        Command::Grant(cmd) => grants::grant(cmd),
+        Command::Approval(cmd) => grants::approval(cmd),
+        Command::Usage(args) => grants::usage(args),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,8 @@ pub enum ModelCommand {
     Test(TestArgs),
     /// Register a model with the service (as a vendor): prints its id.
     Register(crate::remote::RegisterArgs),
+    /// Your models (vendor), or the models your grants cover (evaluator).
+    List(crate::grants::ListArgs),
 }
 
 #[derive(Args)]
@@ -32,6 +34,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ModelCommand::Test(args) => test(args),
         ModelCommand::Register(args) => crate::remote::register(args),
+        ModelCommand::List(args) => crate::grants::list_models(args),
     }
 }
 

@@ -302,7 +302,11 @@ pub async fn wait_for_job(
         let status = job["status"].as_str().unwrap_or("");
         bar.set_length(job["progress"]["total"].as_u64().unwrap_or(0));
         bar.set_position(job["progress"]["done"].as_u64().unwrap_or(0));
-        bar.set_message(status.to_owned());
+        if status == "queued" && job["approval"] == "pending" {
+            bar.set_message("waiting for the vendor's approval");
+        } else {
+            bar.set_message(status.to_owned());
+        }
         if !matches!(status, "queued" | "running") {
             break job;
         }
@@ -448,7 +452,7 @@ pub fn log(cmd: LogCommand) -> anyhow::Result<ExitCode> {
 
 /// An id as one path segment: ids are hex or UUIDs, so anything else is refused here rather
 /// than sent as another path.
-fn segment(id: &str) -> Result<&str, Failure> {
+pub(crate) fn segment(id: &str) -> Result<&str, Failure> {
     if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         Ok(id)
     } else {

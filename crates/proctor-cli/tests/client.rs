@@ -85,6 +85,18 @@ impl ServeChild {
             .expect("running proctor")
     }
 
+    /// The proctor binary started with `token`, its stdout piped; for a command that waits.
+    fn proctor_child(&self, token: &str, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_proctor"))
+            .args(args)
+            .env("PROCTOR_SERVER", &self.base)
+            .env("PROCTOR_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running proctor")
+    }
+
     /// Creates an account with a token, over HTTP as the admin.
     async fn account(&self, name: &str, role: &str, tier: Option<&str>) -> String {
         let http = reqwest::Client::new();
@@ -194,7 +206,34 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
         .trim()
         .to_owned();
 
-    let result = ok(&server.proctor(
+    // The vendor grants academic evaluators access, jobs waiting for its approval.
+    let grant = ok(&server.proctor(
+        &vendor,
+        &[
+            "grant",
+            "create",
+            "--model",
+            &model,
+            "--tier",
+            "academic",
+            "--approval",
+            "manual",
+            "--queries-total",
+            "1000",
+            "--override",
+            "queries.max_per_sample=2",
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let models = ok(&server.proctor(&evaluator, &["model", "list"]));
+    assert!(
+        models.contains(&model) && models.contains(&grant),
+        "{models}"
+    );
+
+    // The evaluator waits; the vendor inspects the component and approves.
+    let waiting = server.proctor_child(
         &evaluator,
         &[
             "job",
@@ -210,7 +249,38 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
             "--timeout",
             "120s",
         ],
+    );
+    let started = std::time::Instant::now();
+    let pending = loop {
+        let pending: Value = serde_json::from_str(&ok(
+            &server.proctor(&vendor, &["approval", "list", "--json"])
+        ))
+        .expect("JSON");
+        if let Some(job) = pending[0]["job"].as_str() {
+            assert_eq!(pending[0]["eval"]["name"], "arith", "{pending}");
+            break job.to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never pending");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let inspected = dir.join("inspect.wasm");
+    ok(&server.proctor(
+        &vendor,
+        &[
+            "approval",
+            "download",
+            &pending,
+            "--out",
+            inspected.to_str().expect("utf-8 path"),
+        ],
     ));
+    assert!(
+        std::fs::read(&inspected).expect("read") == ARITH_WASM,
+        "the component as submitted"
+    );
+    let approved = ok(&server.proctor(&vendor, &["approval", "approve", &pending]));
+    assert!(approved.contains("approved"), "{approved}");
+    let result = ok(&waiting.wait_with_output().expect("the waiting submit ends"));
     let result: Value = serde_json::from_str(&result).expect("exactly one JSON object");
     assert_eq!(result["status"], "succeeded", "{result}");
     assert_eq!(result["report"]["samples"]["ok"], 500, "{result}");
@@ -265,6 +335,48 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
     assert!(
         checkpoint.starts_with("proctor.local/log\n2\n"),
         "{checkpoint}"
+    );
+
+    // Budgets as the evaluator sees them; exact usage as the vendor does.
+    let budget: Value = serde_json::from_str(&ok(
+        &server.proctor(&evaluator, &["grant", "budget", &grant, "--json"])
+    ))
+    .expect("JSON");
+    assert_eq!(
+        budget["queries_total"],
+        json!({"limit": 1000, "used": 500, "reserved": 0, "remaining": 500}),
+        "{budget}"
+    );
+    let table = ok(&server.proctor(&evaluator, &["grant", "budget", &grant]));
+    assert!(table.contains("queries total"), "{table}");
+    let usage: Value =
+        serde_json::from_str(&ok(&server.proctor(&vendor, &["usage", "--json"]))).expect("JSON");
+    assert_eq!(usage["total"]["queries"], 500, "{usage}");
+    let table = ok(&server.proctor(&vendor, &["usage"]));
+    assert!(table.contains("evaluator lab"), "{table}");
+
+    // Revoked: the next submission is refused, in one line saying why.
+    let revoked = ok(&server.proctor(&vendor, &["grant", "revoke", &grant]));
+    assert!(revoked.contains("revoked"), "{revoked}");
+    let refused = server.proctor(
+        &evaluator,
+        &[
+            "job",
+            "submit",
+            "--eval",
+            &eval,
+            "--dataset",
+            &dataset,
+            "--model",
+            &model,
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no_grant") && stderr.contains("revoked"),
+        "{stderr}"
     );
 
     // A bad token: exit 2, one line naming the service's refusal.
@@ -352,6 +464,10 @@ async fn a_server_killed_mid_job_and_restarted_finishes_it_exactly_once() {
     let dataset = ok(&first.proctor(&evaluator, &["dataset", "upload", &jsonl]))
         .trim()
         .to_owned();
+    ok(&first.proctor(
+        &vendor,
+        &["grant", "create", "--model", &model, "--tier", "academic"],
+    ));
     let job = ok(&first.proctor(
         &evaluator,
         &[
