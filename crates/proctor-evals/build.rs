@@ -24,6 +24,7 @@ const ZERO_WASI_GUESTS: &[&str] = &[
     "describe-reads-dataset",
     "inverted-metric",
     "item-out-of-range",
+    "leak-scores",
     "loop-forever",
     "memory-bomb",
     "other-world",
