@@ -5,7 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use proctor_evals::examples::{ARITH_JSONL, ARITH_WASM};
@@ -553,4 +554,190 @@ async fn a_server_killed_mid_job_and_restarted_finishes_it_exactly_once() {
         ],
     ));
     assert!(!consistent.contains("FAILED"), "{consistent}");
+}
+
+/// An OpenAI-compatible endpoint that answers `What is A + B?` after `latency`, counting every
+/// request it receives.
+async fn counting_endpoint(latency: Duration) -> (String, Arc<AtomicU64>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |axum::Json(request): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(latency).await;
+                let question = request["messages"][0]["content"].as_str().unwrap_or("");
+                let sum: i64 = question
+                    .trim_start_matches("What is ")
+                    .trim_end_matches('?')
+                    .split(" + ")
+                    .filter_map(|n| n.trim().parse::<i64>().ok())
+                    .sum();
+                axum::Json(json!({
+                    "model": "mock-1",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": sum.to_string()}}],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 1}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let base = format!("http://{}/v1", listener.local_addr().expect("bound"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, count)
+}
+
+/// Runs `psql` against the test server's admin database.
+fn psql(admin_url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([admin_url, "-qc", sql])
+        .output()
+        .expect("running psql");
+    assert!(out.status.success(), "psql {sql}: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_on_one_postgres_never_overspend_a_grants_query_budget() {
+    const BUDGET: u64 = 150;
+    let Ok(admin_url) = std::env::var("PROCTOR_TEST_POSTGRES_URL") else {
+        eprintln!("PROCTOR_TEST_POSTGRES_URL is not set: this test needs PostgreSQL (CI sets it)");
+        return;
+    };
+    let name = format!(
+        "proctor_cli_replicas_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    psql(&admin_url, &format!("CREATE DATABASE {name}"));
+    let (server, _) = admin_url.rsplit_once('/').expect("a database path");
+    let database = format!("{server}/{name}");
+    let (endpoint, requests) = counting_endpoint(Duration::from_millis(100)).await;
+
+    // Two replicas on one database and one data directory (one service key); one worker
+    // each, so two jobs running at once run in two processes.
+    let data = tempfile::tempdir().expect("temp dir");
+    let extra = ["--database", database.as_str()];
+    let one = ServeChild::start_in(data.path(), &extra, true);
+    let two = ServeChild::start_in(data.path(), &extra, false);
+    let vendor = one.account("acme", "vendor", None).await;
+    let evaluator = one.account("lab", "evaluator", Some("academic")).await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let dir = files.path();
+    let config = write(
+        dir,
+        "model.toml",
+        format!("adapter = \"openai\"\nmodel = \"mock-1\"\nbase_url = \"{endpoint}\"\n").as_bytes(),
+    );
+    let model = ok(&one.proctor(
+        &vendor,
+        &[
+            "model",
+            "register",
+            "--name",
+            "mock",
+            "--version",
+            "1",
+            "--config",
+            &config,
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let budget = BUDGET.to_string();
+    let grant = ok(&two.proctor(
+        &vendor,
+        &[
+            "grant",
+            "create",
+            "--model",
+            &model,
+            "--tier",
+            "academic",
+            "--queries-total",
+            &budget,
+            "--override",
+            "limits.max_concurrency=64",
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let wasm = write(dir, "arith.wasm", ARITH_WASM);
+    let jsonl = write(dir, "arith.jsonl", ARITH_JSONL.as_bytes());
+    let eval = ok(&one.proctor(&evaluator, &["eval", "upload", &wasm]))
+        .trim()
+        .to_owned();
+    let dataset = ok(&two.proctor(&evaluator, &["dataset", "upload", &jsonl]))
+        .trim()
+        .to_owned();
+    let submit = [
+        "job",
+        "submit",
+        "--eval",
+        &eval,
+        "--dataset",
+        &dataset,
+        "--model",
+        &model,
+    ];
+    let jobs = [
+        ok(&one.proctor(&evaluator, &submit)).trim().to_owned(),
+        ok(&two.proctor(&evaluator, &submit)).trim().to_owned(),
+    ];
+    let (mut ok_samples, mut exhausted) = (0, 0);
+    for (job, server) in jobs.iter().zip([&one, &two]) {
+        let started = std::time::Instant::now();
+        let status = loop {
+            let (status, _) = job_status(server, &evaluator, job);
+            if status != "queued" && status != "running" {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "job {job} is stuck"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(status == "succeeded" || status == "failed", "{status}");
+        let out = server.proctor(&evaluator, &["job", "result", job, "--json"]);
+        let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert!(
+            result["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("queries-total")),
+            "the job names the budget that ran out: {result}"
+        );
+        let samples = &result["report"]["samples"];
+        ok_samples += samples["ok"].as_u64().expect("ok");
+        exhausted += samples["failed"]["budget-exhausted"]
+            .as_u64()
+            .expect("count");
+    }
+    let answered = requests.load(Ordering::SeqCst);
+    eprintln!(
+        "budget {BUDGET}: the endpoint received {answered} requests; {ok_samples} samples ok"
+    );
+    assert_eq!(answered, BUDGET, "requests that reached the endpoint");
+    assert_eq!(ok_samples, BUDGET);
+    assert_eq!(exhausted, 1000 - BUDGET);
+    let usage: Value =
+        serde_json::from_str(&ok(&two.proctor(&vendor, &["usage", "--json"]))).expect("JSON");
+    assert_eq!(usage["total"]["queries"], BUDGET, "{usage}");
+    let budget: Value = serde_json::from_str(&ok(
+        &one.proctor(&evaluator, &["grant", "budget", &grant, "--json"])
+    ))
+    .expect("JSON");
+    assert_eq!(budget["queries_total"]["remaining"], 0, "{budget}");
+
+    drop(one);
+    drop(two);
+    psql(&admin_url, &format!("DROP DATABASE {name} WITH (FORCE)"));
 }
