@@ -87,7 +87,8 @@ pub struct SubmitArgs {
     /// The model's id (as `proctor model register` prints it).
     #[arg(long, value_name = "ID")]
     model: String,
-    /// A policy the service ships (default `standard`).
+    /// The grant's policy, to check it (the job runs under its grant's policy; naming another
+    /// is refused).
     #[arg(long, value_name = "NAME")]
     policy: Option<String>,
     /// Wait for the job to end and print its result.

@@ -87,6 +87,44 @@ pub struct Released {
     pub release: Release,
 }
 
+/// Noises usage with epsilon `share` for each of its three quantities; returns the noised
+/// usage and the scales. One sample moves queries by at most `max_per_sample`, input tokens by
+/// `max_per_sample` times a query's worst-case input (every byte of a full prompt a token, plus
+/// the template overhead of the most messages a request may carry), output tokens by
+/// `max_per_sample · max_tokens`.
+fn noise_usage(
+    policy: &Policy,
+    usage: Usage,
+    share: f64,
+    noise: Uniform<'_>,
+) -> (Usage, [(&'static str, f64); 3]) {
+    let q = &policy.queries;
+    let per_sample = q.max_per_sample as f64;
+    let input_per_query = q.worst_case_tokens_per_query().saturating_sub(q.max_tokens) as f64;
+    let scales = [
+        ("usage.queries", per_sample / share),
+        ("usage.input_tokens", per_sample * input_per_query / share),
+        (
+            "usage.output_tokens",
+            per_sample * (q.max_tokens as f64) / share,
+        ),
+    ];
+    let noised = Usage {
+        queries: noise::noised_count(usage.queries, scales[0].1, noise),
+        input_tokens: noise::noised_count(usage.input_tokens, scales[1].1, noise),
+        output_tokens: noise::noised_count(usage.output_tokens, scales[2].1, noise),
+    };
+    (noised, scales)
+}
+
+/// The usage of a DP job that ended without a release (failed, cancelled, revoked) as it may
+/// be shown to anyone but the vendor: the whole epsilon spent on usage alone, split over its
+/// three quantities. `None` for a policy without DP: usage is shown exactly.
+pub fn noised_usage(policy: &Policy, usage: Usage, noise: Uniform<'_>) -> Option<Usage> {
+    let epsilon = policy.release.dp_epsilon?;
+    Some(noise_usage(policy, usage, epsilon / 3.0, noise).0)
+}
+
 /// Applies the policy's release rules to a finished job's tallies. `accumulators[i]` belongs
 /// to `specs[i]`. `noise` supplies uniform words for the Laplace mechanism (a CSPRNG on the
 /// host); it is not called when the policy sets no `dp_epsilon`.
@@ -97,8 +135,9 @@ pub struct Released {
 /// - the outcome counts: one sample moves two of them by one, `Δ = 2` (L1);
 /// - per metric, on values shifted to `[0, R]`: `n` (`Δ = 1`), the sum (`Δ = R` plus one grid
 ///   step for rounding to the grid) and the sum of squares (`Δ = R²` plus one step);
-/// - usage: queries (`Δ = max_per_sample`), input tokens (`max_per_sample · max_prompt_bytes`,
-///   a token being at least a byte), output tokens (`max_per_sample · max_tokens`).
+/// - usage: queries (`Δ = max_per_sample`), input tokens (`max_per_sample` times a query's
+///   worst-case input: a token per prompt byte plus template overhead), output tokens
+///   (`max_per_sample · max_tokens`).
 ///
 /// `total` is not noised: it is the number of samples run, fixed before any model output;
 /// noised counts and each `n` are clamped to it (post-processing of public information).
@@ -185,26 +224,10 @@ pub fn release(
                 })
                 .collect();
 
-            let q = &policy.queries;
-            let usage_scales = [
-                ("usage.queries", q.max_per_sample as f64 / share),
-                (
-                    "usage.input_tokens",
-                    (q.max_per_sample as f64) * (q.max_prompt_bytes as f64) / share,
-                ),
-                (
-                    "usage.output_tokens",
-                    (q.max_per_sample as f64) * (q.max_tokens as f64) / share,
-                ),
-            ];
+            let (usage, usage_scales) = noise_usage(policy, usage, share, noise);
             for (name, scale) in usage_scales {
                 scales.insert(name.to_owned(), scale);
             }
-            let usage = Usage {
-                queries: noise::noised_count(usage.queries, usage_scales[0].1, noise),
-                input_tokens: noise::noised_count(usage.input_tokens, usage_scales[1].1, noise),
-                output_tokens: noise::noised_count(usage.output_tokens, usage_scales[2].1, noise),
-            };
             release.mechanism = Mechanism::Laplace;
             release.epsilon = Some(epsilon);
             release.noise = Some(scales);
@@ -371,6 +394,12 @@ mod tests {
         assert!((scales["metrics.accuracy.sum"] - 1.01 * 7.0 / eps).abs() < 1e-9);
         let q = &policy.queries;
         assert_eq!(scales["usage.queries"], q.max_per_sample as f64 * 7.0 / eps);
+        // A query's input can be a full prompt plus the template overhead of 256 messages.
+        let input = (q.max_prompt_bytes + 8 * 256 + 16) as f64;
+        assert_eq!(
+            scales["usage.input_tokens"],
+            q.max_per_sample as f64 * input * 7.0 / eps
+        );
         assert_eq!(scales.len(), 7);
         assert_eq!(
             out.samples.total, 507,
@@ -383,6 +412,27 @@ mod tests {
         assert!(lo <= mean && mean <= hi);
         let json = serde_json::to_value(&out).unwrap();
         assert_eq!(json["release"]["mechanism"], "laplace");
+    }
+
+    #[test]
+    fn usage_without_a_release_is_noised_only_under_dp() {
+        let usage = Usage {
+            queries: 1000,
+            input_tokens: 50_000,
+            output_tokens: 4000,
+        };
+        let mut next = crate::noise::tests::seeded(3);
+        assert_eq!(noised_usage(&Policy::standard(), usage, &mut next), None);
+        let strict = Policy::named("strict").unwrap();
+        let draws: Vec<Usage> = (0..50)
+            .filter_map(|_| noised_usage(&strict, usage, &mut next))
+            .collect();
+        assert_eq!(draws.len(), 50);
+        assert!(draws.iter().any(|u| u.queries != usage.queries));
+        assert!(draws.iter().any(|u| u.output_tokens != usage.output_tokens));
+        // Scale for queries: max_per_sample / (epsilon / 3) = 12; the draws center on the truth.
+        let mean = draws.iter().map(|u| u.queries as f64).sum::<f64>() / 50.0;
+        assert!((mean - 1000.0).abs() < 12.0, "{mean}");
     }
 
     #[test]

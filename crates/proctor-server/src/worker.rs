@@ -425,6 +425,29 @@ async fn finish(app: &App, worker: &str, job: &Job, ending: Ending) -> Result<()
         .await
         .map_err(|e| e.to_string())?;
     let accepted = accepted_index(app, job).await.map_err(|e| e.to_string())?;
+    // Under DP the attested usage of a job that released nothing is noised like a release's:
+    // the exact figures are the vendor's (`GET /v1/usage`), not the public's.
+    let ending = match ending {
+        Ending::Other {
+            status,
+            reason,
+            usage,
+        } => {
+            let policy: Policy =
+                serde_json::from_str(&job.policy_json).map_err(|e| e.to_string())?;
+            let mut rng = rand::rng();
+            let usage = proctor_core::release::noised_usage(&policy, usage, &mut || {
+                rand::Rng::next_u64(&mut rng)
+            })
+            .unwrap_or(usage);
+            Ending::Other {
+                status,
+                reason,
+                usage,
+            }
+        }
+        ran => ran,
+    };
     let outcome = match &ending {
         Ending::Ran {
             report,
