@@ -428,8 +428,30 @@ fn job_status(server: &ServeChild, token: &str, job: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_job_and_restarted_finishes_it_exactly_once() {
+    kill_and_restart(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_server_killed_mid_job_and_restarted_finishes_it_exactly_once() {
+    let Ok(admin_url) = std::env::var("PROCTOR_TEST_POSTGRES_URL") else {
+        eprintln!("PROCTOR_TEST_POSTGRES_URL is not set: this test needs PostgreSQL (CI sets it)");
+        return;
+    };
+    let name = format!("proctor_cli_crash_{}", std::process::id());
+    psql(&admin_url, &format!("CREATE DATABASE {name}"));
+    let (server, _) = admin_url.rsplit_once('/').expect("a database path");
+    kill_and_restart(Some(&format!("{server}/{name}"))).await;
+    psql(&admin_url, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+/// Starts a server (on `database`, else SQLite in its data directory), kills it with SIGKILL
+/// while a job runs, restarts it, and checks the job ends once and the log stays consistent.
+async fn kill_and_restart(database: Option<&str>) {
     let data = tempfile::tempdir().expect("temp dir");
-    let lease = ["--lease", "2s"];
+    let mut lease = vec!["--lease", "2s"];
+    if let Some(url) = database {
+        lease.extend(["--database", url]);
+    }
     let first = ServeChild::start_in(data.path(), &lease, true);
     let vendor = first.account("acme", "vendor", None).await;
     let evaluator = first.account("lab", "evaluator", Some("academic")).await;
@@ -521,6 +543,15 @@ async fn a_server_killed_mid_job_and_restarted_finishes_it_exactly_once() {
     ))
     .expect("JSON");
     assert_eq!(result["report"]["samples"]["total"], 500, "{result}");
+    // The killed attempt's queries in flight were settled when the job ended, at their worst
+    // case (they may have reached the endpoint): nothing is left reserved.
+    let usage: Value =
+        serde_json::from_str(&ok(&second.proctor(&vendor, &["usage", "--json"]))).expect("JSON");
+    assert_eq!(usage["total"]["in_flight"], 0, "{usage}");
+    assert!(
+        usage["total"]["queries"].as_u64().unwrap_or(0) >= 500,
+        "{usage}"
+    );
 
     // Exactly one result: the log holds the pre-registration and one result entry.
     let entries = get_json(&second.base, "/v1/log/entries").await;

@@ -68,6 +68,12 @@ async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
         info!("not finishing the job here; once its lease expires, another attempt takes it");
         return;
     };
+    // No query of the job is in flight any more: what is still reserved was left by a dead
+    // attempt (or by a request this one stopped), and counts at its worst case before the end
+    // is written, so the vendor's usage is whole once the job reads as ended.
+    if let Err(err) = app.store.settle_abandoned(job.id).await {
+        warn!(%err, "settling the job's abandoned queries failed; the next start settles them");
+    }
     if let Err(err) = finish(app, worker, &job, ending).await {
         warn!(%err, "finishing the job failed; it will be retried when its lease expires");
         return;
@@ -76,9 +82,6 @@ async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
     // next start.
     if let Err(err) = app.store.release_job_hold(job.id).await {
         warn!(%err, "giving back the job's hold failed");
-    }
-    if let Err(err) = app.store.settle_abandoned(job.id).await {
-        warn!(%err, "settling the job's abandoned queries failed");
     }
 }
 

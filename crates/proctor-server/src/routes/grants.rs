@@ -98,8 +98,10 @@ impl GrantView {
     ///
     /// A 500 when the stored policy or overrides no longer make a policy.
     pub fn new(grant: Grant, now: Timestamp) -> ApiResult<GrantView> {
+        // Checked when the grant was made: a stored one that no longer makes a policy is the
+        // service's fault.
         let policy = grant_policy(&grant.policy_name, &grant.policy_overrides)
-            .map_err(|e| e.with_log(&"a stored grant's policy"))?;
+            .map_err(|e| ApiError::internal("a stored grant's policy", &e))?;
         let status = match grant.inactive_reason(now) {
             None => "active",
             Some(proctor_store::Refusal::Revoked) => "revoked",
