@@ -31,10 +31,10 @@ pub enum GranteeBody {
     Account(String),
 }
 
-/// Budgets as the API spells them; each left out is unlimited.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetsBody {
+/// Budgets as the API spells them (the store's [`Budgets`]); each left out is unlimited.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Budgets", deny_unknown_fields)]
+struct BudgetsDef {
     #[serde(default)]
     jobs_per_day: Option<u64>,
     #[serde(default)]
@@ -59,8 +59,8 @@ pub struct CreateGrant {
     policy: Option<String>,
     #[serde(default)]
     overrides: Option<serde_json::Value>,
-    #[serde(default)]
-    budgets: BudgetsBody,
+    #[serde(default, with = "BudgetsDef")]
+    budgets: Budgets,
     #[serde(default)]
     approval: Option<String>,
     #[serde(default)]
@@ -83,7 +83,8 @@ pub struct GrantView {
     grantee: GranteeBody,
     policy: GrantPolicyView,
     overrides: serde_json::Value,
-    budgets: BudgetsBody,
+    #[serde(with = "BudgetsDef")]
+    budgets: Budgets,
     approval: &'static str,
     expires_at: Option<String>,
     revoked_at: Option<String>,
@@ -107,7 +108,6 @@ impl GrantView {
             Some(proctor_store::Refusal::Revoked) => "revoked",
             Some(_) => "expired",
         };
-        let b = grant.budgets;
         Ok(GrantView {
             id: grant.id.to_string(),
             vendor: grant.vendor.to_string(),
@@ -124,14 +124,7 @@ impl GrantView {
             },
             overrides: serde_json::from_str(&grant.policy_overrides)
                 .map_err(|e| ApiError::internal("a stored grant's overrides", &e))?,
-            budgets: BudgetsBody {
-                jobs_per_day: b.jobs_per_day,
-                queries_per_day: b.queries_per_day,
-                tokens_per_day: b.tokens_per_day,
-                queries_total: b.queries_total,
-                tokens_total: b.tokens_total,
-                epsilon_total: b.epsilon_total,
-            },
+            budgets: grant.budgets,
             approval: grant.approval.as_str(),
             expires_at: grant.expires_at.map(|t| t.to_rfc3339()),
             revoked_at: grant.revoked_at.map(|t| t.to_rfc3339()),
@@ -245,8 +238,9 @@ pub async fn create(
         })?,
     };
     let expires_at = body.expires_at.as_deref().map(parse_expiry).transpose()?;
-    let b = &body.budgets;
-    if b.epsilon_total
+    if body
+        .budgets
+        .epsilon_total
         .is_some_and(|e| !(e.is_finite() && e >= 0.0))
     {
         return Err(ApiError::unprocessable(
@@ -262,14 +256,7 @@ pub async fn create(
             grantee,
             policy_name: policy_name.to_owned(),
             policy_overrides: overrides,
-            budgets: Budgets {
-                jobs_per_day: b.jobs_per_day,
-                queries_per_day: b.queries_per_day,
-                tokens_per_day: b.tokens_per_day,
-                queries_total: b.queries_total,
-                tokens_total: b.tokens_total,
-                epsilon_total: b.epsilon_total,
-            },
+            budgets: body.budgets,
             approval,
             expires_at,
         })

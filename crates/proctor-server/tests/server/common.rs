@@ -356,3 +356,38 @@ impl TestServer {
         str_of(&model, "id")
     }
 }
+
+/// The sum a model should answer to the arith example's `What is A + B?`.
+pub fn arith_sum(question: &str) -> i64 {
+    question
+        .trim_start_matches("What is ")
+        .trim_end_matches('?')
+        .split(" + ")
+        .filter_map(|n| n.trim().parse::<i64>().ok())
+        .sum()
+}
+
+impl TestServer {
+    /// Polls `job` as `evaluator` until it has processed a sample.
+    pub async fn wait_progress(&self, evaluator: &str, job: &str) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let (_, view) = self
+                .call(
+                    "GET",
+                    &format!("/v1/jobs/{job}"),
+                    Some(evaluator),
+                    Body::None,
+                )
+                .await?;
+            if view["progress"]["done"].as_u64().unwrap_or(0) > 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "never ran: {view}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -12,7 +12,7 @@ use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Body, TestDb, TestServer, str_of};
+use crate::common::{Body, TestDb, TestServer, arith_sum, str_of};
 
 const CREDENTIAL: &str = "sk-e2e-credential-77";
 
@@ -42,12 +42,7 @@ async fn chat(
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default();
-    let sum: i64 = question
-        .trim_start_matches("What is ")
-        .trim_end_matches('?')
-        .split(" + ")
-        .filter_map(|n| n.trim().parse::<i64>().ok())
-        .sum();
+    let sum = arith_sum(question);
     (
         AxumStatus::OK,
         Json(json!({

@@ -25,6 +25,26 @@ macro_rules! on_every_db {
     }};
 }
 
+/// Runs `test` on every database, on two servers sharing it (and their data directory, so
+/// one service key), with `one` and `two` workers.
+macro_rules! on_two_servers {
+    ($one:expr, $two:expr, $test:ident) => {{
+        for db in TestDb::all().await? {
+            let data = tempfile::tempdir()?;
+            let lease = Duration::from_secs(6);
+            let one = TestServer::start_at(&db, data.path(), $one, lease, 3).await?;
+            let two = TestServer::start_at(&db, data.path(), $two, lease, 3).await?;
+            $test(&one, &two)
+                .await
+                .map_err(|e| e.context(format!("on {}", db.label)))?;
+            one.stop().await;
+            two.stop().await;
+            db.cleanup().await?;
+        }
+        Ok(())
+    }};
+}
+
 fn rfc3339_in(delay: Duration) -> String {
     humantime::format_rfc3339_millis(SystemTime::now() + delay).to_string()
 }
@@ -262,18 +282,7 @@ async fn manual_approval(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_query_budget_holds_exactly_under_64_concurrent_samples_on_two_servers()
 -> anyhow::Result<()> {
-    for db in TestDb::all().await? {
-        let data = tempfile::tempdir()?;
-        let one = TestServer::start_at(&db, data.path(), 2, Duration::from_secs(6), 3).await?;
-        let two = TestServer::start_at(&db, data.path(), 2, Duration::from_secs(6), 3).await?;
-        budget_on_two_servers(&one, &two)
-            .await
-            .map_err(|e| e.context(format!("on {}", db.label)))?;
-        one.stop().await;
-        two.stop().await;
-        db.cleanup().await?;
-    }
-    Ok(())
+    on_two_servers!(2, 2, budget_on_two_servers)
 }
 
 async fn budget_on_two_servers(one: &TestServer, two: &TestServer) -> anyhow::Result<()> {
@@ -391,25 +400,7 @@ async fn revoke_running(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
     // A second job that has not started yet: it ends at once.
     let (_, queued) = s.submit_arith(&evaluator, &model).await?;
     let queued = str_of(&queued, "id")?;
-    let started = Instant::now();
-    loop {
-        let (_, view) = s
-            .call(
-                "GET",
-                &format!("/v1/jobs/{job}"),
-                Some(&evaluator),
-                Body::None,
-            )
-            .await?;
-        if view["progress"]["done"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "never ran: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.wait_progress(&evaluator, &job).await?;
 
     let (status, revoked) = s
         .call(
@@ -563,19 +554,8 @@ async fn epsilon_ledger(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revocation_on_one_server_stops_the_job_another_server_runs() -> anyhow::Result<()> {
-    for db in TestDb::all().await? {
-        let data = tempfile::tempdir()?;
-        // `one` runs no workers: the job can only run on `two`.
-        let one = TestServer::start_at(&db, data.path(), 0, Duration::from_secs(6), 3).await?;
-        let two = TestServer::start_at(&db, data.path(), 1, Duration::from_secs(6), 3).await?;
-        revoke_elsewhere(&one, &two)
-            .await
-            .map_err(|e| e.context(format!("on {}", db.label)))?;
-        one.stop().await;
-        two.stop().await;
-        db.cleanup().await?;
-    }
-    Ok(())
+    // `one` runs no workers: the job can only run on `two`.
+    on_two_servers!(0, 1, revoke_elsewhere)
 }
 
 async fn revoke_elsewhere(one: &TestServer, two: &TestServer) -> anyhow::Result<()> {
@@ -594,25 +574,7 @@ async fn revoke_elsewhere(one: &TestServer, two: &TestServer) -> anyhow::Result<
         .await?;
     let (_, job) = one.submit_arith(&evaluator, &model).await?;
     let job = str_of(&job, "id")?;
-    let started = Instant::now();
-    loop {
-        let (_, view) = one
-            .call(
-                "GET",
-                &format!("/v1/jobs/{job}"),
-                Some(&evaluator),
-                Body::None,
-            )
-            .await?;
-        if view["progress"]["done"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "never ran: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    one.wait_progress(&evaluator, &job).await?;
     let (status, revoked) = one
         .call(
             "POST",

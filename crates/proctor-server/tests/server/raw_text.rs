@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
 
-use crate::common::{Body, TestDb, TestServer, str_of};
+use crate::common::{Body, TestDb, TestServer, arith_sum, str_of};
 
 /// What the model says, beside the sum: no table, log line or response may hold it.
 const SECRET: &str = "Zebra-Quartz-7f3a harmonica";
@@ -86,14 +86,8 @@ async fn chat(
         .as_array()
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let sum: i64 = question
-        .trim_start_matches("What is ")
-        .trim_end_matches('?')
-        .split(" + ")
-        .filter_map(|n| n.trim().parse::<i64>().ok())
-        .sum();
+        .unwrap_or_default();
+    let sum = arith_sum(question);
     (
         AxumStatus::OK,
         Json(json!({
