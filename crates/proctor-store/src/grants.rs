@@ -305,6 +305,31 @@ pub struct Revocation {
 /// The reason recorded on jobs ended or flagged by a revocation.
 pub const REVOKED_REASON: &str = "the vendor revoked the grant";
 
+const JOB_GRANT_COLUMNS: &str = "g.job_id, g.grant_id, g.approval, g.hold_queries, \
+    g.hold_tokens, g.hold_day, g.hold_released_at, l.epsilon_micro";
+
+const JOB_GRANT_FROM: &str = "FROM job_grants g LEFT JOIN epsilon_ledger l ON l.job_id = g.job_id";
+
+fn job_grant_from_row(row: &AnyRow) -> Result<JobGrant> {
+    let epsilon: Option<i64> = row.try_get("epsilon_micro")?;
+    let hold_day: Option<i64> = row.try_get("hold_day")?;
+    let released: Option<i64> = row.try_get("hold_released_at")?;
+    let hold = match (hold_day, released) {
+        (Some(_), None) => Some(Hold {
+            queries: to_u64(row.try_get("hold_queries")?, "hold_queries")?,
+            tokens: to_u64(row.try_get("hold_tokens")?, "hold_tokens")?,
+        }),
+        _ => None,
+    };
+    Ok(JobGrant {
+        job: parse_id(row, "job_id")?,
+        grant: parse_id(row, "grant_id")?,
+        approval: parse_text(row, "approval")?,
+        epsilon: epsilon.map(micros_to_epsilon),
+        hold,
+    })
+}
+
 const GRANT_COLUMNS: &str = "id, vendor_id, model_id, grantee_tier, grantee_account_id, \
     policy_name, policy_overrides, jobs_per_day, queries_per_day, tokens_per_day, queries_total, \
     tokens_total, epsilon_total_micro, approval, expires_at, revoked_at, created_at";
@@ -741,6 +766,25 @@ impl Store {
         rows.iter().map(grant_from_row).collect()
     }
 
+    /// For each model an evaluator may use now, the grant its jobs would be accepted under
+    /// (as [`Store::grant_for`] chooses), by model id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for an unknown account.
+    pub async fn covering_grants(&self, evaluator: AccountId) -> Result<Vec<Grant>> {
+        let account = self.account(evaluator).await?;
+        let mut by_model: std::collections::BTreeMap<ModelId, Vec<Grant>> = Default::default();
+        for grant in self.grants_for_evaluator(evaluator).await? {
+            by_model.entry(grant.model).or_default().push(grant);
+        }
+        let now = self.now().await?;
+        Ok(by_model
+            .into_values()
+            .filter_map(|candidates| choose(evaluator, account.tier, candidates, now).ok())
+            .collect())
+    }
+
     /// The grant that covers `evaluator` on `model` now: an active grant naming the account
     /// (newest first), else an active grant for its tier. A revoked account grant does not
     /// hide an active tier grant: revocation ends a grant, not an evaluator's tier.
@@ -812,34 +856,34 @@ impl Store {
     ///
     /// [`StoreError::Database`].
     pub async fn job_grant(&self, job: JobId) -> Result<Option<JobGrant>> {
-        let row = sqlx::query(
-            "SELECT g.grant_id, g.approval, g.hold_queries, g.hold_tokens, g.hold_day, \
-             g.hold_released_at, l.epsilon_micro FROM job_grants g \
-             LEFT JOIN epsilon_ledger l ON l.job_id = g.job_id WHERE g.job_id = $1",
-        )
-        .bind(job.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            let epsilon: Option<i64> = row.try_get("epsilon_micro")?;
-            let hold_day: Option<i64> = row.try_get("hold_day")?;
-            let released: Option<i64> = row.try_get("hold_released_at")?;
-            let hold = match (hold_day, released) {
-                (Some(_), None) => Some(Hold {
-                    queries: to_u64(row.try_get("hold_queries")?, "hold_queries")?,
-                    tokens: to_u64(row.try_get("hold_tokens")?, "hold_tokens")?,
-                }),
-                _ => None,
-            };
-            Ok(JobGrant {
-                job,
-                grant: parse_id(&row, "grant_id")?,
-                approval: parse_text(&row, "approval")?,
-                epsilon: epsilon.map(micros_to_epsilon),
-                hold,
-            })
-        })
-        .transpose()
+        let sql = format!("SELECT {JOB_GRANT_COLUMNS} {JOB_GRANT_FROM} WHERE g.job_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(job.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_grant_from_row).transpose()
+    }
+
+    /// [`Store::job_grant`] of every job of `evaluator` under a grant, in one query.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn job_grants_of(
+        &self,
+        evaluator: AccountId,
+    ) -> Result<std::collections::HashMap<JobId, JobGrant>> {
+        let sql = format!(
+            "SELECT {JOB_GRANT_COLUMNS} {JOB_GRANT_FROM} JOIN jobs j ON j.id = g.job_id \
+             WHERE j.evaluator_id = $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(evaluator.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| job_grant_from_row(row).map(|g| (g.job, g)))
+            .collect()
     }
 
     /// The jobs under a grant that have not ended (queued, waiting for approval, or running),

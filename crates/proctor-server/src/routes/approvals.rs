@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use proctor_store::{Job, JobId, JobStatus, Tier};
+use proctor_store::{Approval, Job, JobId, JobStatus, Tier};
 use serde::{Deserialize, Serialize};
 
 use crate::attest::{Ending, JobContext, accepted_index, sign_result};
@@ -108,24 +108,13 @@ pub async fn list(
 /// (decided or ended).
 async fn waiting_job(app: &App, vendor: proctor_store::AccountId, id: &str) -> ApiResult<Job> {
     let id: JobId = parse_id(id, "job")?;
-    if !app
-        .store
-        .awaiting_approval(vendor)
-        .await?
-        .iter()
-        .any(|j| j.id == id)
-    {
-        // Absent, another vendor's, or not waiting: tell the last apart only for the vendor's
-        // own jobs.
-        let job = app.store.job(id).await?;
-        let under = app.store.job_grant(id).await?;
-        let own = match under {
-            Some(under) => app.store.grant(under.grant).await?.vendor == vendor,
-            None => false,
-        };
-        if !own {
-            return Err(ApiError::not_found("job"));
-        }
+    let job = app.store.job(id).await?;
+    let under = match app.store.job_grant(id).await? {
+        Some(under) if app.store.grant(under.grant).await?.vendor == vendor => under,
+        // Absent, or another vendor's: not found either way.
+        _ => return Err(ApiError::not_found("job")),
+    };
+    if job.status != JobStatus::Queued || under.approval != Approval::Pending {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_state",
@@ -135,7 +124,7 @@ async fn waiting_job(app: &App, vendor: proctor_store::AccountId, id: &str) -> A
             ),
         ));
     }
-    Ok(app.store.job(id).await?)
+    Ok(job)
 }
 
 pub async fn component(

@@ -216,11 +216,15 @@ pub async fn list(
     caller.require(&[Role::Evaluator])?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let jobs = state.store.jobs_of(caller.id(), limit).await?;
-    let mut views = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        views.push(job_view(&state, job).await?);
-    }
-    Ok(Json(views))
+    let mut under = state.store.job_grants_of(caller.id()).await?;
+    Ok(Json(
+        jobs.into_iter()
+            .map(|job| {
+                let grant = under.remove(&job.id);
+                JobView::new(job, grant)
+            })
+            .collect(),
+    ))
 }
 
 pub async fn cancel(

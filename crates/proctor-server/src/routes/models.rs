@@ -140,22 +140,10 @@ pub async fn list(
                 .collect(),
         ));
     }
-    let now = state.store.now().await?;
-    let mut granted: Vec<ModelId> = state
-        .store
-        .grants_for_evaluator(caller.id())
-        .await?
-        .into_iter()
-        .filter(|g| g.inactive_reason(now).is_none())
-        .map(|g| g.model)
-        .collect();
-    granted.sort();
-    granted.dedup();
-    let mut views = Vec::with_capacity(granted.len());
-    for id in granted {
-        // The grant a job would be accepted under (an account's grant before a tier's).
-        let grant = state.store.grant_for(caller.id(), id).await?;
-        let mut view = ModelView::new(state.store.model(id).await?, false);
+    let grants = state.store.covering_grants(caller.id()).await?;
+    let mut views = Vec::with_capacity(grants.len());
+    for grant in grants {
+        let mut view = ModelView::new(state.store.model(grant.model).await?, false);
         view.grant = Some(grant.id.to_string());
         views.push(view);
     }

@@ -296,13 +296,13 @@ pub fn code(v: &Value) -> &str {
 }
 
 impl TestServer {
-    /// Polls `job` as `evaluator` until it leaves `queued` and `running`; fails after
-    /// `timeout`.
-    pub async fn wait_ended(
+    /// Polls `job` as `evaluator` until `done` holds for its view; fails after `timeout`.
+    async fn wait_job(
         &self,
         evaluator: &str,
         job: &str,
         timeout: Duration,
+        done: fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
         let started = std::time::Instant::now();
         loop {
@@ -315,12 +315,26 @@ impl TestServer {
                 )
                 .await?;
             anyhow::ensure!(status == StatusCode::OK, "{status} {view}");
-            if !matches!(view["status"].as_str(), Some("queued" | "running")) {
+            if done(&view) {
                 return Ok(view);
             }
-            anyhow::ensure!(started.elapsed() < timeout, "job did not end: {view}");
+            anyhow::ensure!(started.elapsed() < timeout, "job stuck: {view}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Polls `job` as `evaluator` until it leaves `queued` and `running`; fails after
+    /// `timeout`.
+    pub async fn wait_ended(
+        &self,
+        evaluator: &str,
+        job: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        self.wait_job(evaluator, job, timeout, |view| {
+            !matches!(view["status"].as_str(), Some("queued" | "running"))
+        })
+        .await
     }
 
     /// The in-toto statement of `job`'s result entry (decoded from its DSSE envelope).
@@ -370,24 +384,10 @@ pub fn arith_sum(question: &str) -> i64 {
 impl TestServer {
     /// Polls `job` as `evaluator` until it has processed a sample.
     pub async fn wait_progress(&self, evaluator: &str, job: &str) -> anyhow::Result<()> {
-        let started = std::time::Instant::now();
-        loop {
-            let (_, view) = self
-                .call(
-                    "GET",
-                    &format!("/v1/jobs/{job}"),
-                    Some(evaluator),
-                    Body::None,
-                )
-                .await?;
-            if view["progress"]["done"].as_u64().unwrap_or(0) > 0 {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(30),
-                "never ran: {view}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_job(evaluator, job, Duration::from_secs(30), |view| {
+            view["progress"]["done"].as_u64().unwrap_or(0) > 0
+        })
+        .await
+        .map(drop)
     }
 }

@@ -380,7 +380,10 @@ async fn revoking_a_grant_stops_its_running_job_within_seconds_and_releases_noth
     on_every_db!(1, revoke_running)
 }
 
-async fn revoke_running(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
+/// A vendor, an academic evaluator, a model answering after 200 ms and a grant of it to the
+/// academic tier at 8 samples in flight: a job that runs for seconds. Returns the vendor's and
+/// the evaluator's tokens, the model's id and the grant's id.
+async fn slow_grant(s: &TestServer) -> anyhow::Result<(String, String, String, String)> {
     let (_, vendor) = s.account("acme", "vendor", None).await?;
     let (_, evaluator) = s.account("uni", "evaluator", Some("academic")).await?;
     let model = s
@@ -395,6 +398,11 @@ async fn revoke_running(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
         )
         .await?;
     let grant = str_of(&grant, "id")?;
+    Ok((vendor, evaluator, model, grant))
+}
+
+async fn revoke_running(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
+    let (vendor, evaluator, model, grant) = slow_grant(s).await?;
     let (_, job) = s.submit_arith(&evaluator, &model).await?;
     let job = str_of(&job, "id")?;
     // A second job that has not started yet: it ends at once.
@@ -559,26 +567,14 @@ async fn a_revocation_on_one_server_stops_the_job_another_server_runs() -> anyho
 }
 
 async fn revoke_elsewhere(one: &TestServer, two: &TestServer) -> anyhow::Result<()> {
-    let (_, vendor) = one.account("acme", "vendor", None).await?;
-    let (_, evaluator) = one.account("uni", "evaluator", Some("academic")).await?;
-    let model = one
-        .builtin_model(&vendor, "slow", "arith?latency_ms=200")
-        .await?;
-    let grant = one
-        .grant(
-            &vendor,
-            &model,
-            json!({"tier": "academic"}),
-            json!({"overrides": {"limits": {"max_concurrency": 8}}}),
-        )
-        .await?;
+    let (vendor, evaluator, model, grant) = slow_grant(one).await?;
     let (_, job) = one.submit_arith(&evaluator, &model).await?;
     let job = str_of(&job, "id")?;
     one.wait_progress(&evaluator, &job).await?;
     let (status, revoked) = one
         .call(
             "POST",
-            &format!("/v1/grants/{}/revoke", str_of(&grant, "id")?),
+            &format!("/v1/grants/{grant}/revoke"),
             Some(&vendor),
             Body::None,
         )
