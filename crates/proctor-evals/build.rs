@@ -16,12 +16,14 @@ use std::process::Command;
 const EXAMPLES: &[&str] = &["arith", "knowledge"];
 /// Test guests with no WASI imports.
 const ZERO_WASI_GUESTS: &[&str] = &[
+    "answer-channels",
     "bad-metric-name",
     "bad-scores",
     "big-prompt",
     "deep-recursion",
     "describe-calls-model",
     "describe-reads-dataset",
+    "huge-range",
     "inverted-metric",
     "item-out-of-range",
     "leak-scores",
@@ -34,6 +36,7 @@ const ZERO_WASI_GUESTS: &[&str] = &[
     "stateful",
     "undeclared-metric",
     "unknown-import",
+    "wide-range",
 ];
 /// Test guests that use Rust's std on WASI.
 const WASIP2_GUESTS: &[&str] = &["exit", "sleeper", "sockets", "wasi-std"];
@@ -101,7 +104,51 @@ fn check_every_guest_is_claimed(dir: &Path) {
     }
 }
 
+/// The rustc beside the cargo that runs this build: the pinned toolchain's.
+fn toolchain_rustc() -> Option<PathBuf> {
+    PathBuf::from(env("CARGO"))
+        .parent()
+        .map(|bin| bin.join("rustc"))
+        .filter(|p| p.exists())
+}
+
+/// Installs `target` into the pinned toolchain when it lacks it. `rust-toolchain.toml` names
+/// the wasm targets, but rustup adds a toolchain file's targets only when it installs the
+/// toolchain itself, not to one that is already there (a fresh machine often has 1.95.0
+/// without them), so the README's first command would otherwise fail after building
+/// everything else.
+fn ensure_target(workspace: &Path, target: &str) {
+    let rustc = toolchain_rustc().unwrap_or_else(|| PathBuf::from("rustc"));
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot.is_some_and(|root| root.join("lib/rustlib").join(target).is_dir());
+    if installed {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the {target} target with `rustup target add {target}` (rust-toolchain.toml names it; rustup does not add targets to a toolchain that is already installed)"
+    );
+    let status = Command::new("rustup")
+        .current_dir(workspace)
+        .args(["target", "add", target])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            panic!("`rustup target add {target}` failed ({s}); run it yourself, then build again")
+        }
+        Err(e) => panic!(
+            "the {target} target is not installed and rustup could not be run ({e}): install the target for this toolchain, then build again"
+        ),
+    }
+}
+
 fn cargo_build(workspace: &Path, target_dir: &Path, target: &str, packages: &[&str]) {
+    ensure_target(workspace, target);
     // The toolchain's own cargo and rustc, as the outer build runs them.
     let cargo = PathBuf::from(env("CARGO"));
     let mut cmd = Command::new(&cargo);
@@ -120,11 +167,7 @@ fn cargo_build(workspace: &Path, target_dir: &Path, target: &str, packages: &[&s
             cmd.env_remove(key.as_ref());
         }
     }
-    if let Some(rustc) = cargo
-        .parent()
-        .map(|bin| bin.join("rustc"))
-        .filter(|p| p.exists())
-    {
+    if let Some(rustc) = toolchain_rustc() {
         cmd.env("RUSTC", rustc);
     }
     cmd.current_dir(workspace)

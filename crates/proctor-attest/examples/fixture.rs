@@ -22,7 +22,8 @@ use proctor_attest::{Checkpoint, EvalResult, JobAccepted, MemoryStore, SigningKe
 use proctor_core::release::{Mechanism, Release, ReleaseStatus, Usage};
 use proctor_core::stats::MetricSummary;
 use proctor_core::{
-    DatasetRef, EvalRef, ModelDescriptor, PolicyRef, RunReport, SampleCounts, Sha256Digest,
+    DatasetRef, EvalRef, Leakage, MetricSpec, ModelDescriptor, Policy, PolicyRef, RunReport,
+    SampleCounts, Sha256Digest,
 };
 
 const ORIGIN: &str = "proctor.example/log";
@@ -75,8 +76,21 @@ fn report(job: u64) -> RunReport {
             noise: None,
             decimals: 4,
             min_samples: 1,
+            withheld_metrics: Vec::new(),
         },
+        leakage: leakage(),
     }
+}
+
+/// The bound of a two-item job of one metric under `standard`.
+fn leakage() -> Leakage {
+    let accuracy = MetricSpec {
+        name: "accuracy".into(),
+        description: "the reply is a + b".into(),
+        min: 0.0,
+        max: 1.0,
+    };
+    proctor_core::leakage::bound(&Policy::standard(), &[accuracy], 2)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -101,6 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             model: AttestedModel::new("fixture-vendor", &report.model),
             policy: report.policy.clone(),
             accepted_at: format!("2025-01-31T12:0{job}:00Z"),
+            leakage: leakage(),
             log_index: index,
             service_version: env!("CARGO_PKG_VERSION").into(),
         }

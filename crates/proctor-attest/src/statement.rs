@@ -5,7 +5,7 @@
 //! {"_type": "https://in-toto.io/Statement/v1",
 //!  "subject": [{"name": "eval.wasm", "digest": {"sha256": "<hex>"}},
 //!              {"name": "dataset.jsonl", "digest": {"sha256": "<hex>"}}],
-//!  "predicateType": "https://proctor.dev/attestation/eval-result/v1",
+//!  "predicateType": "https://proctor.dev/attestation/eval-result/v2",
 //!  "predicate": {...}}
 //! ```
 //!
@@ -16,7 +16,7 @@
 //! `proctor demo` and `proctor attestation get` write beside the attestation, so
 //! `proctor verify DIR` finds what to hash.
 //!
-//! # Predicate `https://proctor.dev/attestation/job-accepted/v1` ([`JobAccepted`])
+//! # Predicate `https://proctor.dev/attestation/job-accepted/v2` ([`JobAccepted`])
 //!
 //! Logged when a job is accepted, before it runs (pre-registration: an evaluator cannot run
 //! many variants and publish only the best without the others being in the log).
@@ -29,11 +29,12 @@
 //! | `dataset` | `{sha256, items}`: the dataset file's digest and its number of items |
 //! | `model` | `{vendor, ref, name, version}`: the vendor account that registered the model, how the job named it, its name at the endpoint, its version |
 //! | `policy` | `{name, sha256}`: the sandbox policy and the digest of its effective canonical JSON |
-//! | `accepted_at` | when the job was accepted, RFC 3339 UTC (`2025-01-31T12:00:00Z`) |
+//! | `accepted_at` | when the job was accepted, RFC 3339 UTC (`2025-01-31T12:00:00Z`); on the policy's `time_grid_s` grid when it has one |
+//! | `leakage` | `{bits_max, channels, excluded}`: the bound, fixed before the job runs, on the bits its evaluator-visible outputs can carry about model outputs (`proctor_core::leakage`) |
 //! | `log_index` | this entry's own index in the log |
 //! | `service_version` | the Proctor version that accepted the job |
 //!
-//! # Predicate `https://proctor.dev/attestation/eval-result/v1` ([`EvalResult`])
+//! # Predicate `https://proctor.dev/attestation/eval-result/v2` ([`EvalResult`])
 //!
 //! Logged when a job ends, whether it succeeded or not: a result is never silently dropped.
 //!
@@ -47,20 +48,21 @@
 //! | `usage` | `{queries, input_tokens, output_tokens}`: as the evaluator may see it |
 //! | `metrics` | per metric `{n, mean, stderr, ci95}` as released; empty when withheld or not run |
 //! | `release` | `{status, reason?, mechanism, epsilon, noise, decimals, min_samples}`: how the figures were released; null when the job ended before a release |
-//! | `started_at` | when the first sample started, RFC 3339 UTC; null if none did |
-//! | `finished_at` | when the job ended, RFC 3339 UTC |
+//! | `leakage` | the bound of the job's pre-registration, repeated so one entry stands alone |
+//! | `started_at` | when the first sample started, RFC 3339 UTC; null if none did; on the time grid when the policy has one |
+//! | `finished_at` | when the job ended, RFC 3339 UTC; under a time grid, the grid point the end was padded to |
 //! | `accepted_log_index` | the log index of the job's job-accepted entry, which pairs the two |
 //! | `log_index` | this entry's own index in the log |
 //! | `service_version` | the Proctor version that ran the job |
 //!
-//! `samples`, `usage`, `metrics` and `release` are the fields of `proctor run --json`
-//! (CONTRACTS.md). A new or changed field is a new predicate type (`.../v2`), never an edit of
-//! these.
+//! `samples`, `usage`, `metrics`, `release` and `leakage` are the fields of `proctor run
+//! --json` (CONTRACTS.md). A new or changed field is a new predicate type, never an edit of
+//! these: `v2` added `leakage` and moved released figures to the range-relative grid.
 
 use std::collections::BTreeMap;
 
 use proctor_core::{
-    DatasetRef, EvalRef, ModelDescriptor, PolicyRef, RunReport, Sha256Digest,
+    DatasetRef, EvalRef, Leakage, ModelDescriptor, PolicyRef, RunReport, Sha256Digest,
     outcome::SampleCounts,
     release::{Release, Usage},
     stats::MetricSummary,
@@ -261,12 +263,13 @@ pub struct JobAccepted {
     pub model: AttestedModel,
     pub policy: PolicyRef,
     pub accepted_at: String,
+    pub leakage: Leakage,
     pub log_index: u64,
     pub service_version: String,
 }
 
 impl Predicate for JobAccepted {
-    const TYPE: &'static str = "https://proctor.dev/attestation/job-accepted/v1";
+    const TYPE: &'static str = "https://proctor.dev/attestation/job-accepted/v2";
 }
 
 impl JobAccepted {
@@ -307,6 +310,7 @@ pub struct EvalResult {
     pub usage: Usage,
     pub metrics: BTreeMap<String, MetricSummary>,
     pub release: Option<Release>,
+    pub leakage: Leakage,
     pub started_at: Option<String>,
     pub finished_at: String,
     pub accepted_log_index: u64,
@@ -315,7 +319,7 @@ pub struct EvalResult {
 }
 
 impl Predicate for EvalResult {
-    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v1";
+    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v2";
 }
 
 /// Where and when a job ran, for [`EvalResult::succeeded`].
@@ -352,6 +356,7 @@ impl EvalResult {
             usage: report.usage,
             metrics: report.metrics,
             release: Some(report.release),
+            leakage: report.leakage,
             started_at: job.started_at,
             finished_at: job.finished_at,
             accepted_log_index: job.accepted_log_index,

@@ -10,7 +10,8 @@ use proctor_attest::{Envelope, EvalResult, JobAccepted, JobStatus, SigningKey, S
 use proctor_core::release::{Mechanism, Release, ReleaseStatus, Usage};
 use proctor_core::stats::MetricSummary;
 use proctor_core::{
-    DatasetRef, EvalRef, ModelDescriptor, PolicyRef, RunReport, SampleCounts, Sha256Digest,
+    DatasetRef, EvalRef, Leakage, MetricSpec, ModelDescriptor, Policy, PolicyRef, RunReport,
+    SampleCounts, Sha256Digest,
 };
 
 fn report() -> RunReport {
@@ -60,8 +61,20 @@ fn report() -> RunReport {
             noise: None,
             decimals: 4,
             min_samples: 1,
+            withheld_metrics: Vec::new(),
         },
+        leakage: leakage(),
     }
+}
+
+fn leakage() -> Leakage {
+    let accuracy = MetricSpec {
+        name: "accuracy".into(),
+        description: String::new(),
+        min: 0.0,
+        max: 1.0,
+    };
+    proctor_core::leakage::bound(&Policy::standard(), &[accuracy], 2)
 }
 
 fn result_statement() -> Statement<EvalResult> {
@@ -120,7 +133,7 @@ fn the_statement_json_has_the_in_toto_shape() {
     assert_eq!(payload["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(
         payload["predicateType"],
-        "https://proctor.dev/attestation/eval-result/v1"
+        "https://proctor.dev/attestation/eval-result/v2"
     );
     assert_eq!(payload["subject"][0]["name"], "eval.wasm");
     assert_eq!(
@@ -162,6 +175,7 @@ fn a_job_accepted_statement_round_trips_and_is_not_a_result() {
         model: AttestedModel::new("acme", &report.model),
         policy: report.policy.clone(),
         accepted_at: "2025-01-31T11:59:00Z".into(),
+        leakage: leakage(),
         log_index: 0,
         service_version: "0.1.0".into(),
     }

@@ -20,7 +20,7 @@ fn payload(log_index: u64) -> serde_json::Value {
             {"name": "eval.wasm", "digest": {"sha256": Sha256Digest::of(EVAL).to_hex()}},
             {"name": "dataset.jsonl", "digest": {"sha256": Sha256Digest::of(DATASET).to_hex()}},
         ],
-        "predicateType": "https://proctor.dev/attestation/eval-result/v1",
+        "predicateType": "https://proctor.dev/attestation/eval-result/v2",
         "predicate": {
             "eval": {"name": "arith", "version": "1", "sha256": Sha256Digest::of(EVAL).to_hex()},
             "dataset": {"sha256": Sha256Digest::of(DATASET).to_hex(), "items": 1},

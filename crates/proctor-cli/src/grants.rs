@@ -1,6 +1,6 @@
 //! The vendor's access commands and the evaluator's view of them: `proctor grant
 //! create|list|show|revoke|budget`, `proctor approval list|download|approve|reject`,
-//! `proctor usage` and `proctor model list`.
+//! `proctor usage`, `proctor model list` and `proctor model ledger`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::client::{ServerArgs, str_field};
+use crate::client::{Body, ServerArgs, str_field};
 use crate::examples::write_atomically;
 use crate::remote::segment;
 use crate::run::{Failure, run_to_exit};
@@ -17,7 +17,8 @@ use crate::run::{Failure, run_to_exit};
 pub enum GrantCommand {
     /// Grant an evaluator tier or account access to one of your models (vendor); prints the
     /// grant's id.
-    Create(CreateArgs),
+    // Boxed: its many budget flags make it far larger than the other variants.
+    Create(Box<CreateArgs>),
     /// Your grants (vendor), or the grants that name you (evaluator).
     List(ListArgs),
     /// One grant: its effective policy, budgets, approval mode and expiry.
@@ -80,9 +81,17 @@ pub struct CreateArgs {
     /// Tokens over the grant's life.
     #[arg(long, value_name = "N")]
     tokens_total: Option<u64>,
-    /// The privacy ledger: epsilon over the grant's life.
+    /// The privacy ledger: the most epsilon one evaluator may spend on the model, across all
+    /// its grants (required when the policy sets `release.dp_epsilon`).
     #[arg(long, value_name = "EPSILON")]
     epsilon_total: Option<f64>,
+    /// The largest leakage bound (bits) a job under the grant may have.
+    #[arg(long, value_name = "BITS")]
+    bits_per_job: Option<f64>,
+    /// The most leakage (bits, summed over job bounds) one evaluator may spend on the model,
+    /// across all its grants.
+    #[arg(long, value_name = "BITS")]
+    bits_total: Option<f64>,
     /// `manual`: jobs wait until you approve them.
     #[arg(long, value_enum, default_value = "auto")]
     approval: ApprovalArg,
@@ -179,7 +188,7 @@ fn set_override(overrides: &mut Map<String, Value>, text: &str) -> Result<(), Fa
 
 pub fn grant(cmd: GrantCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        GrantCommand::Create(args) => run_to_exit(create(args)),
+        GrantCommand::Create(args) => run_to_exit(create(*args)),
         GrantCommand::List(args) => run_to_exit(async move {
             let grants = args.server.client()?.get_json("/v1/grants").await?;
             if args.json {
@@ -243,37 +252,7 @@ pub fn grant(cmd: GrantCommand) -> anyhow::Result<ExitCode> {
             if args.json {
                 return print_json(&b);
             }
-            println!("grant {} on {} (UTC)", text(&b, "grant"), text(&b, "day"));
-            println!(
-                "{:14} {:>14} {:>14} {:>14} {:>14}",
-                "budget", "limit", "used", "held", "left"
-            );
-            for key in [
-                "jobs_today",
-                "queries_today",
-                "tokens_today",
-                "queries_total",
-                "tokens_total",
-            ] {
-                let u = &b[key];
-                println!(
-                    "{:14} {:>14} {:>14} {:>14} {:>14}",
-                    key.replace('_', " "),
-                    number_or(&u["limit"], "unlimited"),
-                    number_or(&u["used"], "0"),
-                    number_or(&u["reserved"], "0"),
-                    number_or(&u["remaining"], "unlimited"),
-                );
-            }
-            let e = &b["epsilon"];
-            println!(
-                "{:14} {:>14} {:>14} {:>14} {:>14}",
-                "epsilon",
-                number_or(&e["total"], "unlimited"),
-                number_or(&e["spent"], "0"),
-                "",
-                number_or(&e["remaining"], "unlimited"),
-            );
+            print_budget(&b);
             Ok(())
         }),
     }
@@ -305,8 +284,14 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
             budgets.insert(key.to_owned(), v.into());
         }
     }
-    if let Some(epsilon) = args.epsilon_total {
-        budgets.insert("epsilon_total".to_owned(), epsilon.into());
+    for (key, value) in [
+        ("epsilon_total", args.epsilon_total),
+        ("bits_per_job", args.bits_per_job),
+        ("bits_total", args.bits_total),
+    ] {
+        if let Some(v) = value {
+            budgets.insert(key.to_owned(), v.into());
+        }
     }
     let mut body = json!({
         "model": args.model, "grantee": grantee, "overrides": overrides, "budgets": budgets,
@@ -406,6 +391,106 @@ pub fn approval(cmd: ApprovalCommand) -> anyhow::Result<ExitCode> {
             Ok(())
         }),
     }
+}
+
+/// A budget view: exact (`used`, `reserved`), or, for the evaluator of a DP grant, the worst
+/// cases held at acceptance only.
+fn print_budget(b: &Value) {
+    println!("grant {} on {} (UTC)", text(b, "grant"), text(b, "day"));
+    let worst_case = text(b, "figures") == "worst-case";
+    if worst_case {
+        println!("(differential privacy: worst cases held at acceptance, not exact usage)");
+    }
+    println!(
+        "{:14} {:>14} {:>14} {:>14} {:>14}",
+        "budget",
+        "limit",
+        if worst_case { "" } else { "used" },
+        if worst_case { "worst case" } else { "held" },
+        "left"
+    );
+    for key in [
+        "jobs_today",
+        "queries_today",
+        "tokens_today",
+        "queries_total",
+        "tokens_total",
+    ] {
+        let u = &b[key];
+        let (used, held) = match u.get("worst_case") {
+            Some(w) => (String::new(), number_or(w, "0")),
+            None => (number_or(&u["used"], "0"), number_or(&u["reserved"], "0")),
+        };
+        println!(
+            "{:14} {:>14} {:>14} {:>14} {:>14}",
+            key.replace('_', " "),
+            number_or(&u["limit"], "unlimited"),
+            used,
+            held,
+            number_or(&u["remaining"], "unlimited"),
+        );
+    }
+    for (label, v) in [("epsilon", &b["epsilon"]), ("bits", &b["bits"])] {
+        println!(
+            "{:14} {:>14} {:>14} {:>14} {:>14}",
+            label,
+            number_or(&v["total"], "unlimited"),
+            number_or(&v["spent"], "0"),
+            "",
+            number_or(&v["remaining"], "-"),
+        );
+    }
+    if let Some(per_job) = b["bits"]["per_job"].as_f64() {
+        println!("{:14} {per_job:>14}", "bits per job");
+    }
+}
+
+/// `proctor model ledger`.
+#[derive(Args)]
+pub struct LedgerArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The model's id.
+    model: String,
+    /// The most epsilon all evaluators together may spend on the model (left out: no cap).
+    #[arg(long, value_name = "EPSILON")]
+    epsilon_total: Option<f64>,
+    /// The most leakage (bits) all evaluators together may spend on the model (left out: no
+    /// cap).
+    #[arg(long, value_name = "BITS")]
+    bits_total: Option<f64>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Sets a model's caps across all evaluators (vendor): both at once, a cap left out is lifted.
+pub fn model_ledger(args: LedgerArgs) -> anyhow::Result<ExitCode> {
+    run_to_exit(async move {
+        let client = args.server.client()?;
+        let path = format!("/v1/models/{}/ledger", segment(&args.model)?);
+        let body = json!({"epsilon_total": args.epsilon_total, "bits_total": args.bits_total});
+        let bytes = client
+            .send(reqwest::Method::PUT, &path, Body::Json(body))
+            .await?;
+        let ledger: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::Internal(anyhow::Error::new(e).context(format!("PUT {path}"))))?;
+        if args.json {
+            return print_json(&ledger);
+        }
+        println!("model {}", text(&ledger, "model"));
+        for (label, total, spent) in [
+            ("epsilon", "epsilon_total", "epsilon_spent"),
+            ("bits", "bits_total", "bits_spent"),
+        ] {
+            println!(
+                "{label:8} cap {:>14}  spent {:>14}",
+                number_or(&ledger[total], "none"),
+                number_or(&ledger[spent], "0"),
+            );
+        }
+        Ok(())
+    })
 }
 
 /// `proctor usage`.

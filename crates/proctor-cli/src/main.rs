@@ -1,5 +1,6 @@
 //! The `proctor` binary: a thin shell over the library crates.
 
+mod accounts;
 mod client;
 mod demo;
 mod examples;
@@ -70,6 +71,9 @@ enum Command {
     Approval(grants::ApprovalCommand),
     /// The exact, metered usage of your models (vendor).
     Usage(grants::UsageArgs),
+    /// Create and list accounts, and make and revoke their tokens (admin).
+    #[command(subcommand)]
+    Account(accounts::AccountCommand),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Grant(cmd) => grants::grant(cmd),
         Command::Approval(cmd) => grants::approval(cmd),
         Command::Usage(args) => grants::usage(args),
+        Command::Account(cmd) => accounts::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,9 @@ pub enum ModelCommand {
     Register(crate::remote::RegisterArgs),
     /// Your models (vendor), or the models your grants cover (evaluator).
     List(crate::grants::ListArgs),
+    /// Cap your model's epsilon and leakage bits across all evaluators (vendor): a job that
+    /// would take the model past a cap is refused before it runs.
+    Ledger(crate::grants::LedgerArgs),
 }
 
 #[derive(Args)]
@@ -35,6 +38,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
         ModelCommand::Test(args) => test(args),
         ModelCommand::Register(args) => crate::remote::register(args),
         ModelCommand::List(args) => crate::grants::list_models(args),
+        ModelCommand::Ledger(args) => crate::grants::model_ledger(args),
     }
 }
 

@@ -268,14 +268,15 @@ async fn status(args: JobIdArgs) -> Result<(), Failure> {
     let job = client
         .get_json(&format!("/v1/jobs/{}", segment(&args.id)?))
         .await?;
-    let n = |k: &str| job["progress"][k].as_u64().unwrap_or(0);
+    // A private job shows neither progress nor attempts while it runs (they are null).
+    let n = |v: &Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
     println!(
         "job       {}\nstatus    {}\nprogress  {}/{} samples\nattempts  {}",
         str_field(&job, "id")?,
         str_field(&job, "status")?,
-        n("done"),
-        n("total"),
-        job["attempts"].as_u64().unwrap_or(0)
+        n(&job["progress"]["done"]),
+        n(&job["progress"]["total"]),
+        n(&job["attempts"])
     );
     if let Some(reason) = job.get("reason").and_then(Value::as_str) {
         println!("reason    {reason}");

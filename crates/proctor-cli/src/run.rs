@@ -268,7 +268,8 @@ pub fn render_table(r: &RunReport) -> String {
         r.usage.queries, r.usage.input_tokens, r.usage.output_tokens
     );
     let d = r.release.decimals as usize;
-    let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
+    // Figures lie on a grid relative to each metric's range, so they print as they are.
+    let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v}"));
     match r.release.reason.as_deref() {
         Some(reason) => {
             let _ = writeln!(out, "release   withheld: {reason}");
@@ -280,10 +281,9 @@ pub fn render_table(r: &RunReport) -> String {
                 "metric", "n", "mean", "stderr"
             );
             for (name, m) in &r.metrics {
-                let ci = m.ci95.map_or_else(
-                    || "-".to_owned(),
-                    |[lo, hi]| format!("[{lo:.d$}, {hi:.d$}]"),
-                );
+                let ci = m
+                    .ci95
+                    .map_or_else(|| "-".to_owned(), |[lo, hi]| format!("[{lo}, {hi}]"));
                 let _ = writeln!(
                     out,
                     "{name:<20} {:>8} {:>10} {:>10}   {ci}",
@@ -296,12 +296,34 @@ pub fn render_table(r: &RunReport) -> String {
                 Some(eps) => format!("Laplace noise, epsilon {eps}"),
                 None => "no noise".to_owned(),
             };
+            if !r.release.withheld_metrics.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{:<20} withheld: reported by fewer than {} ok samples",
+                    r.release.withheld_metrics.join(", "),
+                    r.release.min_samples
+                );
+            }
             let _ = writeln!(
                 out,
-                "\nrelease   released ({noise}, {} decimals, min {} samples)",
-                d, r.release.min_samples
+                "\nrelease   released ({noise}, a grid of 10^-{d} of each range, min {} samples)",
+                r.release.min_samples
             );
         }
     }
+    let open = if r.leakage.excluded.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = r.leakage.excluded.iter().map(|c| c.as_str()).collect();
+        format!(
+            " (not covering {}, which the policy leaves open)",
+            names.join(", ")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "leakage   at most {:.1} bits about the model's outputs{open}",
+        r.leakage.bits_max
+    );
     out
 }

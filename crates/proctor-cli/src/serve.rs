@@ -43,6 +43,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A panic's message may quote whatever the code at hand held, model text included: the
+    // service reports where it happened, never what it said. (Workers catch panics and end
+    // the job with a fixed reason; this only keeps the default hook from printing payloads.)
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(|| "an unknown place".to_owned(), ToString::to_string);
+        tracing::error!(at = %at, "a task panicked; its message is not logged");
+    }));
     run_to_exit(serve(args))
 }
 
@@ -53,7 +62,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             args.data_dir.join("proctor.db").display()
         )
     });
-    let mut config = Config::new(database, &args.data_dir).with_env_credential_key()?;
+    let mut config = Config::new(database, &args.data_dir)
+        .with_env_credential_key()?
+        .with_env_admin_token()?;
     config.workers = args.workers;
     config.origin = args.origin;
     config.lease = args.lease;

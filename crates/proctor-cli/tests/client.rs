@@ -221,12 +221,38 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
             "manual",
             "--queries-total",
             "1000",
+            "--bits-per-job",
+            "100000",
+            "--bits-total",
+            "1000000",
             "--override",
             "queries.max_per_sample=2",
         ],
     ))
     .trim()
     .to_owned();
+    // The vendor caps its model across all evaluators; only the vendor may.
+    let ledger: Value = serde_json::from_str(&ok(&server.proctor(
+        &vendor,
+        &[
+            "model",
+            "ledger",
+            &model,
+            "--epsilon-total",
+            "10",
+            "--bits-total",
+            "1000000000",
+            "--json",
+        ],
+    )))
+    .expect("JSON");
+    assert_eq!(
+        ledger,
+        json!({"model": model, "epsilon_total": 10.0, "bits_total": 1e9,
+               "epsilon_spent": 0.0, "bits_spent": 0.0})
+    );
+    let refused = server.proctor(&evaluator, &["model", "ledger", &model]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     let models = ok(&server.proctor(&evaluator, &["model", "list"]));
     assert!(
         models.contains(&model) && models.contains(&grant),
@@ -348,8 +374,16 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
         json!({"limit": 1000, "used": 500, "reserved": 0, "remaining": 500}),
         "{budget}"
     );
+    assert_eq!(budget["bits"]["per_job"], 100000.0, "{budget}");
+    assert!(
+        budget["bits"]["spent"].as_f64().is_some_and(|b| b > 0.0),
+        "the job's leakage bound is spent: {budget}"
+    );
     let table = ok(&server.proctor(&evaluator, &["grant", "budget", &grant]));
-    assert!(table.contains("queries total"), "{table}");
+    assert!(
+        table.contains("queries total") && table.contains("bits"),
+        "{table}"
+    );
     let usage: Value =
         serde_json::from_str(&ok(&server.proctor(&vendor, &["usage", "--json"]))).expect("JSON");
     assert_eq!(usage["total"]["queries"], 500, "{usage}");
@@ -740,11 +774,13 @@ async fn two_serve_processes_on_one_postgres_never_overspend_a_grants_query_budg
         assert!(status == "succeeded" || status == "failed", "{status}");
         let out = server.proctor(&evaluator, &["job", "result", job, "--json"]);
         let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        // A fixed text (which budget ran out could depend on model outputs); the grant's
+        // budget view below shows it is the queries.
         assert!(
             result["reason"]
                 .as_str()
-                .is_some_and(|r| r.contains("queries-total")),
-            "the job names the budget that ran out: {result}"
+                .is_some_and(|r| r.contains("budget ran out")),
+            "the job says a budget ran out: {result}"
         );
         let samples = &result["report"]["samples"];
         ok_samples += samples["ok"].as_u64().expect("ok");

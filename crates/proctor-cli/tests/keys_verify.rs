@@ -122,7 +122,7 @@ fn attestation_dir(dir: &Path) -> (SigningKey, MemoryStore) {
                 {"name": "eval.wasm", "digest": {"sha256": Sha256Digest::of(EVAL).to_hex()}},
                 {"name": "dataset.jsonl", "digest": {"sha256": Sha256Digest::of(DATASET).to_hex()}},
             ],
-            "predicateType": "https://proctor.dev/attestation/eval-result/v1",
+            "predicateType": "https://proctor.dev/attestation/eval-result/v2",
             "predicate": {"log_index": i},
         });
         let envelope =

@@ -74,6 +74,12 @@ fn the_arithmetic_example_against_builtin_arith_prints_one_json_report() {
     );
     let [lo, hi] = [0, 1].map(|i| accuracy["ci95"][i].as_f64().expect("interval"));
     assert!(lo < mean && mean < hi);
+    // Under `standard` the bound names the channels the policy leaves open.
+    assert_eq!(
+        report["leakage"]["excluded"],
+        serde_json::json!(["time", "progress", "attempts", "budget"])
+    );
+    assert!(report["leakage"]["bits_max"].as_f64().expect("a bound") > 0.0);
 }
 
 #[test]
@@ -234,6 +240,13 @@ fn under_strict_two_runs_over_the_same_outputs_release_different_noised_figures(
         (&second["metrics"], &second["samples"]),
         "two DP releases of the same outputs differ"
     );
+    // The leakage bound is fixed before the job runs: the same in both, and as computed by
+    // hand in proctor-core's leakage tests (12·log2 501 + log2 501 + 4·log2 101 + the three
+    // usage caps + 3 + log2 10).
+    assert_eq!(first["leakage"], second["leakage"]);
+    let bits = first["leakage"]["bits_max"].as_f64().expect("a bound");
+    assert!((bits - 204.6167).abs() < 1e-3, "{bits}");
+    assert_eq!(first["leakage"]["excluded"], serde_json::json!([]));
     for report in [&first, &second] {
         let mean = report["metrics"]["accuracy"]["mean"]
             .as_f64()

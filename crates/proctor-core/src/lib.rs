@@ -5,6 +5,7 @@
 
 pub mod dataset;
 pub mod digest;
+pub mod leakage;
 pub mod metric;
 pub mod model;
 pub mod noise;
@@ -17,6 +18,7 @@ pub mod stats;
 
 pub use dataset::{Dataset, DatasetError};
 pub use digest::Sha256Digest;
+pub use leakage::Leakage;
 pub use metric::{EvalInfo, EvalInfoError, MetricSpec};
 pub use model::{
     Completion, CompletionRequest, FinishReason, Message, Model, ModelDescriptor, ModelError,

@@ -28,6 +28,35 @@ impl MetricSpec {
     pub fn clip(&self, value: f64) -> f64 {
         value.clamp(self.min, self.max)
     }
+
+    /// The declared width `max - min`: finite and positive for an accepted declaration.
+    pub fn range(&self) -> f64 {
+        self.max - self.min
+    }
+
+    /// `value` clipped, normalized to `(x - min) / R` in `[0, 1]` and rounded half-to-even to
+    /// the grid of `steps` points per unit: an integer in `[0, steps]`. Total for any finite
+    /// value of an accepted declaration (a NaN, which the host never passes, lands on 0).
+    pub fn grid_point(&self, value: f64, steps: u64) -> u64 {
+        let u = ((self.clip(value) - self.min) / self.range()).clamp(0.0, 1.0);
+        let k = (u * steps as f64).round_ties_even();
+        // `as` maps NaN to 0; the clamp above keeps k in [0, steps].
+        (k as u64).min(steps)
+    }
+
+    /// A value on the grid as released: `min + R · k / steps`.
+    pub fn from_grid(&self, k: u64, steps: u64) -> f64 {
+        (self.min + self.range() * (k as f64 / steps as f64)).clamp(self.min, self.max)
+    }
+}
+
+/// A number as an error shows it: exponent form when `{}` would spell out hundreds of digits.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// What `describe` returned.
@@ -67,8 +96,12 @@ pub enum EvalInfoError {
         "the description of metric `{0}` must be at most {MAX_DESCRIPTION_BYTES} bytes of printable ASCII"
     )]
     BadDescription(String),
-    /// `min < max`, both finite, does not hold.
-    #[error("metric `{name}` has min {min} and max {max}; both must be finite with min < max")]
+    /// `min < max`, both finite with a finite width, does not hold.
+    #[error(
+        "metric `{name}` has min {} and max {}; both must be finite with min < max and a finite max - min",
+        short(*.min),
+        short(*.max)
+    )]
     BadRange {
         /// The metric.
         name: String,
@@ -128,7 +161,9 @@ impl EvalInfo {
             {
                 return Err(EvalInfoError::BadDescription(m.name.clone()));
             }
-            if !(m.min.is_finite() && m.max.is_finite() && m.min < m.max) {
+            // The width must be finite too: releases are relative to it, and an infinite one
+            // (e.g. [-1e308, 1e308]) turns every figure into NaN.
+            if !(m.min.is_finite() && m.max.is_finite() && m.min < m.max && m.range().is_finite()) {
                 return Err(EvalInfoError::BadRange {
                     name: m.name.clone(),
                     min: m.min,
@@ -187,12 +222,24 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_range_is_named_in_a_short_message() {
+        let err = info(vec![metric("huge", -1e308, 1e308)])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("-1e308") && err.contains("huge"), "{err}");
+        assert!(err.len() < 200, "{err}");
+        assert!(short(0.5) == "0.5" && short(0.0) == "0");
+    }
+
+    #[test]
     fn ranges_must_be_finite_and_increasing() {
         for (min, max) in [
             (1.0, 0.0),
             (0.0, 0.0),
             (f64::NAN, 1.0),
             (0.0, f64::INFINITY),
+            (-1e308, 1e308),
         ] {
             assert!(matches!(
                 info(vec![metric("m", min, max)]).validate(),

@@ -5,7 +5,8 @@
 //! "Tighter" per key: limits and query rules no higher; `wasi` from `inert` to `none` only;
 //! `min_samples` no lower; `decimals` and `max_metrics` no higher (fewer digits and fewer
 //! metrics release less); `dp_epsilon` no higher than the file's, or any valid epsilon when the
-//! file has none (adding noise only protects more).
+//! file has none (adding noise only protects more; it then needs a `time_grid_s`);
+//! `time_grid_s` no finer, or any valid grid when the file has none.
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +83,9 @@ pub struct ReleaseOverrides {
     /// `release.dp_epsilon`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp_epsilon: Option<f64>,
+    /// `release.time_grid_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_grid_s: Option<f64>,
 }
 
 impl PolicyOverrides {
@@ -215,6 +219,22 @@ impl Policy {
                     _ => t.dp_epsilon = Some(eps),
                 }
             }
+            if let Some(grid) = r.time_grid_s {
+                // A coarser grid shows less of a job's duration.
+                match t.time_grid_s {
+                    Some(current)
+                        if grid
+                            .partial_cmp(&current)
+                            .is_none_or(|o| o == std::cmp::Ordering::Less) =>
+                    {
+                        return Err(loosens(
+                            "release.time_grid_s",
+                            format!("would be {grid}; the policy requires at least {current}"),
+                        ));
+                    }
+                    _ => t.time_grid_s = Some(grid),
+                }
+            }
         }
         p.validate()?;
         Ok(p)
@@ -243,7 +263,8 @@ mod tests {
         let tight = standard
             .tightened(&overrides(
                 r#"{"wasi":"none","limits":{"fuel_per_sample":1000},
-                    "queries":{"max_per_sample":2},"release":{"min_samples":50,"dp_epsilon":0.5}}"#,
+                    "queries":{"max_per_sample":2},"release":{"min_samples":50,"dp_epsilon":0.5,
+                    "time_grid_s":120}}"#,
             ))
             .unwrap();
         assert_eq!(tight.name, "standard");
@@ -252,6 +273,7 @@ mod tests {
         assert_eq!(tight.queries.max_per_sample, 2);
         assert_eq!(tight.release.min_samples, 50);
         assert_eq!(tight.release.dp_epsilon, Some(0.5));
+        assert_eq!(tight.release.time_grid_s, Some(120.0));
         assert_ne!(tight.digest(), standard.digest());
     }
 
@@ -290,6 +312,7 @@ mod tests {
             (r#"{"release":{"decimals":3}}"#, "release.decimals"),
             (r#"{"release":{"max_metrics":5}}"#, "release.max_metrics"),
             (r#"{"release":{"dp_epsilon":1.5}}"#, "release.dp_epsilon"),
+            (r#"{"release":{"time_grid_s":10}}"#, "release.time_grid_s"),
         ] {
             let err = strict.tightened(&overrides(json)).unwrap_err();
             assert!(
@@ -303,7 +326,9 @@ mod tests {
     #[test]
     fn a_policy_without_noise_may_gain_it() {
         let p = Policy::standard()
-            .tightened(&overrides(r#"{"release":{"dp_epsilon":2.0}}"#))
+            .tightened(&overrides(
+                r#"{"release":{"dp_epsilon":2.0,"time_grid_s":30}}"#,
+            ))
             .unwrap();
         assert_eq!(p.release.dp_epsilon, Some(2.0));
     }

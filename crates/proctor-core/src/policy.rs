@@ -41,6 +41,10 @@ pub mod bounds {
     pub const MAX_METRICS: u64 = 32;
     /// Largest `release.dp_epsilon`.
     pub const MAX_EPSILON: f64 = 100.0;
+    /// Smallest `release.time_grid_s`: finer times carry more of a job's duration.
+    pub const MIN_TIME_GRID_S: f64 = 1.0;
+    /// Largest `release.time_grid_s` (a day).
+    pub const MAX_TIME_GRID_S: f64 = 86_400.0;
 }
 
 /// Which WASI a component may link.
@@ -103,6 +107,20 @@ pub struct ReleaseRules {
     /// Differential privacy budget per job; absent means no noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp_epsilon: Option<f64>,
+    /// The grid, in seconds, that every time an evaluator sees of a job lies on; a job's end
+    /// becomes visible only at the next grid point after it, so its duration shows only to
+    /// the grid. Absent: times to the millisecond (and the leakage bound says so). Required
+    /// with `dp_epsilon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_grid_s: Option<f64>,
+}
+
+impl ReleaseRules {
+    /// Whether the release is differentially private: then every evaluator-visible view of a
+    /// job is output-independent (no live progress, no attempts, times on the grid).
+    pub fn is_private(&self) -> bool {
+        self.dp_epsilon.is_some()
+    }
 }
 
 /// An effective policy: every key set and validated.
@@ -184,6 +202,7 @@ struct ReleaseFile {
     decimals: Option<u64>,
     max_metrics: Option<u64>,
     dp_epsilon: Option<f64>,
+    time_grid_s: Option<f64>,
 }
 
 impl Policy {
@@ -232,6 +251,7 @@ impl Policy {
             set(&mut p.decimals, r.decimals);
             set(&mut p.max_metrics, r.max_metrics);
             p.dp_epsilon = r.dp_epsilon;
+            p.time_grid_s = r.time_grid_s;
         }
         policy.validate()?;
         Ok(policy)
@@ -305,6 +325,24 @@ impl Policy {
                 problem: format!("is {eps}; it must be above 0 and at most {MAX_EPSILON}"),
             });
         }
+        if let Some(grid) = r.time_grid_s
+            && !(grid.is_finite() && (MIN_TIME_GRID_S..=MAX_TIME_GRID_S).contains(&grid))
+        {
+            return Err(PolicyError::OutOfRange {
+                key: "release.time_grid_s",
+                problem: format!(
+                    "is {grid}; it must be from {MIN_TIME_GRID_S} to {MAX_TIME_GRID_S}"
+                ),
+            });
+        }
+        if r.dp_epsilon.is_some() && r.time_grid_s.is_none() {
+            return Err(PolicyError::OutOfRange {
+                key: "release.time_grid_s",
+                problem: "must be set when `release.dp_epsilon` is: a private release shows \
+                          times only on a grid"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
@@ -340,6 +378,7 @@ impl Policy {
                 decimals: 4,
                 max_metrics: 16,
                 dp_epsilon: None,
+                time_grid_s: None,
             },
         }
     }

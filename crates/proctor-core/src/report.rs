@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
+use crate::leakage::Leakage;
 use crate::model::ModelDescriptor;
 use crate::outcome::SampleCounts;
 use crate::release::{Release, Released, Usage};
@@ -58,6 +59,9 @@ pub struct RunReport {
     pub metrics: BTreeMap<String, MetricSummary>,
     /// How the figures were released.
     pub release: Release,
+    /// The bound, fixed before the job ran, on what all of the above can carry about model
+    /// outputs.
+    pub leakage: Leakage,
 }
 
 impl RunReport {
@@ -68,6 +72,7 @@ impl RunReport {
         model: ModelDescriptor,
         policy: PolicyRef,
         released: Released,
+        leakage: Leakage,
     ) -> RunReport {
         RunReport {
             eval,
@@ -78,6 +83,7 @@ impl RunReport {
             usage: released.usage,
             metrics: released.metrics,
             release: released.release,
+            leakage,
         }
     }
 }

@@ -5,36 +5,61 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::metric::MetricSpec;
 
-/// Running sums for one metric over the ok samples that reported it.
+/// Running sums for one metric over the ok samples that reported it, on the release grid.
 ///
-/// Values are stored shifted to `[0, max - min]`: this is the form the differential-privacy
-/// release noises (one sample moves the sum by at most R and the sum of squares by at most R²),
-/// and it keeps the variance computation well conditioned.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// A value is normalized to `u = (x - min) / R` in `[0, 1]` (R = max - min, the guest's
+/// choice) and rounded to the grid of `steps` points per unit (`10^decimals`), so a sample
+/// adds an integer `k` in `[0, steps]` to the sum and `round(k² / steps)`, also in
+/// `[0, steps]`, to the sum of squares. Whatever range the guest declares, one sample moves
+/// each sum by at most `steps` grid points and the released figures take a number of values
+/// that does not grow with R. Integer sums are exact at any number of samples, so no noise
+/// or low bit is lost to floating-point rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accumulator {
+    /// Grid points per unit of the normalized value: `10^decimals`.
+    pub steps: u64,
     /// Samples that reported the metric.
     pub n: u64,
-    /// Sum of `value - min`.
-    pub sum: f64,
-    /// Sum of `(value - min)²`.
-    pub sum_sq: f64,
+    /// Sum of each sample's `k`, in grid points.
+    pub sum: u128,
+    /// Sum of each sample's `round(k² / steps)`, in grid points.
+    pub sum_sq: u128,
 }
 
 impl Accumulator {
-    /// Adds one clipped value of a metric declared as `spec`.
-    pub fn add(&mut self, spec: &MetricSpec, value: f64) {
-        let shifted = spec.clip(value) - spec.min;
-        self.n += 1;
-        self.sum += shifted;
-        self.sum_sq += shifted * shifted;
+    /// An empty accumulator for a release to `decimals` decimals of the range.
+    pub fn new(decimals: u64) -> Accumulator {
+        Accumulator {
+            steps: grid_steps(decimals),
+            n: 0,
+            sum: 0,
+            sum_sq: 0,
+        }
     }
 
-    /// Merges another accumulator (sums commute).
+    /// Adds one value of a metric declared as `spec` (clipped to its range first).
+    pub fn add(&mut self, spec: &MetricSpec, value: f64) {
+        let k = spec.grid_point(value, self.steps);
+        let k = u128::from(k);
+        let steps = u128::from(self.steps);
+        self.n += 1;
+        self.sum += k;
+        // Rounded half up; k² ≤ steps² < 2^80, far inside u128.
+        self.sum_sq += (k * k + steps / 2) / steps;
+    }
+
+    /// Merges another accumulator of the same grid (sums commute).
     pub fn merge(&mut self, other: &Accumulator) {
         self.n += other.n;
         self.sum += other.sum;
         self.sum_sq += other.sum_sq;
     }
+}
+
+/// `10^decimals`, the grid points per unit of a normalized value (decimals ≤ 12 by policy
+/// validation; larger values saturate rather than overflow).
+pub fn grid_steps(decimals: u64) -> u64 {
+    10u64.saturating_pow(u32::try_from(decimals).unwrap_or(u32::MAX))
 }
 
 /// One metric's released figures.
@@ -59,52 +84,6 @@ pub fn t975(df: f64) -> f64 {
     }
 }
 
-/// Summarizes `n`, `sum` and `sum_sq` (shifted by `spec.min`) into the released figures,
-/// before rounding. `n` is a float because under DP it is a noised count.
-pub fn summarize(spec: &MetricSpec, n: u64, sum: f64, sum_sq: f64) -> MetricSummary {
-    let range = spec.max - spec.min;
-    if n == 0 {
-        return MetricSummary {
-            n,
-            mean: None,
-            stderr: None,
-            ci95: None,
-        };
-    }
-    let nf = n as f64;
-    let mean_shifted = (sum / nf).clamp(0.0, range);
-    let mean = spec.min + mean_shifted;
-    if n < 2 {
-        return MetricSummary {
-            n,
-            mean: Some(mean),
-            stderr: None,
-            ci95: None,
-        };
-    }
-    let variance = ((sum_sq - sum * sum / nf) / (nf - 1.0)).max(0.0);
-    let stderr = (variance / nf).sqrt();
-    let half = t975(nf - 1.0) * stderr;
-    let ci95 = [(mean - half).max(spec.min), (mean + half).min(spec.max)];
-    MetricSummary {
-        n,
-        mean: Some(mean),
-        stderr: Some(stderr),
-        ci95: Some(ci95),
-    }
-}
-
-/// Rounds half-to-even to `decimals` places.
-pub fn round_to(value: f64, decimals: u32) -> f64 {
-    let scale = 10f64.powi(decimals as i32);
-    let scaled = value * scale;
-    // Values too large to carry that many decimals are already exact at that precision.
-    if !scaled.is_finite() || scaled.abs() >= 2f64.powi(52) {
-        return value;
-    }
-    scaled.round_ties_even() / scale
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,14 +97,6 @@ mod tests {
         }
     }
 
-    fn summary_of(spec: &MetricSpec, values: &[f64]) -> MetricSummary {
-        let mut acc = Accumulator::default();
-        for v in values {
-            acc.add(spec, *v);
-        }
-        summarize(spec, acc.n, acc.sum, acc.sum_sq)
-    }
-
     #[test]
     fn the_t_quantile_matches_published_tables() {
         // Student's t table, two-sided 95%: df 1 → 12.706, df 10 → 2.228, df 30 → 2.042.
@@ -135,58 +106,32 @@ mod tests {
     }
 
     #[test]
-    fn mean_stderr_and_interval_follow_the_contract() {
-        let s = spec(0.0, 10.0);
-        let m = summary_of(&s, &[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
-        assert_eq!(m.n, 8);
-        assert!((m.mean.unwrap() - 5.0).abs() < 1e-12);
-        // sample sd with n-1: sqrt(32/7)
-        let se = (32.0f64 / 7.0).sqrt() / 8f64.sqrt();
-        assert!((m.stderr.unwrap() - se).abs() < 1e-12);
-        let half = t975(7.0) * se;
-        let [lo, hi] = m.ci95.unwrap();
-        assert!((lo - (5.0 - half)).abs() < 1e-9 && (hi - (5.0 + half)).abs() < 1e-9);
+    fn values_land_on_the_grid_relative_to_the_range() {
+        let mut acc = Accumulator::new(2);
+        let s = spec(10.0, 20.0);
+        acc.add(&s, 15.0); // u = 0.5 → 50
+        acc.add(&s, 12.345); // u = 0.2345 → 23 (ties to even do not arise here)
+        acc.add(&s, 99.0); // clipped to 20 → 100
+        acc.add(&s, -5.0); // clipped to 10 → 0
+        assert_eq!((acc.n, acc.sum), (4, 173));
+        // round(k²/100): 25 + 5 + 100 + 0.
+        assert_eq!(acc.sum_sq, 130);
     }
 
     #[test]
-    fn the_interval_is_clipped_to_the_declared_range() {
-        let s = spec(0.0, 1.0);
-        let m = summary_of(&s, &[1.0, 1.0, 0.0]);
-        let [lo, hi] = m.ci95.unwrap();
-        assert_eq!((lo, hi), (0.0, 1.0));
-    }
-
-    #[test]
-    fn small_n_leaves_figures_null() {
-        let s = spec(-1.0, 1.0);
-        assert_eq!(
-            summary_of(&s, &[]),
-            MetricSummary {
-                n: 0,
-                mean: None,
-                stderr: None,
-                ci95: None
-            }
-        );
-        let one = summary_of(&s, &[0.5]);
-        assert_eq!(
-            (one.n, one.mean, one.stderr, one.ci95),
-            (1, Some(0.5), None, None)
-        );
-    }
-
-    #[test]
-    fn values_are_clipped_before_they_count() {
-        let s = spec(0.0, 1.0);
-        let m = summary_of(&s, &[5.0, -3.0]);
-        assert_eq!(m.mean, Some(0.5));
-    }
-
-    #[test]
-    fn rounding_is_half_to_even() {
-        assert_eq!(round_to(0.125, 2), 0.12);
-        assert_eq!(round_to(0.375, 2), 0.38);
-        assert_eq!(round_to(2.5, 0), 2.0);
-        assert_eq!(round_to(0.123456, 4), 0.1235);
+    fn a_wide_range_cannot_carry_more_than_its_grid() {
+        let s = spec(0.0, 1e150);
+        let mut acc = Accumulator::new(2);
+        for i in 0..50 {
+            acc.add(&s, 2f64.powi(440 + i));
+        }
+        // Only values above half a grid step of R register at all: 2^(440+i) ≥ 5e147.
+        assert!(acc.sum <= 50 * 100);
+        let mut again = Accumulator::new(2);
+        for i in 0..50 {
+            // Flipping the low-order samples' values changes nothing that is released.
+            again.add(&s, if i < 40 { 0.0 } else { 2f64.powi(440 + i) });
+        }
+        assert_eq!(acc, again);
     }
 }

@@ -32,8 +32,10 @@ pub enum SandboxError {
     #[error("describe failed: {0}")]
     Describe(String),
     /// The `describe` result broke a bound.
+    // The cause is in the message, not also a `source`: the CLI prints the whole chain and
+    // the API the message, and each should name it once.
     #[error("invalid eval declaration: {0}")]
-    Declaration(#[from] proctor_core::EvalInfoError),
+    Declaration(proctor_core::EvalInfoError),
     /// The eval declares more metrics than the policy allows.
     #[error("the eval declares {declared} metrics; the policy allows {allowed}")]
     TooManyMetrics {
@@ -42,6 +44,9 @@ pub enum SandboxError {
         /// The policy's `max_metrics`.
         allowed: u64,
     },
+    /// Under the policy's DP release a noise scale would exceed the safe bound.
+    #[error(transparent)]
+    NoiseScale(#[from] proctor_core::release::ReleaseError),
     /// A policy value the engine was not sized for.
     #[error("invalid policy: `{key}` is {value}; this engine allows at most {max}")]
     PolicyBeyondEngine {
@@ -63,4 +68,10 @@ pub enum SandboxError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl From<proctor_core::EvalInfoError> for SandboxError {
+    fn from(err: proctor_core::EvalInfoError) -> SandboxError {
+        SandboxError::Declaration(err)
+    }
 }

@@ -6,6 +6,11 @@
 //! model or dataset from `describe`) is killed with a trap; a refused model query is returned
 //! to the guest as a `query-error`, as the contract says. Trap messages are host-written and
 //! never echo guest strings, which may carry model output.
+//!
+//! A completion's reported token counts are clamped to the query's worst case (its prompt's
+//! worst-case input, its max-tokens out) before the sample counts them: the released usage's
+//! noise is scaled to that worst case, so an endpoint that reports more must not move the
+//! tally further. The vendor still bills what the endpoint reported (the caller's metering).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -270,12 +275,16 @@ impl model::Host for SampleState {
             )));
         }
         request.params.max_tokens = u32::try_from(max_tokens).unwrap_or(u32::MAX);
+        let max_input = proctor_core::model::worst_case_tokens(prompt, count, 0);
         self.queries += 1;
         match job.model.complete(request).await {
             Ok(c) => {
+                // Clamped, never above what was reported, so each still fits a u32.
+                let input_tokens = c.input_tokens.min(clamp_u32(max_input));
+                let output_tokens = c.output_tokens.min(clamp_u32(max_tokens));
                 self.usage.queries += 1;
-                self.usage.input_tokens += u64::from(c.input_tokens);
-                self.usage.output_tokens += u64::from(c.output_tokens);
+                self.usage.input_tokens += u64::from(input_tokens);
+                self.usage.output_tokens += u64::from(output_tokens);
                 Ok(Ok(types::Completion {
                     text: c.text,
                     finish: match c.finish {
@@ -284,8 +293,8 @@ impl model::Host for SampleState {
                         proctor_core::FinishReason::Refused => types::FinishReason::Refused,
                         proctor_core::FinishReason::Other => types::FinishReason::Other,
                     },
-                    input_tokens: c.input_tokens,
-                    output_tokens: c.output_tokens,
+                    input_tokens,
+                    output_tokens,
                 }))
             }
             Err(ModelError::BudgetExhausted) => Ok(Err(types::QueryError::BudgetExhausted)),
@@ -293,6 +302,10 @@ impl model::Host for SampleState {
             Err(ModelError::Rejected(reason)) => Ok(Err(types::QueryError::Rejected(reason))),
         }
     }
+}
+
+fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl dataset::Host for SampleState {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use proctor_core::{
-    Accumulator, Dataset, DatasetRef, EvalRef, Model, OutcomeTally, Policy, PolicyRef, RunReport,
-    Usage,
+    Accumulator, Dataset, DatasetRef, EvalRef, Model, Outcome, OutcomeTally, Policy, PolicyRef,
+    RunReport, Usage,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,7 @@ pub struct JobTotals {
     pub cancelled: bool,
 }
 
-/// Runs every sample of a job. Samples that trap or fail are counted, never fatal. Returns
+/// Runs every sample of a job. Samples that trap, fail or panic are counted, never fatal. Returns
 /// early, with `cancelled` set and in-flight samples dropped, once `cancel` fires.
 pub async fn run_job(
     sandbox: &Arc<Sandbox>,
@@ -84,7 +84,7 @@ pub async fn run_job(
     let metrics = &spec.eval.info.metrics;
     let mut totals = JobTotals {
         tally: OutcomeTally::default(),
-        accumulators: vec![Accumulator::default(); metrics.len()],
+        accumulators: vec![Accumulator::new(spec.policy.release.decimals); metrics.len()],
         usage: Usage::default(),
         cancelled: false,
     };
@@ -123,8 +123,17 @@ pub async fn run_job(
             in_flight.abort_all();
             return Ok(totals);
         };
-        let result =
-            joined.map_err(|e| SandboxError::Engine(format!("a sample task failed: {e}")))?;
+        // A sample task that panicked (a host-side fault: a model adapter, a host call) ends
+        // its sample only, as `other`, and the job goes on. The panic's message is dropped: it
+        // may quote what the model said.
+        let result = joined.unwrap_or_else(|_| {
+            tracing::warn!("a sample panicked on the host side; it counts as `other`");
+            SampleResult {
+                outcome: Outcome::Other,
+                scores: vec![None; metrics.len()],
+                usage: Usage::default(),
+            }
+        });
         totals.tally.add(result.outcome);
         totals.usage.add(&result.usage);
         for ((acc, spec), score) in totals
@@ -156,6 +165,8 @@ pub async fn run_and_release(
         return Ok(None);
     }
     let info = &spec.eval.info;
+    // The same bound the job was pre-registered with: it depends on nothing the job did.
+    let leakage = proctor_core::leakage::bound(&spec.policy, &info.metrics, totals.tally.total());
     // DP noise comes from the OS-seeded CSPRNG, never from the job's seed, and is not kept.
     let mut rng = rand::rng();
     let released = proctor_core::release(
@@ -182,5 +193,6 @@ pub async fn run_and_release(
             sha256: spec.policy.digest(),
         },
         released,
+        leakage,
     )))
 }

@@ -102,6 +102,8 @@ impl PreparedEval {
                 allowed: policy.release.max_metrics,
             });
         }
+        // Refused before the job runs, never discovered at its end.
+        proctor_core::release::check_scales(policy, &self.info.metrics)?;
         Ok(())
     }
 }

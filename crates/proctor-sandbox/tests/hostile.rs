@@ -132,12 +132,15 @@ fn assert_half(totals: &JobTotals, outcome: Outcome) {
     assert_eq!(totals.accumulators[0].n, 4);
 }
 
+/// A metric's mean over the ok samples, as a share of its range (the guests here declare
+/// `[0, 1]`, where the two agree).
 fn mean(totals: &JobTotals, metrics: &[String], name: &str) -> f64 {
     let i = metrics
         .iter()
         .position(|m| m == name)
         .expect("declared metric");
-    totals.accumulators[i].sum / totals.accumulators[i].n as f64
+    let a = &totals.accumulators[i];
+    a.sum as f64 / (a.n as f64 * a.steps as f64)
 }
 
 #[tokio::test]

@@ -179,8 +179,9 @@ async fn progress_counts_every_sample_and_usage_adds_up() {
         (120, 30)
     );
     assert_eq!(totals.accumulators[0].n, 30);
+    // Every sample scores the top of the range: 10^4 grid points under `standard`.
     assert_eq!(
-        totals.accumulators[0].sum, 30.0,
+        totals.accumulators[0].sum, 300_000,
         "the adder is always right"
     );
 }
@@ -289,4 +290,103 @@ async fn the_compile_cache_is_reused_and_a_corrupt_entry_is_recompiled() {
     assert_eq!(eval.info.name, "arith");
     let rewritten = std::fs::read(&files[0]).expect("read");
     assert_ne!(rewritten, bytes, "the corrupt entry was replaced");
+}
+
+/// Sums like the adder, but panics on every third call, as a faulty adapter on the host would.
+#[derive(Default)]
+struct PanicsEveryThird {
+    calls: AtomicU64,
+}
+
+#[async_trait]
+impl Model for PanicsEveryThird {
+    fn descriptor(&self) -> ModelDescriptor {
+        ModelDescriptor {
+            reference: "test:panics".into(),
+            name: "panics".into(),
+            version: "1".into(),
+        }
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, ModelError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(3) {
+            panic!("the adapter broke");
+        }
+        SlowAdder::new(Duration::ZERO).complete(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_model_that_panics_ends_that_sample_as_other_and_the_job_goes_on() {
+    let sandbox = sandbox();
+    let eval = sandbox.prepare(examples::ARITH_WASM).await.expect("arith");
+    let totals = proctor_sandbox::run_job(
+        &sandbox,
+        &spec(eval, Arc::new(PanicsEveryThird::default()), 8, 30),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the job runs to its end");
+    // Each arith sample makes one query: calls 0, 3, ..., 27 panicked.
+    assert_eq!(totals.tally.get(Outcome::Other), 10);
+    assert_eq!(totals.tally.get(Outcome::Ok), 20);
+    assert_eq!(totals.tally.total(), 30);
+    assert!(!totals.cancelled);
+}
+
+/// Answers right, but reports far more tokens than any query could be billed, and records
+/// each query's worst case.
+#[derive(Default)]
+struct Overreports {
+    worst_input: AtomicU64,
+    worst_output: AtomicU64,
+}
+
+#[async_trait]
+impl Model for Overreports {
+    fn descriptor(&self) -> ModelDescriptor {
+        ModelDescriptor {
+            reference: "test:overreports".into(),
+            name: "overreports".into(),
+            version: "1".into(),
+        }
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, ModelError> {
+        let max_output = u64::from(request.params.max_tokens);
+        self.worst_input
+            .fetch_add(request.worst_case_tokens() - max_output, Ordering::SeqCst);
+        self.worst_output.fetch_add(max_output, Ordering::SeqCst);
+        let right = SlowAdder::new(Duration::ZERO).complete(request).await?;
+        Ok(Completion {
+            input_tokens: u32::MAX,
+            output_tokens: u32::MAX,
+            ..right
+        })
+    }
+}
+
+#[tokio::test]
+async fn reported_tokens_are_clamped_to_each_querys_worst_case_before_they_are_tallied() {
+    let sandbox = sandbox();
+    let eval = sandbox.prepare(examples::ARITH_WASM).await.expect("arith");
+    let model = Arc::new(Overreports::default());
+    let totals = proctor_sandbox::run_job(
+        &sandbox,
+        &spec(eval, model.clone(), 8, 30),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(totals.tally.get(Outcome::Ok), 30);
+    assert_eq!(totals.usage.queries, 30);
+    assert_eq!(
+        (totals.usage.input_tokens, totals.usage.output_tokens),
+        (
+            model.worst_input.load(Ordering::SeqCst),
+            model.worst_output.load(Ordering::SeqCst)
+        )
+    );
 }

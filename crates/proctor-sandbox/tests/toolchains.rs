@@ -90,7 +90,10 @@ async fn accuracy(sandbox: &Arc<Sandbox>, bytes: &[u8], policy: Policy) -> (u64,
             .await
             .expect("runs");
     let acc = &totals.accumulators[0];
-    (totals.tally.get(Outcome::Ok), acc.sum / acc.n as f64)
+    (
+        totals.tally.get(Outcome::Ok),
+        acc.sum as f64 / (acc.n as f64 * acc.steps as f64),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -149,6 +149,7 @@ impl From<SandboxError> for ApiError {
             SandboxError::Describe(_) => "describe_failed",
             SandboxError::Declaration(_) => "invalid_declaration",
             SandboxError::TooManyMetrics { .. } => "too_many_metrics",
+            SandboxError::NoiseScale(_) => "noise_scale_too_large",
             SandboxError::PolicyBeyondEngine { .. } => "policy_beyond_engine",
             SandboxError::Engine(_) | SandboxError::Cache { .. } => {
                 return ApiError::internal("sandbox", &err);

@@ -11,7 +11,8 @@
 //! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body, path and query extractors whose rejections are [`ApiError`]s |
 //! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, public reads |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
-//! | [`attest`] | the pre-registration and result statements |
+//! | [`attest`] | the pre-registration and result statements; the fixed texts of a job's end |
+//! | [`clock`] | the injectable clock, and the time grid an evaluator sees a job's times on |
 //! | [`sealing`] | vendor credentials at rest (AES-256-GCM) |
 //! | [`metered`] | the job's model: each query reserved from the grant's budgets and settled |
 //! | [`running`] | this process's running jobs, for revocation to stop at once |
@@ -27,8 +28,14 @@
 //! - A 5xx body never carries details; they go to the log.
 //! - A job's pre-registration commits with the job, and its result commits with its final
 //!   status, through the store's transactions.
+//! - Under a private policy (`dp_epsilon`) nothing an evaluator can read of a job depends on
+//!   model outputs except through the release: no live progress, no attempts, times on the
+//!   policy's grid from the injected clock, the end padded to the grid, reasons from a fixed
+//!   set of texts ([`attest::Reason`]), and `/metrics` counts such a job's samples only when it
+//!   ran to its end.
 
 pub mod attest;
+pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod metered;
@@ -45,12 +52,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tracing::Instrument;
 
 pub use error::{ApiError, ApiResult};
 pub use startup::{Server, StartError};
-pub use state::{App, AppState, BodyLimits, Config};
+pub use state::{App, AppState, BodyLimits, BuildModel, Config, ConfiguredModels};
 
 use routes::{accounts, approvals, artifacts, grants, jobs, models, public, usage};
 
@@ -71,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .route("/me", get(accounts::me))
         .route("/models", post(models::register).get(models::list))
         .route("/models/{id}", get(models::get))
+        .route("/models/{id}/ledger", put(models::set_ledger))
         .route(
             "/evals",
             post(artifacts::upload_eval)

@@ -3,6 +3,11 @@
 //! request failed), and the job's running usage is counted for its progress and for an
 //! attestation of a job that ends early.
 //!
+//! The grant is billed what the endpoint reported; the job's running usage, which its
+//! attestation and its evaluator see, counts each query's tokens clamped to the query's worst
+//! case (as the sandbox tallies them), so an endpoint that reports more cannot widen what one
+//! sample moves a visible figure by.
+//!
 //! A refusal by the grant reaches the guest as `budget-exhausted`, never as a trap. A revoked
 //! grant also stops the whole job at once (its cancellation token), so a revocation takes
 //! effect at the job's next query on whichever server runs it.
@@ -36,12 +41,11 @@ impl UsageCounter {
         }
     }
 
-    fn add(&self, completion: &Completion) {
+    fn add(&self, (input_tokens, output_tokens): (u64, u64)) {
         self.queries.fetch_add(1, Ordering::Relaxed);
-        self.input_tokens
-            .fetch_add(u64::from(completion.input_tokens), Ordering::Relaxed);
+        self.input_tokens.fetch_add(input_tokens, Ordering::Relaxed);
         self.output_tokens
-            .fetch_add(u64::from(completion.output_tokens), Ordering::Relaxed);
+            .fetch_add(output_tokens, Ordering::Relaxed);
     }
 }
 
@@ -185,6 +189,8 @@ impl Model for Metered {
 
     async fn complete(&self, request: CompletionRequest) -> Result<Completion, ModelError> {
         let worst_case = request.worst_case_tokens();
+        let max_output = u64::from(request.params.max_tokens);
+        let max_input = worst_case.saturating_sub(max_output);
         let reservation = self
             .store
             .reserve_query(self.grant, self.job, worst_case)
@@ -211,7 +217,10 @@ impl Model for Metered {
                     // Left reserved, it keeps holding its worst case; the job's end settles it.
                     warn!(%err, "settling a model query failed");
                 }
-                self.usage.add(&completion);
+                self.usage.add((
+                    u64::from(completion.input_tokens).min(max_input),
+                    u64::from(completion.output_tokens).min(max_output),
+                ));
                 Ok(completion)
             }
             Err(err) => {

@@ -9,6 +9,7 @@ use axum::Router;
 use proctor_attest::SigningKey;
 use proctor_sandbox::CancellationToken;
 use proctor_store::Store;
+use proctor_store::accounts::{AdminToken, TokenSecret};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::task::JoinHandle;
 
@@ -40,6 +41,18 @@ pub enum StartError {
     /// The credential key is not 32 bytes (64 hex digits in the environment).
     #[error("the credential key must be 32 bytes (64 hex digits in PROCTOR_CREDENTIAL_KEY)")]
     CredentialKey,
+    /// `PROCTOR_ADMIN_TOKEN` is not a token as the service issues them.
+    #[error(
+        "PROCTOR_ADMIN_TOKEN is not a well-formed token: it must be `pct_` followed by 64 \
+         lowercase hex digits (e.g. `pct_$(openssl rand -hex 32)`)"
+    )]
+    AdminToken,
+    /// `PROCTOR_ADMIN_TOKEN` is a token that was revoked.
+    #[error("PROCTOR_ADMIN_TOKEN was revoked; set a new value, or unset it")]
+    AdminTokenRevoked,
+    /// `PROCTOR_ADMIN_TOKEN` is the token of an account that is not an admin.
+    #[error("PROCTOR_ADMIN_TOKEN is the token of an account that is not an admin")]
+    AdminTokenNotAdmin,
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] proctor_store::StoreError),
@@ -55,19 +68,21 @@ pub enum StartError {
 }
 
 /// A started service: its state, its workers and the first admin's token (only on the start
-/// that created the admin).
+/// that created the admin, and only when the configuration gave none).
 pub struct Server {
     /// The shared state.
     pub state: AppState,
-    /// The first admin's token, shown once; `None` when an admin existed already.
+    /// The first admin's token, shown once; `None` when an admin existed already or
+    /// [`Config::admin_token`] was given.
     pub admin_token: Option<String>,
     shutdown: CancellationToken,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Opens the data directory and the database, creates the first admin if there is none,
-    /// and starts `config.workers` workers.
+    /// Opens the data directory and the database, creates the first admin if there is none
+    /// (with [`Config::admin_token`] as its token when given, which is otherwise added to the
+    /// oldest admin if no token has it yet), and starts `config.workers` workers.
     ///
     /// # Errors
     ///
@@ -80,10 +95,16 @@ impl Server {
             None => credential_key_file(&config.path(CREDENTIAL_KEY_FILE))?,
         };
         let store = Store::connect(&config.database_url).await?;
-        let admin_token = store
-            .bootstrap_admin("admin")
-            .await?
-            .map(|(_, token)| token.secret);
+        let admin_token = match &config.admin_token {
+            Some(secret) => {
+                adopt_admin_token(&store, secret).await?;
+                None
+            }
+            None => store
+                .bootstrap_admin("admin")
+                .await?
+                .map(|(_, token)| token.secret),
+        };
         // What a crash between a job's end and its clean-up left held goes back (or, for a
         // query that may have reached the endpoint, counts at its worst case).
         let holds = store.release_ended_holds().await?;
@@ -135,6 +156,24 @@ impl Server {
         }
         self.state.store.close().await;
     }
+}
+
+/// Makes the given admin token live; logs what it did, never the token.
+async fn adopt_admin_token(store: &Store, secret: &TokenSecret) -> Result<(), StartError> {
+    match store.ensure_admin_token("admin", secret).await? {
+        AdminToken::Present(_) => {}
+        AdminToken::Added(account) => tracing::info!(
+            account = %account.name,
+            "PROCTOR_ADMIN_TOKEN is now a token of this admin; its earlier tokens stay valid until revoked"
+        ),
+        AdminToken::Created(account) => tracing::info!(
+            account = %account.name,
+            "created the first admin account with PROCTOR_ADMIN_TOKEN as its token"
+        ),
+        AdminToken::Revoked => return Err(StartError::AdminTokenRevoked),
+        AdminToken::NotAdmin => return Err(StartError::AdminTokenNotAdmin),
+    }
+    Ok(())
 }
 
 fn io(path: &Path, source: std::io::Error) -> StartError {

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proctor_attest::SigningKey;
+use proctor_core::Model;
+use proctor_models::{ConfigError, Credential, ModelConfig};
 use proctor_sandbox::{CompileCache, EngineSettings, Sandbox};
 use proctor_store::Store;
+use proctor_store::accounts::TokenSecret;
 
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
@@ -16,6 +20,8 @@ use crate::startup::StartError;
 
 /// The environment variable that may hold the credential key (64 hex digits).
 pub const CREDENTIAL_KEY_ENV: &str = "PROCTOR_CREDENTIAL_KEY";
+/// The environment variable that may hold the first admin's token (`pct_` and 64 hex digits).
+pub const ADMIN_TOKEN_ENV: &str = "PROCTOR_ADMIN_TOKEN";
 /// The service key's file in the data directory (PKCS#8 PEM, mode 0600).
 pub const SERVICE_KEY_FILE: &str = "service-key.pem";
 /// The credential key's file in the data directory, when the environment does not give one.
@@ -72,6 +78,46 @@ pub struct Config {
     /// The credential key (32 bytes) when given from outside, e.g. from
     /// [`CREDENTIAL_KEY_ENV`]; `None`: the key file in the data directory (created if absent).
     pub credential_key: Option<[u8; 32]>,
+    /// An admin token given from outside, e.g. from [`ADMIN_TOKEN_ENV`]: at start, an admin
+    /// whose token it is exists (created if need be), and no token is generated.
+    pub admin_token: Option<TokenSecret>,
+    /// What the times an evaluator sees are read from, and what a worker waits on to pad a
+    /// job's end to its policy's time grid ([`crate::clock`]); the system clock but in tests.
+    pub clock: Arc<dyn Clock>,
+    /// Builds the model a job calls from its registration ([`ConfiguredModels`] but in tests).
+    pub models: Arc<dyn BuildModel>,
+}
+
+/// Builds the model a job calls from its registration, with its opened credential and the
+/// job's seed. The service builds the configured adapter ([`ConfiguredModels`]); a test may
+/// hand in models of its own (one that panics, say) to see how a worker copes.
+pub trait BuildModel: Send + Sync + std::fmt::Debug {
+    /// The model for `config`.
+    ///
+    /// # Errors
+    ///
+    /// The configuration does not validate.
+    fn build(
+        &self,
+        config: &ModelConfig,
+        credential: Option<Credential>,
+        seed: u64,
+    ) -> Result<Arc<dyn Model>, ConfigError>;
+}
+
+/// The model a registration configures: [`ModelConfig::build`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfiguredModels;
+
+impl BuildModel for ConfiguredModels {
+    fn build(
+        &self,
+        config: &ModelConfig,
+        credential: Option<Credential>,
+        seed: u64,
+    ) -> Result<Arc<dyn Model>, ConfigError> {
+        config.build(credential, Some(seed))
+    }
 }
 
 impl Config {
@@ -90,6 +136,9 @@ impl Config {
             max_dataset_lines: 1_000_000,
             engine: EngineSettings::service(),
             credential_key: None,
+            admin_token: None,
+            clock: Arc::new(SystemClock),
+            models: Arc::new(ConfiguredModels),
         }
     }
 
@@ -102,6 +151,21 @@ impl Config {
         if let Ok(text) = std::env::var(CREDENTIAL_KEY_ENV) {
             let bytes = hex::decode(text.trim()).map_err(|_| StartError::CredentialKey)?;
             self.credential_key = Some(bytes.try_into().map_err(|_| StartError::CredentialKey)?);
+        }
+        Ok(self)
+    }
+
+    /// Reads [`ADMIN_TOKEN_ENV`] into `admin_token`; set but empty is unset.
+    ///
+    /// # Errors
+    ///
+    /// When it is set but not a well-formed token (the value is never echoed).
+    pub fn with_env_admin_token(mut self) -> Result<Config, StartError> {
+        if let Some(value) = std::env::var_os(ADMIN_TOKEN_ENV) {
+            let text = value.to_str().ok_or(StartError::AdminToken)?.trim();
+            if !text.is_empty() {
+                self.admin_token = Some(TokenSecret::parse(text).ok_or(StartError::AdminToken)?);
+            }
         }
         Ok(self)
     }

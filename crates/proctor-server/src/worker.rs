@@ -1,24 +1,33 @@
 //! Workers: tokio tasks that claim jobs from the queue and drive each to its one result.
 //!
-//! A worker claims a job with a lease, and while the job runs a heartbeat renews the lease
-//! every third of its length and writes progress. If a renewal reports a cancellation
-//! request, or the lease was lost (this worker stalled and another may have the job), the
-//! job's [`CancellationToken`] stops the sandbox. The job then ends through
-//! [`Store::finish`](proctor_store::Store::finish) with a signed result, which the store
+//! A worker claims a job with a lease, and from then until the job's end is written a heartbeat
+//! renews the lease every third of its length and writes progress. If a renewal reports a
+//! cancellation request, or the lease was lost (this worker stalled and another may have the
+//! job), the job's [`CancellationToken`] stops the sandbox. The job then ends through
+//! [`Store::finish_at`](proctor_store::Store::finish_at) with a signed result, which the store
 //! accepts only while this worker holds the lease: a job ends once, with one result entry.
+//!
+//! Under a policy with a time grid the end is padded: once the job is over, the worker waits
+//! (the heartbeat still renewing) until the first grid point after that on the server's clock,
+//! and only then writes the end, so its status, its result entry in the log and its attested
+//! end appear at a grid point that does not depend on how long its samples took.
+//!
+//! A job is driven in a task of its own: a panic anywhere in it ends the job `failed` with a
+//! fixed reason ([`Reason::Internal`]), and the worker goes on to the next job.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use proctor_core::release::ReleaseStatus;
-use proctor_core::{Dataset, Policy, RunReport, Usage};
+use proctor_core::{Dataset, Policy, Usage};
 use proctor_models::{Credential, ModelConfig};
-use proctor_sandbox::{CancellationToken, JobSpec, Progress};
-use proctor_store::{Claimed, Disposition, Job, JobStatus, Outcome, REVOKED_REASON, StoreError};
+use proctor_sandbox::{CancellationToken, JobSpec, Progress, SandboxError};
+use proctor_store::{Claimed, Disposition, Job, JobId, Outcome, StoreError, Timestamp};
+use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::attest::{Ending, JobContext, accepted_index, sign_result};
+use crate::attest::{Ending, JobContext, Reason, accepted_index, sign_result, stored_policy};
+use crate::clock::TimeGrid;
 use crate::metered::{GrantRefusals, Metered, UsageCounter};
 use crate::sealing::model_context;
 use crate::state::App;
@@ -31,12 +40,19 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
         }
         let claimed = app
             .store
-            .claim(&worker_id, app.config.lease, app.config.max_attempts)
+            .claim_at(
+                &worker_id,
+                app.config.lease,
+                app.config.max_attempts,
+                Some(app.config.clock.now()),
+            )
             .await;
         match claimed {
             Ok(Some(claimed)) => {
                 let span = info_span!("job", job = %claimed.job.id, worker = %worker_id);
-                drive(&app, &worker_id, claimed).instrument(span).await;
+                drive_guarded(&app, &worker_id, claimed)
+                    .instrument(span)
+                    .await;
             }
             Ok(None) => {
                 tokio::select! {
@@ -52,32 +68,137 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
     }
 }
 
+/// A task that is aborted when its handle is dropped: a worker stopped at shutdown takes the
+/// job it drives down with it (its lease then expires, and another worker takes the job up).
+struct Scoped<T>(JoinHandle<T>);
+
+impl<T> Scoped<T> {
+    fn spawn(task: impl Future<Output = T> + Send + 'static) -> Scoped<T>
+    where
+        T: Send + 'static,
+    {
+        Scoped(tokio::spawn(task.in_current_span()))
+    }
+
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for Scoped<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Drives a claimed job in a task of its own. When that task panics, the job ends `failed`
+/// (as [`Reason::Internal`]) from a second task, and this worker lives on either way.
+async fn drive_guarded(app: &Arc<App>, worker: &str, claimed: Claimed) {
+    let job = claimed.job.clone();
+    let driven = Scoped::spawn(drive(app.clone(), worker.to_owned(), claimed))
+        .join()
+        .await;
+    let Err(err) = driven else { return };
+    if !err.is_panic() {
+        // Aborted: only when the worker itself is being stopped.
+        return;
+    }
+    // The payload is not logged: it may quote what a guest or a model said.
+    warn!("driving the job panicked; it ends failed");
+    let app = app.clone();
+    let worker = worker.to_owned();
+    let ended = Scoped::spawn(async move {
+        let usage = usage_of(&app, &job).await;
+        let heartbeat = Heartbeat::start(&app, &worker, job.id);
+        conclude(
+            &app,
+            &worker,
+            &job,
+            Ending::stopped(Reason::Internal, usage),
+            heartbeat,
+        )
+        .await;
+    })
+    .join()
+    .await;
+    if ended.is_err() {
+        warn!("ending the job after a panic failed too; a later attempt ends it");
+    }
+}
+
 /// Drives one claimed job to its end (or gives it up when the lease is lost).
-async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
+async fn drive(app: Arc<App>, worker: String, claimed: Claimed) {
     let job = claimed.job;
+    // From the claim until the end is written, padding included.
+    let heartbeat = Heartbeat::start(&app, &worker, job.id);
     let ending = match claimed.disposition {
-        Disposition::Cancel => Some(stopped(app, &job, usage_of(app, &job).await).await),
-        Disposition::GiveUp { reason } => Some(Ending::Other {
-            status: JobStatus::Failed,
-            reason,
-            usage: usage_of(app, &job).await,
-        }),
-        Disposition::Run => run(app, worker, &job).await,
+        Disposition::Cancel => Some(stopped(&app, &job, usage_of(&app, &job).await).await),
+        Disposition::GiveUp { reason } => {
+            warn!(%reason, "giving the job up");
+            Some(Ending::stopped(
+                Reason::Internal,
+                usage_of(&app, &job).await,
+            ))
+        }
+        Disposition::Run => run(&app, &job, &heartbeat).await,
     };
     let Some(ending) = ending else {
+        heartbeat.stop().await;
         info!("not finishing the job here; once its lease expires, another attempt takes it");
         return;
     };
+    conclude(&app, &worker, &job, ending, heartbeat).await;
+}
+
+/// Ends a job that is over: settles what it left in flight, pads its end to the policy's time
+/// grid, and writes the end with its signed result.
+async fn conclude(app: &App, worker: &str, job: &Job, ending: Ending, heartbeat: Heartbeat) {
     // No query of the job is in flight any more: what is still reserved was left by a dead
     // attempt (or by a request this one stopped), and counts at its worst case before the end
     // is written, so the vendor's usage is whole once the job reads as ended.
     if let Err(err) = app.store.settle_abandoned(job.id).await {
         warn!(%err, "settling the job's abandoned queries failed; the next start settles them");
     }
-    if let Err(err) = finish(app, worker, &job, ending).await {
+    let policy = match stored_policy(&job.policy_json) {
+        Ok(policy) => policy,
+        Err(err) => {
+            heartbeat.stop().await;
+            warn!(%err, "the job's policy does not load; it cannot be ended here");
+            return;
+        }
+    };
+    let clock = &app.config.clock;
+    let grid = TimeGrid::of(&policy);
+    let end = grid.map_or_else(|| clock.now(), |grid| grid.after(clock.now()));
+    let mut ending = ending;
+    if grid.is_some() {
+        tokio::select! {
+            () = clock.wait_until(end) => {}
+            () = heartbeat.lost.cancelled() => {}
+        }
+        // Asked to stop before its visible end: it ends stopped whether its samples were done
+        // or not, so the ending does not tell how far they had got by then.
+        if !heartbeat.lease_lost() && stop_requested(app, job).await {
+            ending = stopped(app, job, heartbeat.usage.snapshot()).await;
+        }
+    }
+    let processed = heartbeat.done.load(Ordering::Relaxed);
+    if heartbeat.stop().await {
+        info!("the lease was lost; once it expires, another attempt takes the job");
+        return;
+    }
+    // `/metrics` is public: a private job's samples count only when it ran them all, at its
+    // padded end, since how far a stopped one got depends on its samples' timing.
+    let samples = match &ending {
+        Ending::Ran { report, .. } => report.samples.total,
+        Ending::Other { .. } if policy.release.is_private() => 0,
+        Ending::Other { .. } => processed,
+    };
+    if let Err(err) = finish(app, worker, job, &policy, ending, end).await {
         warn!(%err, "finishing the job failed; it will be retried when its lease expires");
         return;
     }
+    app.metrics.samples.inc_by(samples);
     // What the job still holds of its grant goes back; a crash before this is caught at the
     // next start.
     if let Err(err) = app.store.release_job_hold(job.id).await {
@@ -85,17 +206,19 @@ async fn drive(app: &Arc<App>, worker: &str, claimed: Claimed) {
     }
 }
 
-/// The canceller's reason, which the store keeps on the job.
-async fn cancel_reason(app: &App, job: &Job) -> String {
+/// Whether the job was asked to stop (cancelled, or its grant revoked) while it ran.
+async fn stop_requested(app: &App, job: &Job) -> bool {
     match app.store.job(job.id).await {
-        Ok(current) => current.reason,
-        Err(_) => None,
+        Ok(current) => current.cancel_requested,
+        Err(err) => {
+            warn!(%err, "reading the job before its end failed");
+            false
+        }
     }
-    .unwrap_or_else(|| "cancelled".into())
 }
 
 /// How a job that was asked to stop ends: `revoked` when its grant was revoked (nothing of it
-/// is released), else `cancelled` with the canceller's reason.
+/// is released), else `cancelled`.
 async fn stopped(app: &App, job: &Job, usage: Usage) -> Ending {
     let revoked = match app.store.job_grant(job.id).await {
         Ok(Some(under)) => app
@@ -105,18 +228,12 @@ async fn stopped(app: &App, job: &Job, usage: Usage) -> Ending {
             .is_ok_and(|g| g.revoked_at.is_some()),
         _ => false,
     };
-    if revoked {
-        return Ending::Other {
-            status: JobStatus::Revoked,
-            reason: REVOKED_REASON.to_owned(),
-            usage,
-        };
-    }
-    Ending::Other {
-        status: JobStatus::Cancelled,
-        reason: cancel_reason(app, job).await,
-        usage,
-    }
+    let reason = if revoked {
+        Reason::Revoked
+    } else {
+        Reason::Cancelled
+    };
+    Ending::stopped(reason, usage)
 }
 
 async fn usage_of(app: &App, job: &Job) -> Usage {
@@ -128,45 +245,16 @@ async fn usage_of(app: &App, job: &Job) -> Usage {
         .unwrap_or_default()
 }
 
-/// Why a job could not be set up; host-written, attested as the failure reason.
-fn setup_failure(reason: impl Into<String>) -> Ending {
-    Ending::Other {
-        status: JobStatus::Failed,
-        reason: reason.into(),
-        usage: Usage::default(),
-    }
-}
-
 /// Runs a job; `None` when this worker must not end it: the lease was lost (the job is no
 /// longer ours), or the service itself failed to load it (the lease expires and a later
 /// attempt, up to `max_attempts`, tries again).
-async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
-    let cancel = CancellationToken::new();
-    let lease_lost = Arc::new(AtomicBool::new(false));
-    let cancel_requested = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let usage = Arc::new(UsageCounter::default());
+async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Option<Ending> {
+    let cancel = heartbeat.cancel.clone();
+    let usage = heartbeat.usage.clone();
     let refusals = Arc::new(GrantRefusals::default());
     let _registered = app.running.register(job.id, cancel.clone());
-    let stop = CancellationToken::new();
-    let heartbeat = tokio::spawn(
-        heartbeat(
-            app.clone(),
-            worker.to_owned(),
-            job.id,
-            Shared {
-                stop: stop.clone(),
-                cancel: cancel.clone(),
-                lease_lost: lease_lost.clone(),
-                cancel_requested: cancel_requested.clone(),
-                done: done.clone(),
-                usage: usage.clone(),
-            },
-        )
-        .in_current_span(),
-    );
-    // The heartbeat starts before the eval is prepared: compiling a large component may take
-    // longer than a lease.
+    // The heartbeat started before the eval is prepared: compiling a large component may
+    // take longer than a lease.
     let metering = Metering {
         usage: usage.clone(),
         refusals: refusals.clone(),
@@ -175,15 +263,14 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     let spec = match prepare(app, job, metering).await {
         Ok(spec) => spec,
         Err(ending) => {
-            stop_heartbeat(&stop, heartbeat).await;
-            if lease_lost.load(Ordering::SeqCst) {
+            if heartbeat.lease_lost() {
                 return None;
             }
             return ending;
         }
     };
     let progress = {
-        let done = done.clone();
+        let done = heartbeat.done.clone();
         move |p: Progress| {
             done.store(p.done, Ordering::Relaxed);
         }
@@ -191,30 +278,28 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
     let result =
         proctor_sandbox::run_and_release(&app.sandbox, &spec, &job.policy_name, &progress, &cancel)
             .await;
-    stop_heartbeat(&stop, heartbeat).await;
     // Cancelled by neither the heartbeat nor a lost lease: a revocation handled by this
     // process stopped it.
-    let job_stopped_here = cancel.is_cancelled() && !lease_lost.load(Ordering::SeqCst);
-    let processed = done.load(Ordering::Relaxed);
-    app.metrics.samples.inc_by(processed);
-    if lease_lost.load(Ordering::SeqCst) {
+    let job_stopped_here = cancel.is_cancelled() && !heartbeat.lease_lost();
+    if heartbeat.lease_lost() {
         return None;
+    }
+    if let Some(refusal) = refusals.first() {
+        // The details stay in the service's log; the job states a fixed reason.
+        info!(%refusal, "the grant refused queries of the job");
     }
     if refusals.revoked() {
         // Stopped because its grant was revoked: nothing of it is released, whatever the
         // sandbox returned.
-        return Some(Ending::Other {
-            status: JobStatus::Revoked,
-            reason: REVOKED_REASON.to_owned(),
-            usage: usage.snapshot(),
-        });
+        return Some(Ending::stopped(Reason::Revoked, usage.snapshot()));
     }
     Some(match result {
         Ok(Some(report)) => {
             // The final usage, so the job's row agrees with its attestation.
+            let processed = heartbeat.done.load(Ordering::Relaxed);
             if let Err(err) = app
                 .store
-                .record_progress(job.id, worker, processed, &report.usage)
+                .record_progress(job.id, &heartbeat.worker, processed, &usage.snapshot())
                 .await
             {
                 if matches!(err, StoreError::LeaseLost(_)) {
@@ -222,42 +307,21 @@ async fn run(app: &Arc<App>, worker: &str, job: &Job) -> Option<Ending> {
                 }
                 warn!(%err, "recording the final progress failed");
             }
-            ran(report, refusals.first())
+            Ending::ran(report, refusals.first().is_some())
         }
-        Ok(None) if cancel_requested.load(Ordering::SeqCst) || job_stopped_here => {
+        Ok(None) if heartbeat.cancel_requested() || job_stopped_here => {
             stopped(app, job, usage.snapshot()).await
         }
         Ok(None) => return None,
-        Err(err) => Ending::Other {
-            status: JobStatus::Failed,
-            reason: err.to_string(),
-            usage: usage.snapshot(),
-        },
-    })
-}
-
-/// How a job that ran to its end ends: `succeeded`, or `failed` when its release was withheld
-/// (fewer than `min_samples` ok samples), the report kept either way so the attestation shows
-/// the counts; `reason` says when the grant's budget ran out during it.
-fn ran(report: RunReport, budget: Option<String>) -> Ending {
-    let (status, reason) = match (&report.release.status, &report.release.reason) {
-        (ReleaseStatus::Withheld, withheld) => {
-            let mut reason = format!(
-                "the release was withheld: {}",
-                withheld.as_deref().unwrap_or("the policy's release rules")
-            );
-            if let Some(budget) = budget {
-                reason = format!("{reason}; {budget}");
-            }
-            (JobStatus::Failed, Some(reason))
+        Err(err) => {
+            warn!(%err, "the sandbox refused to run the job");
+            let reason = match err {
+                SandboxError::Engine(_) | SandboxError::Cache { .. } => Reason::Internal,
+                _ => Reason::Setup,
+            };
+            Ending::stopped(reason, usage.snapshot())
         }
-        (ReleaseStatus::Released, _) => (JobStatus::Succeeded, budget),
-    };
-    Ending::Ran {
-        report: Box::new(report),
-        status,
-        reason,
-    }
+    })
 }
 
 /// What a job's model reports to: its usage, the grant's refusals, and the token that stops
@@ -270,14 +334,18 @@ struct Metering {
 
 /// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
 /// opened credential. `Err(Some(ending))`: the job itself cannot run (the sandbox or the model
-/// configuration refuses it), so it fails with a host-written reason. `Err(None)`: the service
+/// configuration refuses it), so it fails as [`Reason::Setup`]. `Err(None)`: the service
 /// failed (the database, a credential that does not open); the job is left to a later attempt.
 async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Option<Ending>> {
     let internal = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "loading the job's {what} failed");
         None
     };
-    let refused = |reason: String| Some(setup_failure(reason));
+    // The refusal's text may name what the eval declared; it goes to the log, not the job.
+    let refused = |what: &str, err: &dyn std::fmt::Display| {
+        warn!(%err, "the job's {what} was refused");
+        Some(Ending::stopped(Reason::Setup, Usage::default()))
+    };
     let policy: Policy =
         serde_json::from_str(&job.policy_json).map_err(|e| internal("policy", &e))?;
     let eval_bytes = app
@@ -289,13 +357,13 @@ async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Op
         .sandbox
         .prepare(&eval_bytes)
         .await
-        .map_err(|e| refused(e.to_string()))?;
+        .map_err(|e| refused("eval", &e))?;
     let dataset_bytes = app
         .store
         .dataset_bytes(&job.dataset)
         .await
         .map_err(|e| internal("dataset", &e))?;
-    let dataset = Dataset::parse(&dataset_bytes, usize::MAX).map_err(|e| refused(e.to_string()))?;
+    let dataset = Dataset::parse(&dataset_bytes, usize::MAX).map_err(|e| refused("dataset", &e))?;
     let model = app
         .store
         .model(job.model)
@@ -315,15 +383,17 @@ async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Op
         Ok(None) => None,
         Err(e) => return Err(internal("model credential", &e)),
     };
-    let model = config
-        .build(credential, Some(job.seed))
-        .map_err(|e| refused(e.to_string()))?;
+    let model = app
+        .config
+        .models
+        .build(&config, credential, job.seed)
+        .map_err(|e| refused("model configuration", &e))?;
     let under = app
         .store
         .job_grant(job.id)
         .await
         .map_err(|e| internal("grant", &e))?
-        .ok_or_else(|| refused("the job is not under a grant".into()))?;
+        .ok_or_else(|| refused("grant", &"the job is not under a grant"))?;
     let model: Arc<dyn proctor_core::Model> = Arc::new(Metered::new(
         model,
         app.store.clone(),
@@ -343,38 +413,109 @@ async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Op
     })
 }
 
-/// Stops the heartbeat between its writes and waits for it. Aborting the task instead could
-/// cut a store transaction mid-statement, and a SQLite connection left that way holds the
-/// write lock until it is rolled back later, so the job's final writes would wait on it.
-async fn stop_heartbeat(stop: &CancellationToken, heartbeat: tokio::task::JoinHandle<()>) {
-    stop.cancel();
-    if let Err(err) = heartbeat.await {
-        warn!(%err, "the heartbeat task ended abnormally");
-    }
-}
-
-/// What a running job's heartbeat shares with it.
-struct Shared {
-    /// Set when the job is over: the heartbeat returns at its next sleep, never mid-write.
+/// A held job's heartbeat: renews the lease and writes progress from the claim until the end
+/// is written, and stops the job on a cancellation request or a lost lease.
+struct Heartbeat {
+    worker: String,
+    /// Set when the job is over: the task returns at its next sleep, never mid-write.
     stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    /// Stops the sandbox.
     cancel: CancellationToken,
-    lease_lost: Arc<AtomicBool>,
+    /// Fires when the lease was lost.
+    lost: CancellationToken,
     cancel_requested: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
     usage: Arc<UsageCounter>,
 }
 
+impl Heartbeat {
+    fn start(app: &Arc<App>, worker: &str, job: JobId) -> Heartbeat {
+        let stop = CancellationToken::new();
+        let cancel = CancellationToken::new();
+        let lost = CancellationToken::new();
+        let cancel_requested = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let usage = Arc::new(UsageCounter::default());
+        let task = tokio::spawn(
+            beat(
+                app.clone(),
+                worker.to_owned(),
+                job,
+                Beat {
+                    stop: stop.clone(),
+                    cancel: cancel.clone(),
+                    lost: lost.clone(),
+                    cancel_requested: cancel_requested.clone(),
+                    done: done.clone(),
+                    usage: usage.clone(),
+                },
+            )
+            .in_current_span(),
+        );
+        Heartbeat {
+            worker: worker.to_owned(),
+            stop,
+            task: Some(task),
+            cancel,
+            lost,
+            cancel_requested,
+            done,
+            usage,
+        }
+    }
+
+    fn lease_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.cancel_requested.load(Ordering::SeqCst)
+    }
+
+    /// Stops the task between its writes and waits for it; returns whether the lease was lost
+    /// meanwhile. Aborting the task instead could cut a store transaction mid-statement, and a
+    /// SQLite connection left that way holds the write lock until it is rolled back later, so
+    /// the job's final writes would wait on it.
+    async fn stop(mut self) -> bool {
+        self.stop.cancel();
+        if let Some(task) = self.task.take()
+            && let Err(err) = task.await
+        {
+            warn!(%err, "the heartbeat task ended abnormally");
+        }
+        self.lease_lost()
+    }
+}
+
+impl Drop for Heartbeat {
+    // Dropped unstopped (the job's task panicked or was aborted): the task still returns at
+    // its next sleep, so the lease is no longer renewed and expires.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What the heartbeat task shares with the job.
+struct Beat {
+    stop: CancellationToken,
+    cancel: CancellationToken,
+    lost: CancellationToken,
+    cancel_requested: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    usage: Arc<UsageCounter>,
+}
+
+impl Beat {
+    fn lease_lost(&self) {
+        self.lost.cancel();
+        self.cancel.cancel();
+    }
+}
+
 /// Renews the lease every third of its length and writes progress and usage every
 /// `progress_interval`; stops the job on a cancellation request or a lost lease.
-async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, shared: Shared) {
-    let Shared {
-        stop,
-        cancel,
-        lease_lost,
-        cancel_requested,
-        done,
-        usage,
-    } = shared;
+async fn beat(app: Arc<App>, worker: String, job: JobId, beat: Beat) {
     let lease = app.config.lease;
     let renew_every = lease / 3;
     let tick = app.config.progress_interval.min(renew_every);
@@ -382,7 +523,7 @@ async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, sha
     let mut written = 0;
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = beat.stop.cancelled() => return,
             () = tokio::time::sleep(tick) => {}
         }
         since_renewal += tick;
@@ -390,30 +531,28 @@ async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, sha
             since_renewal = Duration::ZERO;
             match app.store.renew(job, &worker, lease).await {
                 Ok(renewed) if renewed.cancel_requested => {
-                    cancel_requested.store(true, Ordering::SeqCst);
-                    cancel.cancel();
+                    beat.cancel_requested.store(true, Ordering::SeqCst);
+                    beat.cancel.cancel();
                 }
                 Ok(_) => {}
                 Err(StoreError::LeaseLost(_)) => {
-                    lease_lost.store(true, Ordering::SeqCst);
-                    cancel.cancel();
+                    beat.lease_lost();
                     return;
                 }
                 Err(err) => warn!(%err, "renewing the lease failed"),
             }
         }
-        let now = done.load(Ordering::Relaxed);
+        let now = beat.done.load(Ordering::Relaxed);
         if now != written {
-            // The vendor's exact usage; the evaluator's view never shows it per sample.
+            // The vendor's usage; an evaluator's view of a private job shows neither.
             match app
                 .store
-                .record_progress(job, &worker, now, &usage.snapshot())
+                .record_progress(job, &worker, now, &beat.usage.snapshot())
                 .await
             {
                 Ok(()) => written = now,
                 Err(StoreError::LeaseLost(_)) => {
-                    lease_lost.store(true, Ordering::SeqCst);
-                    cancel.cancel();
+                    beat.lease_lost();
                     return;
                 }
                 Err(err) => warn!(%err, "recording progress failed"),
@@ -422,8 +561,15 @@ async fn heartbeat(app: Arc<App>, worker: String, job: proctor_store::JobId, sha
     }
 }
 
-/// Writes the job's end and its signed result entry.
-async fn finish(app: &App, worker: &str, job: &Job, ending: Ending) -> Result<(), String> {
+/// Writes the job's end, as of `end` on the server's clock, and its signed result entry.
+async fn finish(
+    app: &App,
+    worker: &str,
+    job: &Job,
+    policy: &Policy,
+    ending: Ending,
+    end: Timestamp,
+) -> Result<(), String> {
     let ctx = JobContext::load(app, job)
         .await
         .map_err(|e| e.to_string())?;
@@ -436,10 +582,8 @@ async fn finish(app: &App, worker: &str, job: &Job, ending: Ending) -> Result<()
             reason,
             usage,
         } => {
-            let policy: Policy =
-                serde_json::from_str(&job.policy_json).map_err(|e| e.to_string())?;
             let mut rng = rand::rng();
-            let usage = proctor_core::release::noised_usage(&policy, usage, &mut || {
+            let usage = proctor_core::release::noised_usage(policy, usage, job.total, &mut || {
                 rand::Rng::next_u64(&mut rng)
             })
             .unwrap_or(usage);
@@ -469,7 +613,7 @@ async fn finish(app: &App, worker: &str, job: &Job, ending: Ending) -> Result<()
     };
     let (ended, entry) = app
         .store
-        .finish(job.id, worker, &outcome, |ended, slot| {
+        .finish_at(job.id, worker, &outcome, Some(end), |ended, slot| {
             sign_result(&app.key, &ctx, ended, accepted, &ending, slot)
         })
         .await

@@ -396,3 +396,149 @@ impl Store {
         Ok(Some((account, NewToken { info, secret })))
     }
 }
+
+/// A bearer secret in the form the service issues: `pct_` and 64 lowercase hex digits (256
+/// bits). Given from outside (the first admin's `PROCTOR_ADMIN_TOKEN`), it is stored as any
+/// token is, by its sha256; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(String);
+
+impl TokenSecret {
+    /// `text` as a secret, or `None` when it is not `pct_` and 64 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<TokenSecret> {
+        let hex = text.strip_prefix("pct_")?;
+        let well_formed =
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        well_formed.then(|| TokenSecret(text.to_owned()))
+    }
+
+    /// The secret itself, to send as a bearer token.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(..)")
+    }
+}
+
+/// What [`Store::ensure_admin_token`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminToken {
+    /// The secret is already a live token of this admin: nothing changed.
+    Present(Account),
+    /// The secret became a new token of this existing admin (the oldest).
+    Added(Account),
+    /// There was no admin: this one was created, with the secret as its token.
+    Created(Account),
+    /// The secret is a token that was revoked; it stays revoked.
+    Revoked,
+    /// The secret is a token of an account that is not an admin; nothing changed.
+    NotAdmin,
+}
+
+impl Store {
+    /// Makes sure `secret` is a live token of an admin: when no token has this secret, it
+    /// becomes a token (labelled `PROCTOR_ADMIN_TOKEN`) of the oldest admin, or of a new admin
+    /// named `name` when there is none. Idempotent; a replica starting at the same time with
+    /// the same secret creates nothing twice. Other tokens, older admin secrets included, stay
+    /// as they are.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when there is no admin and `name` is another account's;
+    /// [`StoreError::Database`].
+    pub async fn ensure_admin_token(&self, name: &str, secret: &TokenSecret) -> Result<AdminToken> {
+        match self.try_ensure_admin_token(name, secret).await {
+            // Another server inserted the same token or the same admin between our read and
+            // our write: read again, once.
+            Err(StoreError::Conflict(_)) => self.try_ensure_admin_token(name, secret).await,
+            other => other,
+        }
+    }
+
+    async fn try_ensure_admin_token(&self, name: &str, secret: &TokenSecret) -> Result<AdminToken> {
+        let hash = secret_hash(secret.expose());
+        let mut tx = self.begin().await?;
+        let sql = "SELECT a.id, a.name, a.role, a.tier, a.created_at, t.revoked_at \
+                   FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
+                   WHERE t.secret_sha256 = $1";
+        let existing = sqlx::query(sql)
+            .bind(hash.clone())
+            .fetch_optional(&mut *tx.inner)
+            .await?;
+        if let Some(row) = existing {
+            let account = account_from_row(&row)?;
+            return Ok(match (account.role, opt_timestamp(&row, "revoked_at")?) {
+                (Role::Admin, None) => AdminToken::Present(account),
+                (Role::Admin, Some(_)) => AdminToken::Revoked,
+                _ => AdminToken::NotAdmin,
+            });
+        }
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE role = 'admin' \
+             ORDER BY created_at, id LIMIT 1"
+        );
+        let oldest = sqlx::query(&sql).fetch_optional(&mut *tx.inner).await?;
+        let (account, created) = match oldest {
+            Some(row) => (account_from_row(&row)?, false),
+            None => {
+                let sql = self.backend.sql(&format!(
+                    "INSERT INTO accounts (id, name, role, tier, created_at) \
+                     VALUES ($1, $2, 'admin', NULL, {{now}}) RETURNING {ACCOUNT_COLUMNS}"
+                ));
+                let row = sqlx::query(&sql)
+                    .bind(AccountId::new().to_string())
+                    .bind(name)
+                    .fetch_one(&mut *tx.inner)
+                    .await
+                    .map_err(|e| classify(e, "account name", "account"))?;
+                (account_from_row(&row)?, true)
+            }
+        };
+        let sql = self.backend.sql(
+            "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
+             VALUES ($1, $2, $3, 'PROCTOR_ADMIN_TOKEN', {now})",
+        );
+        sqlx::query(&sql)
+            .bind(TokenId::new().to_string())
+            .bind(account.id.to_string())
+            .bind(hash)
+            .execute(&mut *tx.inner)
+            .await
+            .map_err(|e| classify(e, "token", "account"))?;
+        tx.commit().await?;
+        Ok(if created {
+            AdminToken::Created(account)
+        } else {
+            AdminToken::Added(account)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenSecret;
+
+    #[test]
+    fn a_token_secret_is_pct_and_64_lowercase_hex_digits() {
+        let good = format!("pct_{}", "0123456789abcdef".repeat(4));
+        assert_eq!(
+            TokenSecret::parse(&good).map(|s| s.expose().to_owned()),
+            Some(good.clone())
+        );
+        assert!(TokenSecret::parse(&good.to_uppercase()).is_none());
+        assert!(TokenSecret::parse(&good.replace("pct_", "pat_")).is_none());
+        assert!(TokenSecret::parse(&good[..good.len() - 1]).is_none());
+        assert!(TokenSecret::parse(&format!("{good}0")).is_none());
+        assert!(TokenSecret::parse(&format!("{good}\n")).is_none());
+        assert!(TokenSecret::parse("").is_none());
+        assert!(TokenSecret::parse(&good.replace('a', "g")).is_none());
+        assert_eq!(
+            format!("{:?}", TokenSecret::parse(&good)),
+            "Some(TokenSecret(..))"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Grants: which evaluators may run jobs on a vendor's model, under which policy, budgets,
-//! approval mode and expiry; job acceptance against a grant (jobs per day, the epsilon ledger);
-//! the vendor's approval of jobs; revocation.
+//! approval mode and expiry; job acceptance against a grant (jobs per day, holds, and the
+//! evaluator's ledger on the model, [`crate::ledger`]); the vendor's approval of jobs;
+//! revocation.
 //!
 //! A grant names either a tier (academic, auditor, regulator: never commercial) or one
 //! evaluator account. [`Store::grant_for`] picks the grant that covers an evaluator now: an
@@ -10,8 +11,10 @@
 //! Every change of a grant's counters (jobs, epsilon, queries, tokens) happens while its row is
 //! locked (PostgreSQL `SELECT ... FOR UPDATE`; SQLite: the `BEGIN IMMEDIATE` transaction, which
 //! excludes every other writer), and the check against the budget is made under the same lock,
-//! so concurrent servers cannot both see room for the last unit. Lock order: a grant's row,
-//! then a job's row, then the log head.
+//! so concurrent servers cannot both see room for the last unit. Epsilon and leakage bits are
+//! kept per (evaluator, model) across grants, in [`crate::ledger`]'s rows, which acceptance
+//! locks after the grant's. Lock order: a grant's row, then the pair's ledger row, then the
+//! model's ledger row, then a job's row, then the log head.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -20,17 +23,16 @@ use crate::accounts::{Role, Tier, opt_timestamp, parse_id, parse_text, text_enum
 use crate::error::{Result, SignError, StoreError};
 use crate::ids::{AccountId, GrantId, JobId, ModelId};
 use crate::jobs::{JOB_COLUMNS, Job, JobStatus, NewJob, Outcome, end_job, job_from_row, lock_job};
+use crate::ledger::{
+    Spend, bits_limit_millis, charge, epsilon_total_micros, micros_to_epsilon, millis_to_bits,
+};
 use crate::log::{EntryKind, LogEntry, LogSlot};
-use crate::metering::{COUNTER_COLUMNS, add_reserved, check_room, counters, release_hold_locked};
+use crate::metering::{add_reserved, check_room, counters, release_hold_locked};
 use crate::store::{Store, Tx, to_i64, to_u64};
 use crate::time::Timestamp;
 
 /// Milliseconds in a day: daily budgets count per UTC day of the database's clock.
 pub(crate) const DAY_MS: i64 = 86_400_000;
-
-/// Epsilon is counted in millionths, as integers, so a ledger of many small spends sums
-/// exactly (0.1 ten times is exactly 1.0) and comparisons do not drift.
-const MICROS_PER_EPSILON: f64 = 1_000_000.0;
 
 /// Who a grant is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,8 +139,17 @@ pub enum Budget {
     QueriesTotal,
     /// Tokens over the grant's life.
     TokensTotal,
-    /// The epsilon ledger (differential privacy).
+    /// The evaluator's epsilon ledger on the model (differential privacy), against the grant's
+    /// `epsilon_total`.
     Epsilon,
+    /// The job's leakage bound is above the grant's `bits_per_job`.
+    BitsPerJob,
+    /// The evaluator's leakage ledger on the model, against the grant's `bits_total`.
+    BitsTotal,
+    /// The model-wide epsilon cap its vendor set across all evaluators.
+    ModelEpsilon,
+    /// The model-wide leakage cap (bits) its vendor set across all evaluators.
+    ModelBits,
     /// The worst case a DP job held at acceptance is used up (its caller's worst case was
     /// wrong: the hold is never topped up from the grant, so samples stay independent).
     JobWorstCase,
@@ -153,6 +164,10 @@ text_enum!(
     QueriesTotal = "queries-total",
     TokensTotal = "tokens-total",
     Epsilon = "epsilon",
+    BitsPerJob = "bits-per-job",
+    BitsTotal = "bits-total",
+    ModelEpsilon = "model-epsilon",
+    ModelBits = "model-bits",
     JobWorstCase = "job-worst-case",
 );
 
@@ -165,7 +180,23 @@ impl Budget {
             Budget::TokensPerDay => "no more tokens today",
             Budget::QueriesTotal => "no more queries",
             Budget::TokensTotal => "no more tokens",
-            Budget::Epsilon => "the privacy budget (epsilon) would be overspent",
+            Budget::Epsilon => {
+                "the privacy budget (epsilon_total) of this evaluator on this model would be \
+                 overspent"
+            }
+            Budget::BitsPerJob => "the job's leakage bound is above the grant's bits_per_job",
+            Budget::BitsTotal => {
+                "the leakage budget (bits_total) of this evaluator on this model would be \
+                 overspent"
+            }
+            Budget::ModelEpsilon => {
+                "the model-wide privacy cap (epsilon_total across all evaluators, set by its \
+                 vendor) would be overspent"
+            }
+            Budget::ModelBits => {
+                "the model-wide leakage cap (bits_total across all evaluators, set by its \
+                 vendor) would be overspent"
+            }
             Budget::JobWorstCase => "the job's reserved worst case is used up",
         }
     }
@@ -184,8 +215,19 @@ pub struct Budgets {
     pub queries_total: Option<u64>,
     /// Tokens (in + out) over the grant's life.
     pub tokens_total: Option<u64>,
-    /// Epsilon over the grant's life, kept to millionths (rounded down).
+    /// The most epsilon the evaluator may have spent on the model, across all its grants, for
+    /// a DP job under this grant to be accepted; kept to millionths (rounded down). For a tier
+    /// grant it applies to each evaluator of the tier (the model-wide cap,
+    /// [`crate::ModelCaps`], bounds them together). Required for DP jobs: without it a grant
+    /// accepts none.
     pub epsilon_total: Option<f64>,
+    /// The largest leakage bound (bits) a job under this grant may have, kept to thousandths
+    /// (rounded down).
+    pub bits_per_job: Option<f64>,
+    /// The most leakage (bits, summed over job bounds) the evaluator may have spent on the
+    /// model, across all its grants, for a job under this grant to be accepted; as
+    /// `epsilon_total`.
+    pub bits_total: Option<f64>,
 }
 
 /// A grant to create.
@@ -262,8 +304,12 @@ pub struct Hold {
 /// What a job takes from its grant when it is accepted ([`Tx::reserve_job`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct JobDemand {
-    /// A DP job's epsilon, spent from the grant's ledger.
+    /// A DP job's epsilon, spent from the evaluator's ledger on the model.
     pub epsilon: Option<f64>,
+    /// The job's leakage bound in bits (`proctor_core::leakage::bound(..).bits_max`), for every
+    /// job, DP or not: checked against the grant's `bits_per_job` and spent from the
+    /// evaluator's ledger on the model, rounded up to thousandths.
+    pub bits: f64,
     /// A DP job's worst case (samples × `max_per_sample` queries, each with its worst-case
     /// tokens), held from the grant's budgets from acceptance on (CONTRACTS.md: "a job
     /// reserves its worst-case grant budget when it is accepted"); its queries then draw
@@ -280,8 +326,10 @@ pub struct JobGrant {
     pub grant: GrantId,
     /// Where it stands with the vendor.
     pub approval: Approval,
-    /// The epsilon it spent from the grant's ledger (DP jobs), in the ledger's resolution.
+    /// The epsilon it spent from the ledger (DP jobs), in the ledger's resolution.
     pub epsilon: Option<f64>,
+    /// The leakage bound it spent from the ledger, in bits, rounded up to thousandths.
+    pub bits: f64,
     /// What is left of its hold (`None`: it holds nothing, or the hold went back when it
     /// ended).
     pub hold: Option<Hold>,
@@ -306,7 +354,7 @@ pub struct Revocation {
 pub const REVOKED_REASON: &str = "the vendor revoked the grant";
 
 const JOB_GRANT_COLUMNS: &str = "g.job_id, g.grant_id, g.approval, g.hold_queries, \
-    g.hold_tokens, g.hold_day, g.hold_released_at, l.epsilon_micro";
+    g.hold_tokens, g.hold_day, g.hold_released_at, g.bits_milli, l.epsilon_micro";
 
 const JOB_GRANT_FROM: &str = "FROM job_grants g LEFT JOIN epsilon_ledger l ON l.job_id = g.job_id";
 
@@ -326,13 +374,15 @@ fn job_grant_from_row(row: &AnyRow) -> Result<JobGrant> {
         grant: parse_id(row, "grant_id")?,
         approval: parse_text(row, "approval")?,
         epsilon: epsilon.map(micros_to_epsilon),
+        bits: millis_to_bits(row.try_get("bits_milli")?),
         hold,
     })
 }
 
 const GRANT_COLUMNS: &str = "id, vendor_id, model_id, grantee_tier, grantee_account_id, \
     policy_name, policy_overrides, jobs_per_day, queries_per_day, tokens_per_day, queries_total, \
-    tokens_total, epsilon_total_micro, approval, expires_at, revoked_at, created_at";
+    tokens_total, epsilon_total_micro, bits_per_job_milli, bits_total_milli, approval, \
+    expires_at, revoked_at, created_at";
 
 fn opt_u64(row: &AnyRow, column: &'static str) -> Result<Option<u64>> {
     row.try_get::<Option<i64>, _>(column)?
@@ -342,33 +392,6 @@ fn opt_u64(row: &AnyRow, column: &'static str) -> Result<Option<u64>> {
 
 fn opt_i64(value: Option<u64>, what: &'static str) -> Result<Option<i64>> {
     value.map(|v| to_i64(v, what)).transpose()
-}
-
-pub(crate) fn micros_to_epsilon(micros: i64) -> f64 {
-    // Exact for every ledger below 2^53 millionths, far beyond any meaningful epsilon.
-    micros as f64 / MICROS_PER_EPSILON
-}
-
-/// A grant's epsilon total in millionths, rounded down (the ledger never holds more than the
-/// vendor granted). The small slack absorbs binary noise such as 0.3 * 1e6 = 299999.99999...
-fn epsilon_total_micros(epsilon: f64) -> Result<i64> {
-    let micros = (epsilon * MICROS_PER_EPSILON + 1e-3).floor();
-    if !epsilon.is_finite() || epsilon < 0.0 || micros >= i64::MAX as f64 {
-        return Err(StoreError::Invalid("epsilon budget"));
-    }
-    // In range and integral, checked above.
-    Ok(micros as i64)
-}
-
-/// A job's epsilon in millionths, rounded up (a job never spends less than it will use), at
-/// least one.
-fn epsilon_spend_micros(epsilon: f64) -> Result<i64> {
-    let micros = (epsilon * MICROS_PER_EPSILON - 1e-3).ceil().max(1.0);
-    if !epsilon.is_finite() || epsilon <= 0.0 || micros >= i64::MAX as f64 {
-        return Err(StoreError::Invalid("epsilon"));
-    }
-    // In range and integral, checked above.
-    Ok(micros as i64)
 }
 
 fn grant_from_row(row: &AnyRow) -> Result<Grant> {
@@ -387,6 +410,8 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant> {
         _ => return Err(StoreError::Corrupt("grantee")),
     };
     let epsilon: Option<i64> = row.try_get("epsilon_total_micro")?;
+    let bits_per_job: Option<i64> = row.try_get("bits_per_job_milli")?;
+    let bits_total: Option<i64> = row.try_get("bits_total_milli")?;
     Ok(Grant {
         id: parse_id(row, "id")?,
         vendor: parse_id(row, "vendor_id")?,
@@ -401,6 +426,8 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant> {
             queries_total: opt_u64(row, "queries_total")?,
             tokens_total: opt_u64(row, "tokens_total")?,
             epsilon_total: epsilon.map(micros_to_epsilon),
+            bits_per_job: bits_per_job.map(millis_to_bits),
+            bits_total: bits_total.map(millis_to_bits),
         },
         approval: parse_text(row, "approval")?,
         expires_at: opt_timestamp(row, "expires_at")?,
@@ -453,21 +480,27 @@ fn choose(
 impl Tx {
     /// Accepts `job` (just written by [`Tx::enqueue`] in this transaction) under `grant`:
     /// checks that the grant covers the job's evaluator and model and is neither revoked nor
-    /// expired, counts the job against the grant's jobs per day, spends the demand's epsilon
-    /// (a DP job's total) from the grant's ledger, holds its worst case (see
-    /// [`JobDemand::hold`]), and records the job's approval state (`pending` under a manual
-    /// grant, so no worker claims it until the vendor approves).
+    /// expired, counts the job against the grant's jobs per day, holds its worst case (see
+    /// [`JobDemand::hold`]), spends its epsilon (DP jobs) and its leakage bound from the
+    /// evaluator's ledger on the model ([`crate::ledger`]: checked against this grant's
+    /// `epsilon_total`, `bits_per_job` and `bits_total` and the model-wide caps), and records
+    /// the job's approval state (`pending` under a manual grant, so no worker claims it until
+    /// the vendor approves).
     ///
-    /// Checks come before writes; on an error the caller drops the transaction, so a refused
-    /// job writes nothing (not even the job row). Whether the job's policy needs an epsilon
-    /// is the server's decision; a job without one spends nothing.
+    /// Locks the grant's row, then the pair's ledger row, then the model's. Checks come
+    /// before writes; on an error the caller drops the transaction, so a refused job writes
+    /// nothing (not even the job row). Whether the job's policy needs an epsilon is the
+    /// server's decision; a job without one spends no epsilon.
     ///
     /// # Errors
     ///
     /// [`StoreError::NoGrant`] when the grant does not cover the job or is revoked or expired;
-    /// [`StoreError::BudgetExhausted`] ([`Budget::JobsPerDay`], [`Budget::Epsilon`], or the
-    /// query or token budget the hold does not fit);
-    /// [`StoreError::Invalid`] for an epsilon that is not finite and positive;
+    /// [`StoreError::BudgetExhausted`] ([`Budget::JobsPerDay`], the query or token budget the
+    /// hold does not fit, then [`Budget::BitsPerJob`], [`Budget::Epsilon`] (also for a DP job
+    /// under a grant without `epsilon_total`), [`Budget::BitsTotal`], [`Budget::ModelEpsilon`],
+    /// [`Budget::ModelBits`]);
+    /// [`StoreError::Invalid`] for an epsilon that is not finite and positive, or bits that
+    /// are not finite and 0 or more;
     /// [`StoreError::NotFound`] for an unknown grant or job.
     pub async fn reserve_job(
         &mut self,
@@ -475,7 +508,7 @@ impl Tx {
         job: JobId,
         demand: &JobDemand,
     ) -> Result<JobGrant> {
-        let spend = demand.epsilon.map(epsilon_spend_micros).transpose()?;
+        let spend = Spend::of(demand)?;
         let hold = demand
             .hold
             .map(|h| -> Result<(i64, i64)> {
@@ -528,46 +561,35 @@ impl Tx {
         {
             return Err(StoreError::BudgetExhausted(Budget::JobsPerDay));
         }
-        let totals = sqlx::query(&format!(
-            "SELECT epsilon_spent_micro, {COUNTER_COLUMNS} FROM grants WHERE id = $1"
-        ))
-        .bind(grant.to_string())
-        .fetch_one(&mut *self.inner)
-        .await?;
-        let spent: i64 = totals.try_get("epsilon_spent_micro")?;
-        if let Some(spend) = spend {
-            let total = locked
-                .budgets
-                .epsilon_total
-                .map(epsilon_total_micros)
-                .transpose()?;
-            if let Some(total) = total {
-                // Overflow counts as overspending.
-                if spent.checked_add(spend).is_none_or(|after| after > total) {
-                    return Err(StoreError::BudgetExhausted(Budget::Epsilon));
-                }
-            }
-        }
-
         if let Some((queries, tokens)) = hold {
-            let today = sqlx::query(&format!(
-                "SELECT {COUNTER_COLUMNS} FROM grant_days WHERE grant_id = $1 AND day = $2"
-            ))
-            .bind(grant.to_string())
-            .bind(day)
-            .fetch_optional(&mut *self.inner)
-            .await?
-            .map(|row| counters(&row))
-            .transpose()?
-            .unwrap_or_default();
+            // A DP job is charged its worst case, and so is every DP job before it, whatever
+            // they really used: whether this job fits must not depend on what earlier jobs'
+            // model outputs made them spend (the hold of a finished job goes back to the
+            // grant's live counters, not to this check).
+            let worst = "SELECT CAST(COALESCE(SUM(worst_queries), 0) AS BIGINT) AS queries_used, \
+                 CAST(COALESCE(SUM(worst_tokens), 0) AS BIGINT) AS tokens_used, \
+                 CAST(0 AS BIGINT) AS queries_reserved, CAST(0 AS BIGINT) AS tokens_reserved \
+                 FROM job_grants WHERE grant_id = $1";
+            let totals = sqlx::query(worst)
+                .bind(grant.to_string())
+                .fetch_one(&mut *self.inner)
+                .await?;
+            let today = sqlx::query(&format!("{worst} AND hold_day = $2"))
+                .bind(grant.to_string())
+                .bind(day)
+                .fetch_one(&mut *self.inner)
+                .await?;
             check_room(
                 &locked.budgets,
-                &today,
+                &counters(&today)?,
                 &counters(&totals)?,
                 queries,
                 tokens,
             )?;
         }
+        // The last check, and the ledgers' locks: it counts the spend on the pair's and the
+        // model's rows only when it fits both.
+        charge(self, evaluator, model, &locked.budgets, spend).await?;
 
         // Every check passed: write.
         sqlx::query(
@@ -581,21 +603,24 @@ impl Tx {
         if let Some((queries, tokens)) = hold {
             add_reserved(self, grant, day, queries, tokens).await?;
         }
-        if let Some(spend) = spend {
-            sqlx::query(
-                "UPDATE grants SET epsilon_spent_micro = epsilon_spent_micro + $2 WHERE id = $1",
-            )
-            .bind(grant.to_string())
-            .bind(spend)
-            .execute(&mut *self.inner)
-            .await?;
+        // The grant's own record of what its jobs spent (the vendor's view of a tier grant).
+        sqlx::query(
+            "UPDATE grants SET epsilon_spent_micro = epsilon_spent_micro + $2, \
+             bits_spent_milli = bits_spent_milli + $3 WHERE id = $1",
+        )
+        .bind(grant.to_string())
+        .bind(spend.epsilon.unwrap_or(0))
+        .bind(spend.bits)
+        .execute(&mut *self.inner)
+        .await?;
+        if let Some(epsilon) = spend.epsilon {
             sqlx::query(
                 "INSERT INTO epsilon_ledger (job_id, grant_id, epsilon_micro, created_at) \
                  VALUES ($1, $2, $3, $4)",
             )
             .bind(job.to_string())
             .bind(grant.to_string())
-            .bind(spend)
+            .bind(epsilon)
             .bind(now.0)
             .execute(&mut *self.inner)
             .await
@@ -605,16 +630,21 @@ impl Tx {
             ApprovalMode::Auto => Approval::Auto,
             ApprovalMode::Manual => Approval::Pending,
         };
+        let (queries, tokens) = hold.unwrap_or((0, 0));
         sqlx::query(
             "INSERT INTO job_grants (job_id, grant_id, approval, hold_queries, hold_tokens, \
-             hold_day, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             hold_day, worst_queries, worst_tokens, bits_milli, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(job.to_string())
         .bind(grant.to_string())
         .bind(approval.as_str())
-        .bind(hold.map_or(0, |h| h.0))
-        .bind(hold.map_or(0, |h| h.1))
+        .bind(queries)
+        .bind(tokens)
         .bind(hold.map(|_| day))
+        .bind(queries)
+        .bind(tokens)
+        .bind(spend.bits)
         .bind(now.0)
         .execute(&mut *self.inner)
         .await
@@ -623,7 +653,8 @@ impl Tx {
             job,
             grant,
             approval,
-            epsilon: spend.map(micros_to_epsilon),
+            epsilon: spend.epsilon.map(micros_to_epsilon),
+            bits: millis_to_bits(spend.bits),
             hold: demand.hold,
         })
     }
@@ -638,7 +669,9 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown model, or one the vendor does not own (a vendor
     /// learns nothing of other vendors' models), or an unknown grantee account;
     /// [`StoreError::Invalid`] for a commercial tier, a grantee that is not an evaluator, an
-    /// empty policy name or overrides, a budget beyond 2^63 or a bad epsilon.
+    /// empty policy name or overrides, a budget beyond 2^63 or a bad epsilon or bits limit.
+    /// Whether the grant's policy needs an `epsilon_total` (it does under DP) is the server's
+    /// check; a DP job under a grant without one is refused at acceptance.
     pub async fn create_grant(&self, grant: &NewGrant) -> Result<Grant> {
         if grant.policy_name.is_empty() {
             return Err(StoreError::Invalid("policy name"));
@@ -650,6 +683,16 @@ impl Store {
             .budgets
             .epsilon_total
             .map(epsilon_total_micros)
+            .transpose()?;
+        let bits_per_job = grant
+            .budgets
+            .bits_per_job
+            .map(bits_limit_millis)
+            .transpose()?;
+        let bits_total = grant
+            .budgets
+            .bits_total
+            .map(bits_limit_millis)
             .transpose()?;
         let mut tx = self.begin().await?;
         let result: Result<Grant> = async {
@@ -686,9 +729,10 @@ impl Store {
                 "INSERT INTO grants (id, vendor_id, model_id, grantee_tier, \
                  grantee_account_id, policy_name, policy_overrides, jobs_per_day, \
                  queries_per_day, tokens_per_day, queries_total, tokens_total, \
-                 epsilon_total_micro, approval, expires_at, created_at) \
+                 epsilon_total_micro, bits_per_job_milli, bits_total_milli, approval, \
+                 expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 {{now}}) RETURNING {GRANT_COLUMNS}"
+                 $16, $17, {{now}}) RETURNING {GRANT_COLUMNS}"
             ));
             let row = sqlx::query(&sql)
                 .bind(GrantId::new().to_string())
@@ -704,6 +748,8 @@ impl Store {
                 .bind(opt_i64(b.queries_total, "queries total")?)
                 .bind(opt_i64(b.tokens_total, "tokens total")?)
                 .bind(epsilon)
+                .bind(bits_per_job)
+                .bind(bits_total)
                 .bind(grant.approval.as_str())
                 .bind(grant.expires_at.map(|t| t.0))
                 .fetch_one(&mut *tx.inner)
@@ -1126,27 +1172,5 @@ impl Store {
         }
         .await;
         tx.end(result).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn epsilon_sums_exactly_in_millionths() {
-        let total = epsilon_total_micros(1.0).ok();
-        let spend = epsilon_spend_micros(0.1).ok();
-        assert_eq!(total, Some(1_000_000));
-        assert_eq!(spend, Some(100_000));
-        assert_eq!(epsilon_total_micros(0.3).ok(), Some(300_000));
-        assert_eq!(epsilon_spend_micros(0.3).ok(), Some(300_000));
-        // Spends round up, totals down.
-        assert_eq!(epsilon_spend_micros(1e-9).ok(), Some(1));
-        assert_eq!(epsilon_total_micros(2.5e-7).ok(), Some(0));
-        assert!(epsilon_spend_micros(f64::NAN).is_err());
-        assert!(epsilon_spend_micros(0.0).is_err());
-        assert!(epsilon_total_micros(-1.0).is_err());
-        assert!(epsilon_total_micros(f64::INFINITY).is_err());
     }
 }

@@ -12,6 +12,12 @@
 //! hands the job out with a [`Disposition`] telling the worker to finish it at once (failed
 //! with a reason, or cancelled) instead of running it: the result entry is signed by the
 //! server, so ending a job always goes through a worker's [`Store::finish`].
+//!
+//! Every time above is the database's clock, which leases need. Beside them a job keeps the
+//! *server's* clock (`clock_*`, injectable, so tests are deterministic): when it was submitted
+//! ([`Store::note_clock_created`]), first claimed ([`Store::claim_at`]) and the end its worker
+//! waited for ([`Store::finish_at`]). The server shows a job whose policy has a time grid only
+//! those, on the grid, so nothing its evaluator sees of time depends on when its samples ended.
 
 use std::fmt;
 use std::time::Duration;
@@ -142,6 +148,12 @@ pub struct Job {
     pub started_at: Option<Timestamp>,
     /// When it ended.
     pub finished_at: Option<Timestamp>,
+    /// When it was submitted, by the server's clock (`None`: not noted).
+    pub clock_created_at: Option<Timestamp>,
+    /// When it was first claimed, by the claiming server's clock.
+    pub clock_started_at: Option<Timestamp>,
+    /// When it ended, by the server's clock: the (padded) end its worker waited for.
+    pub clock_finished_at: Option<Timestamp>,
 }
 
 impl fmt::Debug for Job {
@@ -218,7 +230,7 @@ pub enum Cancelled {
 pub(crate) const JOB_COLUMNS: &str = "id, evaluator_id, eval_digest, dataset_digest, model_id, \
     policy_name, policy_json, policy_digest, concurrency, seed, status, reason, cancel_requested, \
     progress_done, progress_total, attempts, lease_owner, lease_expires_at, report, created_at, \
-    started_at, finished_at";
+    started_at, finished_at, clock_created_at, clock_started_at, clock_finished_at";
 
 pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
     let lease_owner: Option<String> = row.try_get("lease_owner")?;
@@ -252,6 +264,9 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job> {
         created_at: timestamp(row, "created_at")?,
         started_at: opt_timestamp(row, "started_at")?,
         finished_at: opt_timestamp(row, "finished_at")?,
+        clock_created_at: opt_timestamp(row, "clock_created_at")?,
+        clock_started_at: opt_timestamp(row, "clock_started_at")?,
+        clock_finished_at: opt_timestamp(row, "clock_finished_at")?,
     })
 }
 
@@ -269,11 +284,27 @@ pub(crate) async fn lock_job(tx: &mut Tx, id: JobId) -> Result<Job> {
     job_from_row(&row)
 }
 
-/// Writes a job's end and appends its result entry, in `tx`.
+/// Writes a job's end and appends its result entry, in `tx`, with no server clock reading
+/// (a job that ends before it ran: cancelled, rejected or revoked while queued).
 pub(crate) async fn end_job<F>(
     tx: &mut Tx,
     job: Job,
     outcome: &Outcome,
+    sign: F,
+) -> Result<(Job, LogEntry)>
+where
+    F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
+{
+    end_job_at(tx, job, outcome, None, sign).await
+}
+
+/// [`end_job`], noting `clock_end` (the server's clock) as the job's end. `sign` sees it on
+/// the ended job, so the signed end and the stored one agree.
+pub(crate) async fn end_job_at<F>(
+    tx: &mut Tx,
+    job: Job,
+    outcome: &Outcome,
+    clock_end: Option<Timestamp>,
     sign: F,
 ) -> Result<(Job, LogEntry)>
 where
@@ -284,6 +315,7 @@ where
     ended.reason.clone_from(&outcome.reason);
     ended.report.clone_from(&outcome.report);
     ended.lease = None;
+    ended.clock_finished_at = clock_end;
     let entry = tx
         .append_entry(EntryKind::Result, ended.id, |slot| {
             ended.finished_at = Some(slot.at);
@@ -292,13 +324,14 @@ where
         .await?;
     sqlx::query(
         "UPDATE jobs SET status = $2, reason = $3, report = $4, finished_at = $5, \
-         lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+         clock_finished_at = $6, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
     )
     .bind(ended.id.to_string())
     .bind(outcome.status.as_str())
     .bind(outcome.reason.as_deref())
     .bind(outcome.report.as_deref())
     .bind(entry.created_at.0)
+    .bind(clock_end.map(Timestamp::as_millis))
     .execute(&mut *tx.inner)
     .await?;
     ended.finished_at = Some(entry.created_at);
@@ -376,6 +409,24 @@ impl Store {
         job_from_row(&row)
     }
 
+    /// Notes when a job was submitted by the server's clock, once (a second note changes
+    /// nothing). The server notes it right after the submission commits, with the reading its
+    /// pre-registration was signed with.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn note_clock_created(&self, job: JobId, at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET clock_created_at = $2 WHERE id = $1 AND clock_created_at IS NULL",
+        )
+        .bind(job.to_string())
+        .bind(at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// An evaluator's jobs, newest first, at most `limit`.
     ///
     /// # Errors
@@ -413,13 +464,30 @@ impl Store {
         lease: Duration,
         max_attempts: u32,
     ) -> Result<Option<Claimed>> {
+        self.claim_at(worker, lease, max_attempts, None).await
+    }
+
+    /// [`Store::claim`], noting `clock` (the claiming server's clock) as the job's start on
+    /// that clock when this is its first claim.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::claim`].
+    pub async fn claim_at(
+        &self,
+        worker: &str,
+        lease: Duration,
+        max_attempts: u32,
+        clock: Option<Timestamp>,
+    ) -> Result<Option<Claimed>> {
         let skip_locked = match self.backend {
             crate::Backend::Sqlite => "",
             crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
         let sql = self.backend.sql(&format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
-             lease_expires_at = {{now}} + $2, started_at = COALESCE(started_at, {{now}}) \
+             lease_expires_at = {{now}} + $2, started_at = COALESCE(started_at, {{now}}), \
+             clock_started_at = COALESCE(clock_started_at, $3) \
              WHERE id = (SELECT id FROM jobs \
                  WHERE (status = 'queued' AND NOT EXISTS (SELECT 1 FROM job_grants g \
                         WHERE g.job_id = jobs.id AND g.approval = 'pending')) \
@@ -431,6 +499,7 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(worker)
             .bind(millis(lease)?)
+            .bind(clock.map(Timestamp::as_millis))
             .fetch_optional(&mut *tx.inner)
             .await?;
         let Some(row) = row else {
@@ -567,6 +636,26 @@ impl Store {
     where
         F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
     {
+        self.finish_at(job, worker, outcome, None, sign).await
+    }
+
+    /// [`Store::finish`], noting `clock_end` (the server's clock: the end the worker waited
+    /// for) as the job's end on that clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::finish`].
+    pub async fn finish_at<F>(
+        &self,
+        job: JobId,
+        worker: &str,
+        outcome: &Outcome,
+        clock_end: Option<Timestamp>,
+        sign: F,
+    ) -> Result<(Job, LogEntry)>
+    where
+        F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
+    {
         if !outcome.status.is_terminal() {
             return Err(StoreError::Invalid("final job status"));
         }
@@ -584,7 +673,7 @@ impl Store {
             if !holds {
                 return Err(StoreError::LeaseLost(job.to_string()));
             }
-            end_job(&mut tx, current, outcome, sign).await
+            end_job_at(&mut tx, current, outcome, clock_end, sign).await
         }
         .await;
         tx.end(result).await
@@ -602,6 +691,24 @@ impl Store {
     where
         F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
     {
+        self.cancel_at(job, reason, None, sign).await
+    }
+
+    /// [`Store::cancel`], noting `clock` (the server's clock) as the end of a queued job.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::cancel`].
+    pub async fn cancel_at<F>(
+        &self,
+        job: JobId,
+        reason: &str,
+        clock: Option<Timestamp>,
+        sign: F,
+    ) -> Result<Cancelled>
+    where
+        F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
+    {
         let mut tx = self.begin().await?;
         // Rolled back at once on a refusal (Tx::end), as in finish.
         let result = async {
@@ -613,7 +720,8 @@ impl Store {
                         reason: Some(reason.to_owned()),
                         report: None,
                     };
-                    let (ended, entry) = end_job(&mut tx, current, &outcome, sign).await?;
+                    let (ended, entry) =
+                        end_job_at(&mut tx, current, &outcome, clock, sign).await?;
                     Ok(Cancelled::Now(ended, entry))
                 }
                 JobStatus::Running => {

@@ -14,7 +14,8 @@
 //! | [`accounts`] | accounts, roles and tiers, API tokens (only their sha256 stored) |
 //! | [`artifacts`] | models (credentials as opaque sealed bytes), evals and datasets (content-addressed) |
 //! | [`jobs`] | submission, the queue (claim, renew, progress, finish, cancel) |
-//! | [`grants`] | grants (tier or account), job acceptance under a grant (jobs per day, epsilon ledger), manual approval, revocation |
+//! | [`grants`] | grants (tier or account), job acceptance under a grant (jobs per day, holds, the ledger), manual approval, revocation |
+//! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
 //! | [`metering`] | query reservations against a grant's budgets, settle/release, usage reports |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
 //! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses |
@@ -39,7 +40,8 @@
 //! let grant = store.create_grant(&NewGrant { vendor, model, grantee: Grantee::Tier(Tier::Academic), .. }).await?;
 //! let grant = store.grant_for(evaluator, model).await?;           // NoGrant(reason) → 403
 //! // a DP job spends its epsilon and holds its worst case (samples × max_per_sample queries)
-//! let demand = JobDemand { epsilon: Some(eps), hold: Some(Hold { queries, tokens }) };
+//! // every job spends its leakage bound (bits) from the evaluator's ledger on the model
+//! let demand = JobDemand { epsilon: Some(eps), bits, hold: Some(Hold { queries, tokens }) };
 //! let (job, job_grant, accepted) = store.submit_job_under(grant.id, &demand, &new_job, sign).await?;
 //! // (or tx.enqueue + tx.reserve_job + tx.append_entry in the server's own transaction)
 //! // manual grants: store.awaiting_approval(vendor), approve_job(vendor, job), reject_job(.., sign)
@@ -84,7 +86,10 @@
 //!   one clock whatever the servers' clocks say.
 //! - A grant's budgets are checked and counted while its row is locked (PostgreSQL
 //!   `FOR UPDATE`; SQLite: the immediate transaction), by every function that changes them, so
-//!   reservations never overspend, also across servers. Lock order: grant, job, log head.
+//!   reservations never overspend, also across servers. Epsilon and leakage bits are kept per
+//!   (evaluator, model) across grants ([`ledger`]): acceptance locks the pair's ledger row
+//!   after the grant's, then the model's. Lock order: grant, pair ledger, model ledger, job,
+//!   log head.
 //! - A job waiting for its vendor's approval is `queued` with approval `pending` in
 //!   `job_grants`; [`Store::claim`] never hands it out.
 //! - A token's secret is never stored, only its sha256; a model's credential is stored as the
@@ -101,6 +106,7 @@ pub mod error;
 pub mod grants;
 pub mod ids;
 pub mod jobs;
+pub mod ledger;
 pub mod log;
 pub mod metering;
 pub mod store;
@@ -115,7 +121,8 @@ pub use grants::{
 };
 pub use ids::{AccountId, GrantId, JobId, ModelId, ReservationId, TokenId};
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
+pub use ledger::{ModelCaps, ModelLedger, PairLedger};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};
-pub use metering::{BudgetUse, Remaining, Reservation, Settled, UsageRow};
+pub use metering::{BudgetUse, Remaining, Reservation, Settled, UsageRow, WorstCase};
 pub use store::{Backend, Store, Tx};
 pub use time::Timestamp;

@@ -18,11 +18,10 @@ use sqlx::any::AnyRow;
 
 use crate::accounts::{parse_id, parse_text};
 use crate::error::{Result, StoreError};
-use crate::grants::{
-    Approval, Budget, Budgets, DAY_MS, Hold, Refusal, lock_grant, micros_to_epsilon,
-};
+use crate::grants::{Approval, Budget, Budgets, DAY_MS, Hold, Refusal, lock_grant};
 use crate::ids::{AccountId, GrantId, JobId, ModelId, ReservationId};
 use crate::jobs::JobStatus;
+use crate::ledger::{micros_to_epsilon, millis_to_bits};
 use crate::store::{Store, Tx, to_i64, to_u64};
 
 /// Budget held for one model query until it is settled or released.
@@ -85,10 +84,30 @@ pub struct Remaining {
     pub queries_total: BudgetUse,
     /// Tokens in all.
     pub tokens_total: BudgetUse,
-    /// The epsilon ledger's total (`None`: unlimited).
+    /// The grant's `epsilon_total` (`None`: unlimited without DP; no DP job with it).
     pub epsilon_total: Option<f64>,
-    /// Epsilon spent by accepted jobs.
+    /// Epsilon spent by the jobs accepted under this grant (the ledger that limits them is the
+    /// evaluator's on the model, [`Store::ledger`]).
     pub epsilon_spent: f64,
+    /// Leakage bits spent by the jobs accepted under this grant (as `epsilon_spent`).
+    pub bits_spent: f64,
+    /// The worst cases held by the jobs accepted under this grant, as they were at acceptance.
+    pub worst_case: WorstCase,
+}
+
+/// What the jobs accepted under a grant held at acceptance (their worst cases, [`Hold`]),
+/// summed: never moved by what their queries did, so it is a figure that does not depend on
+/// model outputs (the evaluator's budget view under DP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorstCase {
+    /// Queries held by jobs accepted today.
+    pub queries_today: u64,
+    /// Tokens held by jobs accepted today.
+    pub tokens_today: u64,
+    /// Queries held by every job accepted under the grant.
+    pub queries_total: u64,
+    /// Tokens held by every job accepted under the grant.
+    pub tokens_total: u64,
 }
 
 /// Metered usage of one job, with what a vendor's report groups by.
@@ -683,12 +702,14 @@ impl Store {
         let now = self.now().await?;
         let day = now.0.div_euclid(DAY_MS);
         let total = sqlx::query(&format!(
-            "SELECT {COUNTER_COLUMNS}, epsilon_spent_micro FROM grants WHERE id = $1"
+            "SELECT {COUNTER_COLUMNS}, epsilon_spent_micro, bits_spent_milli FROM grants \
+             WHERE id = $1"
         ))
         .bind(grant.to_string())
         .fetch_one(&self.pool)
         .await?;
         let spent: i64 = total.try_get("epsilon_spent_micro")?;
+        let bits: i64 = total.try_get("bits_spent_milli")?;
         let total = counters(&total)?;
         let today = sqlx::query(&format!(
             "SELECT jobs, {COUNTER_COLUMNS} FROM grant_days WHERE grant_id = $1 AND day = $2"
@@ -716,6 +737,24 @@ impl Store {
                 reserved: to_u64(reserved, "grant usage")?,
             })
         };
+        let worst = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(worst_queries), 0) AS BIGINT) AS queries_total, \
+             CAST(COALESCE(SUM(worst_tokens), 0) AS BIGINT) AS tokens_total, \
+             CAST(COALESCE(SUM(CASE WHEN hold_day = $2 THEN worst_queries ELSE 0 END), 0) \
+             AS BIGINT) AS queries_today, \
+             CAST(COALESCE(SUM(CASE WHEN hold_day = $2 THEN worst_tokens ELSE 0 END), 0) \
+             AS BIGINT) AS tokens_today FROM job_grants WHERE grant_id = $1",
+        )
+        .bind(grant.to_string())
+        .bind(day)
+        .fetch_one(&self.pool)
+        .await?;
+        let worst_case = WorstCase {
+            queries_today: to_u64(worst.try_get("queries_today")?, "worst_queries")?,
+            tokens_today: to_u64(worst.try_get("tokens_today")?, "worst_tokens")?,
+            queries_total: to_u64(worst.try_get("queries_total")?, "worst_queries")?,
+            tokens_total: to_u64(worst.try_get("tokens_total")?, "worst_tokens")?,
+        };
         let b = g.budgets;
         Ok(Remaining {
             grant,
@@ -731,6 +770,8 @@ impl Store {
             tokens_total: use_of(b.tokens_total, total.tokens_used, total.tokens_reserved)?,
             epsilon_total: b.epsilon_total,
             epsilon_spent: micros_to_epsilon(spent),
+            bits_spent: millis_to_bits(bits),
+            worst_case,
         })
     }
 

@@ -2,6 +2,12 @@
 //! shipped policy tightened by overrides, with budgets, an approval mode and an expiry; it
 //! lists, reads and revokes its grants. An evaluator reads the grants that name it and their
 //! remaining budgets.
+//!
+//! Under DP (the grant's policy has `dp_epsilon`) a grant must carry `epsilon_total`, and its
+//! evaluator's budget view shows only figures that do not depend on model outputs: limits,
+//! the worst cases its jobs held at acceptance, and the ledger (epsilon, bits). Exact query and
+//! token counts move with each settled query (by a guest-chosen prompt size and the model's
+//! real token counts), so they stay with the vendor (its budget view, `/v1/usage`).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,8 +17,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use proctor_core::{Policy, PolicyError, PolicyOverrides};
 use proctor_store::{
-    Account, ApprovalMode, BudgetUse, Budgets, Grant, GrantId, Grantee, JobStatus, ModelId,
-    NewGrant, REVOKED_REASON, Role, SignError, StoreError, Tier, Timestamp,
+    Account, AccountId, ApprovalMode, BudgetUse, Budgets, Grant, GrantId, Grantee, JobStatus,
+    ModelId, NewGrant, REVOKED_REASON, Remaining, Role, SignError, StoreError, Tier, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +53,10 @@ struct BudgetsDef {
     tokens_total: Option<u64>,
     #[serde(default)]
     epsilon_total: Option<f64>,
+    #[serde(default)]
+    bits_per_job: Option<f64>,
+    #[serde(default)]
+    bits_total: Option<f64>,
 }
 
 /// `POST /v1/grants`.
@@ -231,6 +241,11 @@ pub async fn create(
     // Refused now, with the key named, rather than when a job is submitted.
     let policy = grant_policy(policy_name, &overrides)?;
     state.sandbox.check_policy(&policy)?;
+    // A DP policy whose noise on counts or usage would be beyond the safe bound (an epsilon
+    // of 1e-300, say) could run no job: refused here, naming the quantity. The scales of the
+    // metrics' sums are checked when a job names its eval.
+    proctor_core::release::check_scales(&policy, &[])
+        .map_err(|e| ApiError::unprocessable("noise_scale_too_large", e.to_string()))?;
     let approval = match body.approval.as_deref() {
         None => ApprovalMode::Auto,
         Some(text) => text.parse().map_err(|_| {
@@ -238,16 +253,7 @@ pub async fn create(
         })?,
     };
     let expires_at = body.expires_at.as_deref().map(parse_expiry).transpose()?;
-    if body
-        .budgets
-        .epsilon_total
-        .is_some_and(|e| !(e.is_finite() && e >= 0.0))
-    {
-        return Err(ApiError::unprocessable(
-            "invalid",
-            "budgets.epsilon_total must be a finite number, 0 or more",
-        ));
-    }
+    check_budgets(&body.budgets, &policy)?;
     let grant = state
         .store
         .create_grant(&NewGrant {
@@ -263,6 +269,38 @@ pub async fn create(
         .await?;
     let now = state.store.now().await?;
     Ok((StatusCode::CREATED, Json(GrantView::new(grant, now)?)))
+}
+
+/// Refuses budgets the ledger cannot keep: a negative or non-finite epsilon or bits limit, and
+/// a DP policy without `epsilon_total` (the ledger is mandatory under DP: without a total,
+/// repeated jobs would average the noise away).
+fn check_budgets(budgets: &Budgets, policy: &Policy) -> ApiResult<()> {
+    for (key, value) in [
+        ("epsilon_total", budgets.epsilon_total),
+        ("bits_per_job", budgets.bits_per_job),
+        ("bits_total", budgets.bits_total),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(ApiError::unprocessable(
+                "invalid",
+                format!("budgets.{key} must be a finite number, 0 or more"),
+            ));
+        }
+    }
+    if let Some(epsilon) = policy.release.dp_epsilon
+        && budgets.epsilon_total.is_none()
+    {
+        return Err(ApiError::unprocessable(
+            "epsilon_total_required",
+            format!(
+                "the policy `{}` releases under differential privacy (dp_epsilon {epsilon} per \
+                 job): set budgets.epsilon_total, the most epsilon one evaluator may spend on \
+                 this model across all its grants",
+                policy.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `grant` names the evaluator `caller` (by account or tier).
@@ -393,28 +431,62 @@ pub async fn revoke(
     }))
 }
 
-/// One budget as the API shows it.
+/// One budget as the API shows it: exact (`used`, `reserved`), or, for the evaluator of a DP
+/// grant, the worst cases held at acceptance (`worst_case`), which no model output moves.
 #[derive(Debug, Serialize)]
 struct BudgetView {
     limit: Option<u64>,
-    used: u64,
-    reserved: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reserved: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worst_case: Option<u64>,
     remaining: Option<u64>,
 }
 
-impl From<BudgetUse> for BudgetView {
-    fn from(b: BudgetUse) -> BudgetView {
+impl BudgetView {
+    fn exact(b: BudgetUse) -> BudgetView {
         BudgetView {
             limit: b.limit,
-            used: b.used,
-            reserved: b.reserved,
+            used: Some(b.used),
+            reserved: Some(b.reserved),
+            worst_case: None,
             remaining: b.remaining(),
+        }
+    }
+
+    fn worst_case(limit: Option<u64>, held: u64) -> BudgetView {
+        BudgetView {
+            limit,
+            used: None,
+            reserved: None,
+            worst_case: Some(held),
+            remaining: limit.map(|l| l.saturating_sub(held)),
         }
     }
 }
 
+/// Which figures a budget view holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Figures {
+    /// Exact counts: settled (`used`) and in flight (`reserved`).
+    Exact,
+    /// Limits and the worst cases held at acceptance only (the evaluator of a DP grant).
+    WorstCase,
+}
+
 #[derive(Debug, Serialize)]
 struct EpsilonView {
+    total: Option<f64>,
+    spent: f64,
+    remaining: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct BitsView {
+    per_job: Option<f64>,
     total: Option<f64>,
     spent: f64,
     remaining: Option<f64>,
@@ -426,37 +498,102 @@ pub struct RemainingView {
     grant: String,
     /// The UTC day the daily figures are for.
     day: String,
+    figures: Figures,
+    /// Whose ledger `epsilon` and `bits` show: the evaluator's on the grant's model (across all
+    /// its grants). Absent for a tier grant read by its vendor: then they are what this grant's
+    /// jobs spent, and `remaining` is null (the limits apply to each evaluator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluator: Option<String>,
     jobs_today: BudgetView,
     queries_today: BudgetView,
     tokens_today: BudgetView,
     queries_total: BudgetView,
     tokens_total: BudgetView,
     epsilon: EpsilonView,
+    bits: BitsView,
 }
 
+/// `total - spent`, never below 0, rounded to the ledger's resolution (`per` units per one), so
+/// 3 - 1 reads as 2, not 1.9999999999999998.
+fn left(total: Option<f64>, spent: f64, per: f64) -> Option<f64> {
+    total.map(|t| ((t - spent).max(0.0) * per).round() / per)
+}
+
+impl RemainingView {
+    fn new(
+        grant: &Grant,
+        r: Remaining,
+        figures: Figures,
+        ledger: Option<(AccountId, f64, f64)>,
+    ) -> RemainingView {
+        let day = Timestamp(r.day.saturating_mul(86_400_000)).to_rfc3339();
+        let b = &grant.budgets;
+        let w = r.worst_case;
+        let view = |exact: BudgetUse, held: u64| match figures {
+            Figures::Exact => BudgetView::exact(exact),
+            Figures::WorstCase => BudgetView::worst_case(exact.limit, held),
+        };
+        let (evaluator, epsilon_spent, bits_spent) = match ledger {
+            Some((evaluator, epsilon, bits)) => (Some(evaluator.to_string()), epsilon, bits),
+            None => (None, r.epsilon_spent, r.bits_spent),
+        };
+        let per_evaluator = evaluator.is_some();
+        RemainingView {
+            grant: r.grant.to_string(),
+            day: day[..10].to_owned(),
+            figures,
+            evaluator,
+            // Jobs accepted are the evaluator's own submissions, not model outputs: exact.
+            jobs_today: BudgetView::exact(r.jobs_today),
+            queries_today: view(r.queries_today, w.queries_today),
+            tokens_today: view(r.tokens_today, w.tokens_today),
+            queries_total: view(r.queries_total, w.queries_total),
+            tokens_total: view(r.tokens_total, w.tokens_total),
+            epsilon: EpsilonView {
+                total: b.epsilon_total,
+                spent: epsilon_spent,
+                remaining: left(
+                    b.epsilon_total.filter(|_| per_evaluator),
+                    epsilon_spent,
+                    1e6,
+                ),
+            },
+            bits: BitsView {
+                per_job: b.bits_per_job,
+                total: b.bits_total,
+                spent: bits_spent,
+                remaining: left(b.bits_total.filter(|_| per_evaluator), bits_spent, 1e3),
+            },
+        }
+    }
+}
+
+/// The evaluator reads its budget under a grant that names it: limits, its ledger on the
+/// model, and, under DP, worst cases only. The vendor reads exact figures, with the named
+/// evaluator's ledger for an account grant and the grant's own spend for a tier grant.
 pub async fn budget(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam,
 ) -> ApiResult<Json<RemainingView>> {
     let grant = visible_grant(&state, &caller, &id).await?;
+    let private = grant_policy(&grant.policy_name, &grant.policy_overrides)
+        .map_err(|e| ApiError::internal("a stored grant's policy", &e))?
+        .release
+        .is_private();
+    let (figures, evaluator) = match (caller.0.role, grant.grantee) {
+        (Role::Vendor, Grantee::Account(account)) => (Figures::Exact, Some(account)),
+        (Role::Vendor, Grantee::Tier(_)) => (Figures::Exact, None),
+        (_, _) if private => (Figures::WorstCase, Some(caller.id())),
+        (_, _) => (Figures::Exact, Some(caller.id())),
+    };
     let r = state.store.remaining_budget(grant.id).await?;
-    let day = Timestamp(r.day.saturating_mul(86_400_000)).to_rfc3339();
-    Ok(Json(RemainingView {
-        grant: r.grant.to_string(),
-        day: day[..10].to_owned(),
-        jobs_today: r.jobs_today.into(),
-        queries_today: r.queries_today.into(),
-        tokens_today: r.tokens_today.into(),
-        queries_total: r.queries_total.into(),
-        tokens_total: r.tokens_total.into(),
-        epsilon: EpsilonView {
-            total: r.epsilon_total,
-            spent: r.epsilon_spent,
-            // Rounded to the ledger's millionths, so 3 - 1 reads as 2, not 1.9999999999999998.
-            remaining: r
-                .epsilon_total
-                .map(|t| ((t - r.epsilon_spent).max(0.0) * 1e6).round() / 1e6),
-        },
-    }))
+    let ledger = match evaluator {
+        Some(evaluator) => {
+            let l = state.store.ledger(evaluator, grant.model).await?;
+            Some((evaluator, l.epsilon_spent, l.bits_spent))
+        }
+        None => None,
+    };
+    Ok(Json(RemainingView::new(&grant, r, figures, ledger)))
 }

@@ -1,6 +1,13 @@
 //! Jobs: an evaluator submits (eval + dataset + model + policy), reads, lists and cancels its
 //! own jobs and reads their released results. Submission writes the job and its signed
-//! pre-registration entry in one transaction.
+//! pre-registration entry, with the job's leakage bound, in one transaction.
+//!
+//! What a view shows depends on the job's policy, never on what its samples did. Under a
+//! private policy (`dp_epsilon`) `progress.done` is `null` until the job has ended (then the
+//! total, if it ran all its samples) and `attempts` is `null`; under a policy with a time
+//! grid every time is a grid point of the server's clock, the end the padded one
+//! ([`crate::clock`]). Other jobs show live progress, attempts and the database's exact
+//! times, which their leakage bound lists as excluded channels.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +16,10 @@ use proctor_core::{Policy, Sha256Digest};
 use proctor_store::{Cancelled, Hold, Job, JobDemand, JobGrant, JobId, ModelId, NewJob, Role};
 use serde::{Deserialize, Serialize};
 
-use crate::attest::{Ending, JobContext, accepted_index, sign_accepted, sign_result};
+use crate::attest::{
+    Ending, JobContext, Reason, accepted_index, sign_accepted, sign_result, stored_policy,
+};
+use crate::clock::{TimeGrid, VisibleTimes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, parse_id};
 use crate::routes::grants::grant_policy;
@@ -39,7 +49,8 @@ pub struct JobView {
     policy: PolicyView,
     progress: ProgressView,
     cancel_requested: bool,
-    attempts: u32,
+    /// Claims so far; `null` under a private policy (a crash a guest caused would show).
+    attempts: Option<u32>,
     /// The grant it was accepted under.
     #[serde(skip_serializing_if = "Option::is_none")]
     grant: Option<String>,
@@ -61,7 +72,9 @@ struct PolicyView {
 
 #[derive(Debug, Serialize)]
 struct ProgressView {
-    done: u64,
+    /// Samples processed; `null` under a private policy until the job has ended, since how
+    /// fast samples finish depends on what the model said.
+    done: Option<u64>,
     total: u64,
 }
 
@@ -69,15 +82,25 @@ struct ProgressView {
 ///
 /// # Errors
 ///
-/// A store error.
+/// A store error; a 500 when the job's stored policy no longer parses.
 pub async fn job_view(app: &App, job: Job) -> ApiResult<JobView> {
     let under = app.store.job_grant(job.id).await?;
-    Ok(JobView::new(job, under))
+    JobView::new(job, under)
 }
 
 impl JobView {
-    fn new(j: Job, under: Option<JobGrant>) -> JobView {
-        JobView {
+    fn new(j: Job, under: Option<JobGrant>) -> ApiResult<JobView> {
+        let policy = stored_policy(&j.policy_json)?;
+        let private = policy.release.is_private();
+        let times = VisibleTimes::of(&j, TimeGrid::of(&policy));
+        // A private job that ran to its end has a report and ran every sample; one stopped
+        // early shows no count, since how far it got depends on its samples' timing.
+        let done = match (private, j.report.is_some()) {
+            (false, _) => Some(j.done),
+            (true, true) => Some(j.total),
+            (true, false) => None,
+        };
+        Ok(JobView {
             id: j.id.to_string(),
             status: j.status.as_str(),
             reason: j.reason,
@@ -89,17 +112,17 @@ impl JobView {
                 sha256: j.policy_digest.to_hex(),
             },
             progress: ProgressView {
-                done: j.done,
+                done,
                 total: j.total,
             },
             cancel_requested: j.cancel_requested,
-            attempts: j.attempts,
+            attempts: (!private).then_some(j.attempts),
             grant: under.map(|u| u.grant.to_string()),
             approval: under.map(|u| u.approval.as_str()),
-            created_at: j.created_at.to_rfc3339(),
-            started_at: j.started_at.map(|t| t.to_rfc3339()),
-            finished_at: j.finished_at.map(|t| t.to_rfc3339()),
-        }
+            created_at: times.created_at.to_rfc3339(),
+            started_at: times.started_at.map(|t| t.to_rfc3339()),
+            finished_at: times.finished_at.map(|t| t.to_rfc3339()),
+        })
     }
 }
 
@@ -133,12 +156,12 @@ pub async fn submit(
     }
     let policy = grant_policy(&grant.policy_name, &grant.policy_overrides)?;
     // Refused now rather than after it is in the log: a policy the engine cannot run, or an
-    // eval the policy does not admit (WASI under `none`, too many metrics).
+    // eval the policy does not admit (WASI under `none`, too many metrics, a private release
+    // whose noise scale would pass the safe bound: `noise_scale_too_large`, naming the metric).
     state.sandbox.check_policy(&policy)?;
     let bytes = state.store.eval_bytes(&eval).await?;
     state.sandbox.prepare(&bytes).await?.check_policy(&policy)?;
     let items = state.store.dataset(&dataset).await?.items;
-    let demand = demand(&policy, items);
     let new_job = NewJob {
         evaluator: caller.id(),
         eval,
@@ -151,29 +174,45 @@ pub async fn submit(
         seed: uuid::Uuid::new_v4().as_u64_pair().0,
         total: items,
     };
-    // The statement's facts, read before the transaction so the head lock is held briefly.
+    // The statement's facts, read before the transaction so the head lock is held briefly;
+    // among them the leakage bound, from the policy, the declaration `describe` made at upload
+    // and the dataset's size, all fixed before any model output exists.
     let ctx = JobContext::for_new(&state, &new_job).await?;
-    let (job, under, _entry) = state
+    let demand = demand(&policy, items, ctx.leakage.bits_max);
+    let clock = state.config.clock.now();
+    let (mut job, under, _entry) = state
         .store
         .submit_job_under(grant.id, &demand, &new_job, |job, slot| {
-            sign_accepted(&state.key, &ctx, job, slot)
+            sign_accepted(&state.key, &ctx, job, slot, clock)
         })
         .await?;
+    // The reading the pre-registration was signed with, so the job's visible `created_at` is
+    // its `accepted_at`. The job is accepted and logged already: should the note fail, its
+    // views stand in the database's time of submission on the grid.
+    if let Err(err) = state.store.note_clock_created(job.id, clock).await {
+        tracing::warn!(%err, job = %job.id, "noting the job's submission time failed");
+    }
+    job.clock_created_at = Some(clock);
     state.metrics.jobs.with_label_values(&["queued"]).inc();
-    Ok((StatusCode::CREATED, Json(JobView::new(job, Some(under)))))
+    Ok((StatusCode::CREATED, Json(JobView::new(job, Some(under))?)))
 }
 
 /// What a job takes from its grant when accepted: a DP job spends its epsilon from the
 /// grant's ledger and holds its worst case (every sample making `max_per_sample` queries of
 /// the largest size), so no sample's budget depends on what other samples' outputs made them
-/// do. Other jobs draw from the grant query by query.
-fn demand(policy: &Policy, items: u64) -> JobDemand {
+/// do. Other jobs draw from the grant query by query. Every job spends its leakage bound
+/// (bits) from the evaluator's ledger on the model.
+fn demand(policy: &Policy, items: u64, bits: f64) -> JobDemand {
     let Some(epsilon) = policy.release.dp_epsilon else {
-        return JobDemand::default();
+        return JobDemand {
+            bits,
+            ..JobDemand::default()
+        };
     };
     let queries = items.saturating_mul(policy.queries.max_per_sample);
     JobDemand {
         epsilon: Some(epsilon),
+        bits,
         hold: Some(Hold {
             queries,
             tokens: queries.saturating_mul(policy.queries.worst_case_tokens_per_query()),
@@ -217,14 +256,14 @@ pub async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let jobs = state.store.jobs_of(caller.id(), limit).await?;
     let mut under = state.store.job_grants_of(caller.id()).await?;
-    Ok(Json(
-        jobs.into_iter()
-            .map(|job| {
-                let grant = under.remove(&job.id);
-                JobView::new(job, grant)
-            })
-            .collect(),
-    ))
+    let views = jobs
+        .into_iter()
+        .map(|job| {
+            let grant = under.remove(&job.id);
+            JobView::new(job, grant)
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(views))
 }
 
 pub async fn cancel(
@@ -242,17 +281,16 @@ pub async fn cancel(
     }
     let ctx = JobContext::load(&state, &job).await?;
     let accepted = accepted_index(&state, &job).await?;
-    let reason = format!("cancelled by {}", caller.0.name);
-    let ending = Ending::Other {
-        status: proctor_store::JobStatus::Cancelled,
-        reason: reason.clone(),
-        usage: Default::default(),
-    };
+    // A queued job never ran, so its end needs no padding: now, on the grid if it has one.
+    let ending = Ending::stopped(Reason::Cancelled, Default::default());
     let cancelled = state
         .store
-        .cancel(job.id, &reason, |ended, slot| {
-            sign_result(&state.key, &ctx, ended, accepted, &ending, slot)
-        })
+        .cancel_at(
+            job.id,
+            Reason::Cancelled.text(),
+            Some(state.config.clock.now()),
+            |ended, slot| sign_result(&state.key, &ctx, ended, accepted, &ending, slot),
+        )
         .await?;
     Ok(match cancelled {
         Cancelled::Now(job, _) => {

@@ -1,11 +1,12 @@
-//! Models: a vendor registers and reads its own; others see a public view without the
-//! configuration. No route ever returns a credential, sealed or not.
+//! Models: a vendor registers and reads its own, and sets its model-wide ledger caps (epsilon
+//! and leakage bits across all evaluators); others see a public view without the
+//! configuration or the ledger. No route ever returns a credential, sealed or not.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proctor_models::{AdapterKind, ModelConfig};
-use proctor_store::{Model, ModelId, NewModel, Role};
+use proctor_store::{Model, ModelCaps, ModelId, ModelLedger, NewModel, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -41,9 +42,53 @@ pub struct ModelView {
     /// For an evaluator's listing: the grant that gives it access.
     #[serde(skip_serializing_if = "Option::is_none")]
     grant: Option<String>,
+    /// For its vendor: the model-wide caps and what all evaluators spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<LedgerView>,
+}
+
+/// A model's ledger as its vendor sees it: the caps across all evaluators (`null`: none) and
+/// what their accepted jobs spent.
+#[derive(Debug, Serialize)]
+pub struct LedgerView {
+    model: String,
+    epsilon_total: Option<f64>,
+    bits_total: Option<f64>,
+    epsilon_spent: f64,
+    bits_spent: f64,
+}
+
+impl From<ModelLedger> for LedgerView {
+    fn from(l: ModelLedger) -> LedgerView {
+        LedgerView {
+            model: l.model.to_string(),
+            epsilon_total: l.caps.epsilon_total,
+            bits_total: l.caps.bits_total,
+            epsilon_spent: l.epsilon_spent,
+            bits_spent: l.bits_spent,
+        }
+    }
+}
+
+/// `PUT /v1/models/{id}/ledger`: the caps, each a number or `null` (no cap); a key left out
+/// is `null`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLedger {
+    #[serde(default)]
+    epsilon_total: Option<f64>,
+    #[serde(default)]
+    bits_total: Option<f64>,
 }
 
 impl ModelView {
+    /// The owner's view has the configuration and the ledger; others' have neither.
+    fn owned(model: Model, ledger: ModelLedger) -> ModelView {
+        let mut view = ModelView::new(model, true);
+        view.ledger = Some(ledger.into());
+        view
+    }
+
     fn new(model: Model, for_owner: bool) -> ModelView {
         ModelView {
             id: model.id.to_string(),
@@ -57,6 +102,7 @@ impl ModelView {
             has_credential: for_owner.then_some(model.has_credential),
             created_at: model.created_at.to_rfc3339(),
             grant: None,
+            ledger: None,
         }
     }
 }
@@ -121,7 +167,8 @@ pub async fn register(
             credential,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(ModelView::new(model, true))))
+    let ledger = state.store.model_ledger(model.id).await?;
+    Ok((StatusCode::CREATED, Json(ModelView::owned(model, ledger))))
 }
 
 /// A vendor lists its own models; an evaluator lists the models an active grant gives it
@@ -133,10 +180,16 @@ pub async fn list(
     caller.require(&[Role::Vendor, Role::Evaluator])?;
     if caller.0.role == Role::Vendor {
         let models = state.store.models_of(caller.id()).await?;
+        let mut ledgers = state.store.model_ledgers_of(caller.id()).await?;
         return Ok(Json(
             models
                 .into_iter()
-                .map(|m| ModelView::new(m, true))
+                .map(|m| {
+                    let ledger = ledgers
+                        .remove(&m.id)
+                        .unwrap_or_else(|| ModelLedger::empty(m.id));
+                    ModelView::owned(m, ledger)
+                })
                 .collect(),
         ));
     }
@@ -164,5 +217,38 @@ pub async fn get(
     if caller.0.role == Role::Vendor && !owner {
         return Err(ApiError::not_found("model"));
     }
-    Ok(Json(ModelView::new(model, owner)))
+    if owner {
+        let ledger = state.store.model_ledger(model.id).await?;
+        return Ok(Json(ModelView::owned(model, ledger)));
+    }
+    Ok(Json(ModelView::new(model, false)))
+}
+
+/// The vendor sets its model's caps across all evaluators: a job that would take the model's
+/// epsilon or bits past one is refused at submission (429 `budget_exhausted`). Another
+/// vendor's model is not found; other roles are forbidden.
+pub async fn set_ledger(
+    State(state): State<AppState>,
+    VendorCaller(caller): VendorCaller,
+    PathParam(id): PathParam,
+    JsonBody(body): JsonBody<SetLedger>,
+) -> ApiResult<Json<LedgerView>> {
+    let id: ModelId = parse_id(&id, "model")?;
+    for (key, value) in [
+        ("epsilon_total", body.epsilon_total),
+        ("bits_total", body.bits_total),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(ApiError::unprocessable(
+                "invalid",
+                format!("`{key}` must be a finite number, 0 or more, or null"),
+            ));
+        }
+    }
+    let caps = ModelCaps {
+        epsilon_total: body.epsilon_total,
+        bits_total: body.bits_total,
+    };
+    let ledger = state.store.set_model_caps(caller.id(), id, caps).await?;
+    Ok(Json(ledger.into()))
 }

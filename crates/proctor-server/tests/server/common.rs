@@ -1,11 +1,18 @@
 //! A real server on an ephemeral loopback port, over a temporary SQLite file or a fresh
 //! PostgreSQL database per test (when `PROCTOR_TEST_POSTGRES_URL` is set), and a client.
+//!
+//! The server's clock is a [`FixedClock`] at [`FIXED_NOW`] unless a test gives its own: a job
+//! under a policy with a time grid (`strict`) then shows the same grid times in every run, and
+//! its padded end comes at once instead of up to a minute later.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use proctor_core::Policy;
 use proctor_sandbox::EngineSettings;
+use proctor_server::clock::{Clock, FixedClock};
 use proctor_server::{BodyLimits, Config, Server};
+use proctor_store::Timestamp;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection};
@@ -18,6 +25,18 @@ pub const LIMITS: BodyLimits = BodyLimits {
     dataset: 1 << 20,
     json: 64 << 10,
 };
+
+/// What a test server's fixed clock reads: 2030-01-01T00:00:00Z, a point of every grid the
+/// shipped policies use.
+pub const FIXED_NOW: Timestamp = Timestamp(1_893_456_000_000);
+
+/// [`FIXED_NOW`] as the API prints it.
+pub const FIXED_NOW_TEXT: &str = "2030-01-01T00:00:00.000Z";
+
+/// The clock a test server runs on unless the test gives its own.
+pub fn fixed_clock() -> Arc<dyn Clock> {
+    Arc::new(FixedClock(FIXED_NOW))
+}
 
 /// One database to run a test on.
 pub struct TestDb {
@@ -105,9 +124,25 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `workers` workers on `db`, with a data directory of its own.
     pub async fn start(db: &TestDb, workers: usize) -> anyhow::Result<TestServer> {
+        TestServer::start_with(db, workers, |_| {}).await
+    }
+
+    /// [`TestServer::start`], with `configure` changing the configuration first (the clock,
+    /// the models).
+    pub async fn start_with(
+        db: &TestDb,
+        workers: usize,
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let mut server =
-            TestServer::start_at(db, data.path(), workers, Duration::from_secs(6), 3).await?;
+        let mut server = TestServer::start_configured(
+            db,
+            data.path(),
+            workers,
+            (Duration::from_secs(6), 3),
+            configure,
+        )
+        .await?;
         anyhow::ensure!(
             !server.admin.is_empty(),
             "a fresh database creates the first admin"
@@ -125,6 +160,16 @@ impl TestServer {
         lease: Duration,
         max_attempts: u32,
     ) -> anyhow::Result<TestServer> {
+        TestServer::start_configured(db, data, workers, (lease, max_attempts), |_| {}).await
+    }
+
+    async fn start_configured(
+        db: &TestDb,
+        data: &std::path::Path,
+        workers: usize,
+        (lease, max_attempts): (Duration, u32),
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<TestServer> {
         let mut config = Config::new(&db.url, data);
         config.max_attempts = max_attempts;
         config.workers = workers;
@@ -136,6 +181,8 @@ impl TestServer {
         // Sized for the shipped policies, not for every policy core allows: tests run many
         // servers in one process.
         config.engine = EngineSettings::for_policy(&Policy::standard());
+        config.clock = fixed_clock();
+        configure(&mut config);
         let server = Server::start(config).await?;
         let admin = server.admin_token.clone().unwrap_or_default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -382,6 +429,34 @@ pub fn arith_sum(question: &str) -> i64 {
 }
 
 impl TestServer {
+    /// The log's size, from its public checkpoint (a C2SP note: origin, size, root hash).
+    pub async fn log_size(&self) -> anyhow::Result<u64> {
+        let (status, bytes) = self
+            .call_raw("GET", "/v1/log/checkpoint", None, Body::None)
+            .await?;
+        anyhow::ensure!(status == StatusCode::OK, "{status}");
+        let text = String::from_utf8(bytes)?;
+        let size = text
+            .lines()
+            .nth(1)
+            .ok_or_else(|| anyhow::anyhow!("no size line in {text}"))?;
+        Ok(size.parse()?)
+    }
+
+    /// The bytes of `job`'s view as `evaluator` reads it.
+    pub async fn job_bytes(&self, evaluator: &str, job: &str) -> anyhow::Result<Vec<u8>> {
+        let (status, bytes) = self
+            .call_raw(
+                "GET",
+                &format!("/v1/jobs/{job}"),
+                Some(evaluator),
+                Body::None,
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::OK, "{status}");
+        Ok(bytes)
+    }
+
     /// Polls `job` as `evaluator` until it has processed a sample.
     pub async fn wait_progress(&self, evaluator: &str, job: &str) -> anyhow::Result<()> {
         self.wait_job(evaluator, job, Duration::from_secs(30), |view| {

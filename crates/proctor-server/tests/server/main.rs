@@ -10,3 +10,4 @@ mod grants;
 mod matrix;
 mod raw_text;
 mod router;
+mod two_worlds;

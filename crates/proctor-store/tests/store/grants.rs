@@ -1,10 +1,12 @@
-//! Grants, approval, revocation, metering and the epsilon ledger (issue 5).
+//! Grants, approval, revocation, metering (issue 5) and the ledger per (evaluator, model) with
+//! its model-wide caps (issue 11).
 
 use std::time::Duration;
 
 use proctor_store::{
     AccountId, Approval, ApprovalMode, Budget, Budgets, Grant, Grantee, Hold, JobDemand, JobStatus,
-    ModelId, NewGrant, NewModel, Refusal, Role, Store, StoreError, Tier, Timestamp,
+    ModelCaps, ModelId, NewGrant, NewModel, Refusal, Role, Store, StoreError, Tier, Timestamp,
+    WorstCase,
 };
 
 use crate::common::{Fixture, sign};
@@ -56,7 +58,15 @@ fn exhausted<T: std::fmt::Debug>(result: Result<T, StoreError>) -> anyhow::Resul
 fn dp(epsilon: f64) -> JobDemand {
     JobDemand {
         epsilon: Some(epsilon),
-        hold: None,
+        ..JobDemand::default()
+    }
+}
+
+/// A job without DP whose leakage bound is `bits`.
+fn leaking(bits: f64) -> JobDemand {
+    JobDemand {
+        bits,
+        ..JobDemand::default()
     }
 }
 
@@ -809,12 +819,14 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
             Budgets {
                 queries_total: Some(10),
                 tokens_total: Some(1_000),
+                epsilon_total: Some(10.0),
                 ..Budgets::default()
             },
         )
         .await?;
         let demand = JobDemand {
             epsilon: Some(0.5),
+            bits: 12.5,
             hold: Some(Hold {
                 queries: 6,
                 tokens: 600,
@@ -827,6 +839,13 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
         let remaining = store.remaining_budget(g.id).await?;
         assert_eq!(remaining.queries_total.reserved, 6);
         assert_eq!(remaining.tokens_total.reserved, 600);
+        let worst = WorstCase {
+            queries_today: 6,
+            tokens_today: 600,
+            queries_total: 6,
+            tokens_total: 600,
+        };
+        assert_eq!(remaining.worst_case, worst);
 
         // A second such job does not fit beside the first, and is refused whole.
         let size = log_size(&store).await?;
@@ -900,10 +919,62 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
         assert_eq!(remaining.tokens_total.used, 320);
         assert_eq!(remaining.queries_total.reserved, 4);
         assert_eq!(remaining.queries_total.remaining(), Some(2));
+        // The worst case held at acceptance is what it was, whatever the queries did.
+        assert_eq!(remaining.worst_case, worst);
         // What came back is free for others now.
         store.reserve_query(g.id, plain.id, 10).await?;
         store.reserve_query(g.id, plain.id, 10).await?;
         assert!(store.reserve_query(g.id, plain.id, 10).await.is_err());
+    })
+}
+
+#[tokio::test]
+async fn under_dp_whether_a_job_fits_the_grant_does_not_depend_on_what_earlier_jobs_used()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                queries_total: Some(13),
+                epsilon_total: Some(10.0),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        let demand = JobDemand {
+            epsilon: Some(0.5),
+            bits: 1.0,
+            hold: Some(Hold {
+                queries: 6,
+                tokens: 600,
+            }),
+        };
+        // The first job queries once and ends: most of its hold goes back to the grant.
+        let (first, _, _) = store
+            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .await?;
+        let r = store.reserve_query(g.id, first.id, 100).await?;
+        store.settle(r.id, 10, 1).await?;
+        store.cancel(first.id, "done", sign("result")).await?;
+        store.release_job_hold(first.id).await?;
+        assert_eq!(store.remaining_budget(g.id).await?.queries_total.used, 1);
+        // A second fits beside the first's worst case (12 of 13); a third would not, although
+        // the grant's live counters have room for it (1 used + 6 held + 6 = 13): acceptance
+        // counts every DP job at its worst case,
+        // so it tells nothing of what the first job's model outputs made it do.
+        store
+            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::QueriesTotal
+        );
     })
 }
 
@@ -921,11 +992,11 @@ async fn holds_left_by_a_crash_are_given_back_by_the_sweep() -> anyhow::Result<(
         )
         .await?;
         let demand = JobDemand {
-            epsilon: None,
             hold: Some(Hold {
                 queries: 5,
                 tokens: 50,
             }),
+            ..JobDemand::default()
         };
         let (job, _, _) = store
             .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
@@ -950,5 +1021,348 @@ async fn holds_left_by_a_crash_are_given_back_by_the_sweep() -> anyhow::Result<(
                 .remaining(),
             Some(5)
         );
+    })
+}
+
+#[tokio::test]
+async fn two_grants_covering_one_evaluator_on_one_model_draw_from_one_ledger() -> anyhow::Result<()>
+{
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let budgets = Budgets {
+            epsilon_total: Some(1.0),
+            bits_total: Some(100.0),
+            ..Budgets::default()
+        };
+        let tier = grant(&store, &fx, budgets).await?;
+        let mut named = new_grant(&fx, Grantee::Account(fx.evaluator));
+        named.budgets = budgets;
+        let named = store.create_grant(&named).await?;
+        let spend = |epsilon, bits| JobDemand {
+            epsilon: Some(epsilon),
+            bits,
+            ..JobDemand::default()
+        };
+
+        // Spent under the account's grant...
+        store
+            .submit_job_under(named.id, &spend(0.6, 70.0), &fx.job(), sign("accepted"))
+            .await?;
+        // ...is spent under the tier's grant too: neither starts a ledger of its own.
+        let jobs = store.jobs_of(fx.evaluator, 100).await?.len();
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(tier.id, &spend(0.6, 1.0), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::Epsilon
+        );
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(tier.id, &spend(0.1, 31.0), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::BitsTotal
+        );
+        assert_eq!(store.jobs_of(fx.evaluator, 100).await?.len(), jobs);
+        assert_eq!(log_size(&store).await?, size);
+        store
+            .submit_job_under(tier.id, &spend(0.4, 30.0), &fx.job(), sign("accepted"))
+            .await?;
+        let ledger = store.ledger(fx.evaluator, fx.model).await?;
+        assert_eq!((ledger.epsilon_spent, ledger.bits_spent), (1.0, 100.0));
+        // Each grant still records what its own jobs spent.
+        assert_eq!(store.remaining_budget(named.id).await?.epsilon_spent, 0.6);
+        assert_eq!(store.remaining_budget(tier.id).await?.epsilon_spent, 0.4);
+        assert_eq!(store.remaining_budget(tier.id).await?.bits_spent, 30.0);
+
+        // Another evaluator of the tier has a ledger of its own under the same tier grant.
+        let second_lab = evaluator(&store, "lab-2", Tier::Academic).await?;
+        let mut job = fx.job();
+        job.evaluator = second_lab;
+        store
+            .submit_job_under(tier.id, &spend(0.6, 70.0), &job, sign("accepted"))
+            .await?;
+        assert_eq!(store.ledger(second_lab, fx.model).await?.epsilon_spent, 0.6);
+        let model = store.model_ledger(fx.model).await?;
+        assert_eq!((model.epsilon_spent, model.bits_spent), (1.6, 170.0));
+    })
+}
+
+#[tokio::test]
+async fn a_revoked_then_regranted_pair_keeps_its_spent_epsilon() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let mut new = new_grant(&fx, Grantee::Account(fx.evaluator));
+        new.budgets.epsilon_total = Some(1.0);
+        let first = store.create_grant(&new).await?;
+        store
+            .submit_job_under(first.id, &dp(0.7), &fx.job(), sign("accepted"))
+            .await?;
+        store
+            .revoke_grant(fx.vendor, first.id, sign("result"))
+            .await?;
+        let again = store.create_grant(&new).await?;
+        assert_eq!(store.grant_for(fx.evaluator, fx.model).await?.id, again.id);
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(again.id, &dp(0.5), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::Epsilon
+        );
+        assert_eq!(log_size(&store).await?, size);
+        store
+            .submit_job_under(again.id, &dp(0.3), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(
+            store.ledger(fx.evaluator, fx.model).await?.epsilon_spent,
+            1.0
+        );
+    })
+}
+
+#[tokio::test]
+async fn a_dp_job_under_a_grant_without_epsilon_total_is_refused() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        // The server refuses to make such a grant under a DP policy; one made before it did
+        // still runs no DP job: the ledger is mandatory.
+        let g = grant(&store, &fx, Budgets::default()).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &dp(0.1), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::Epsilon
+        );
+        assert_eq!(log_size(&store).await?, 0);
+        assert!(store.jobs_of(fx.evaluator, 10).await?.is_empty());
+        // A job without DP spends only its bits.
+        let (_, accepted, _) = store
+            .submit_job_under(g.id, &leaking(41.25), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!((accepted.epsilon, accepted.bits), (None, 41.25));
+    })
+}
+
+#[tokio::test]
+async fn a_model_wide_cap_bounds_every_evaluator_together_and_only_its_vendor_sets_it()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                epsilon_total: Some(1.0),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        let rival = store.create_account("rival", Role::Vendor, None).await?;
+        let caps = ModelCaps {
+            epsilon_total: Some(1.0),
+            bits_total: Some(100.0),
+        };
+        let foreign = store.set_model_caps(rival.id, fx.model, caps).await;
+        assert!(
+            matches!(foreign, Err(StoreError::NotFound("model"))),
+            "{foreign:?}"
+        );
+        let unknown = store.set_model_caps(fx.vendor, ModelId::new(), caps).await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound("model"))),
+            "{unknown:?}"
+        );
+        let bad = ModelCaps {
+            epsilon_total: Some(f64::NAN),
+            bits_total: None,
+        };
+        let refused = store.set_model_caps(fx.vendor, fx.model, bad).await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.model_ledger(fx.model).await?.caps,
+            ModelCaps::default()
+        );
+
+        let set = store.set_model_caps(fx.vendor, fx.model, caps).await?;
+        assert_eq!(set.caps, caps);
+        let second_lab = evaluator(&store, "lab-2", Tier::Academic).await?;
+        let mut theirs = fx.job();
+        theirs.evaluator = second_lab;
+        let spend = |epsilon, bits| JobDemand {
+            epsilon: Some(epsilon),
+            bits,
+            ..JobDemand::default()
+        };
+        store
+            .submit_job_under(g.id, &spend(0.6, 40.0), &fx.job(), sign("accepted"))
+            .await?;
+        // The second evaluator's own ledger has room; the model's does not.
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &spend(0.6, 1.0), &theirs, sign("accepted"))
+                    .await
+            )?,
+            Budget::ModelEpsilon
+        );
+        store
+            .submit_job_under(g.id, &spend(0.4, 50.0), &theirs, sign("accepted"))
+            .await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &leaking(10.001), &theirs, sign("accepted"))
+                    .await
+            )?,
+            Budget::ModelBits
+        );
+        assert_eq!(log_size(&store).await?, size + 1);
+        assert_eq!(store.jobs_of(second_lab, 10).await?.len(), 1);
+        let ledger = store.model_ledger(fx.model).await?;
+        assert_eq!((ledger.epsilon_spent, ledger.bits_spent), (1.0, 90.0));
+        assert_eq!(
+            store.model_ledgers_of(fx.vendor).await?.get(&fx.model),
+            Some(&ledger)
+        );
+        assert!(store.model_ledgers_of(rival.id).await?.is_empty());
+
+        // Lifting the caps lets the next job in; what was spent stays spent.
+        let lifted = store
+            .set_model_caps(fx.vendor, fx.model, ModelCaps::default())
+            .await?;
+        assert_eq!(
+            (lifted.caps, lifted.epsilon_spent),
+            (ModelCaps::default(), 1.0)
+        );
+        store
+            .submit_job_under(g.id, &leaking(10.001), &theirs, sign("accepted"))
+            .await?;
+    })
+}
+
+#[tokio::test]
+async fn a_job_whose_bound_is_above_bits_per_job_is_refused_and_bits_total_accumulates()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(
+            &store,
+            &fx,
+            Budgets {
+                bits_per_job: Some(50.0),
+                bits_total: Some(100.0),
+                ..Budgets::default()
+            },
+        )
+        .await?;
+        assert_eq!(
+            (g.budgets.bits_per_job, g.budgets.bits_total),
+            (Some(50.0), Some(100.0))
+        );
+        let size = log_size(&store).await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &leaking(50.0001), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::BitsPerJob
+        );
+        assert_eq!(log_size(&store).await?, size);
+        // A bound is counted rounded up to thousandths of a bit, never less.
+        let (_, first, _) = store
+            .submit_job_under(g.id, &leaking(33.3331), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(first.bits, 33.334);
+        store
+            .submit_job_under(g.id, &leaking(50.0), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(
+            exhausted(
+                store
+                    .submit_job_under(g.id, &leaking(16.667), &fx.job(), sign("accepted"))
+                    .await
+            )?,
+            Budget::BitsTotal
+        );
+        store
+            .submit_job_under(g.id, &leaking(16.666), &fx.job(), sign("accepted"))
+            .await?;
+        assert_eq!(
+            store.ledger(fx.evaluator, fx.model).await?.bits_spent,
+            100.0
+        );
+        assert_eq!(store.jobs_of(fx.evaluator, 10).await?.len(), 3);
+        let nan = store
+            .submit_job_under(g.id, &leaking(f64::NAN), &fx.job(), sign("accepted"))
+            .await;
+        assert!(matches!(nan, Err(StoreError::Invalid(_))), "{nan:?}");
+        let mut bad = new_grant(&fx, Grantee::Tier(Tier::Auditor));
+        bad.budgets.bits_total = Some(-1.0);
+        let refused = store.create_grant(&bad).await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(_))),
+            "{refused:?}"
+        );
+    })
+}
+
+#[tokio::test]
+async fn concurrent_submissions_under_two_grants_of_one_pair_never_overspend_its_ledger()
+-> anyhow::Result<()> {
+    on_every_backend!(|store, db| {
+        let fx = Fixture::new(&store).await?;
+        let budgets = Budgets {
+            epsilon_total: Some(1.0),
+            ..Budgets::default()
+        };
+        let tier = grant(&store, &fx, budgets).await?;
+        let mut named = new_grant(&fx, Grantee::Account(fx.evaluator));
+        named.budgets = budgets;
+        let named = store.create_grant(&named).await?;
+        let second = db.store().await?;
+        let mut tasks = Vec::new();
+        for task in 0..16 {
+            let s: Store = if task % 2 == 0 {
+                store.clone()
+            } else {
+                second.clone()
+            };
+            // Half under each grant: only the pair's ledger row serializes them.
+            let grant = if task % 4 < 2 { tier.id } else { named.id };
+            let job = fx.job();
+            tasks.push(tokio::spawn(async move {
+                s.submit_job_under(grant, &dp(0.1), &job, sign("accepted"))
+                    .await
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            match task.await? {
+                Ok(_) => accepted += 1,
+                Err(StoreError::BudgetExhausted(Budget::Epsilon)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        assert_eq!(accepted, 10);
+        assert_eq!(
+            store.ledger(fx.evaluator, fx.model).await?.epsilon_spent,
+            1.0
+        );
+        assert_eq!(log_size(&store).await?, 10);
+        second.close().await;
     })
 }
