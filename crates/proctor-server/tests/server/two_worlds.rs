@@ -54,8 +54,11 @@ const COMPLETION_TOKENS: u64 = 5;
 const GRID: Duration = Duration::from_secs(60);
 /// Draws of the reference release per world.
 const REFERENCE_DRAWS: usize = 4000;
-/// The false-alarm rate of each Kolmogorov-Smirnov test.
-const ALPHA: f64 = 1e-3;
+/// The false-alarm rate of each Kolmogorov-Smirnov test. A run makes eight of them (two
+/// pools, two worlds, two tests) besides the tail tests, so 1e-3 each would fail about one CI
+/// run in 125 on noise alone; at 1e-4 the check still flags exact figures and figures drawn
+/// around the other world (`the_noise_check_flags_...`: D = 0.31 and 0.22 against 0.20).
+const ALPHA: f64 = 1e-4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_strict_nothing_an_evaluator_sees_of_an_answer_steered_job_tells_the_worlds_apart()
