@@ -279,20 +279,9 @@ impl JobAccepted {
     }
 }
 
-/// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    /// It ran to its end (whatever its samples did, and whether or not the release was
-    /// withheld).
-    Succeeded,
-    /// It could not run to its end.
-    Failed,
-    /// Someone cancelled it.
-    Cancelled,
-    /// Its grant was revoked while it ran.
-    Revoked,
-}
+/// How a job ended: the final status of core's [`JobEnd`](proctor_core::JobEnd), serialized as
+/// the predicate's `status` (`succeeded`, `failed`, `cancelled`, `revoked`).
+pub type JobStatus = proctor_core::EndStatus;
 
 /// The eval-result predicate (module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 
 pub mod dataset;
 pub mod digest;
+pub mod job_end;
 pub mod leakage;
 pub mod metric;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod stats;
 
 pub use dataset::{Dataset, DatasetError};
 pub use digest::Sha256Digest;
+pub use job_end::{EndStatus, JobEnd};
 pub use leakage::Leakage;
 pub use metric::{EvalInfo, EvalInfoError, MetricSpec};
 pub use model::{

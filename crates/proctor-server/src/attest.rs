@@ -1,5 +1,6 @@
 //! The statements the service signs into the log: a job's pre-registration when it is
-//! accepted, and its result when it ends (succeeded, failed or cancelled).
+//! accepted, and its result when it ends (succeeded, failed, cancelled or revoked), which restates the
+//! facts of the pre-registration it reads back from the log.
 //!
 //! Both are signed inside the store's transaction, under the log head's lock, because each
 //! statement carries the index its own entry takes ([`LogSlot`]).
@@ -11,26 +12,27 @@
 use std::sync::Arc;
 
 use proctor_attest::statement::{AttestedModel, JobRecord};
-use proctor_attest::{EvalResult, JobAccepted, SigningKey};
-use proctor_core::release::ReleaseStatus;
+use proctor_attest::{Envelope, EvalResult, JobAccepted, SigningKey, Statement};
 use proctor_core::{
-    DatasetRef, EvalRef, Leakage, MetricSpec, Model, Policy, PolicyRef, RunReport, SampleCounts,
-    Sha256Digest, Usage,
+    DatasetRef, EvalRef, JobEnd, Leakage, MetricSpec, Model, Policy, PolicyRef, SampleCounts,
 };
 use proctor_models::ModelConfig;
 use proctor_store::{
-    AccountId, EntryKind, Job, JobStatus, LogSlot, ModelId, NewJob, REVOKED_REASON, SignError,
-    Timestamp,
+    Account, DatasetMeta, EntryKind, Job, LogEntry, LogSlot, Model as StoredModel, NewJob,
+    SignError, Timestamp,
 };
 
 use crate::clock::{TimeGrid, VisibleTimes};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
 
+pub use proctor_core::job_end::Reason;
+
 /// The service's version, in every statement.
 pub const SERVICE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What a job's statements say about what it runs, read from the store.
+/// What a job's statements say about what it runs: gathered once, when it is submitted, and
+/// read back from its signed pre-registration when it ends ([`PreRegistration`]).
 #[derive(Debug, Clone)]
 pub struct JobContext {
     /// The evaluator's account name.
@@ -53,63 +55,27 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// Reads what `job` refers to.
+    /// The facts of a job about to be submitted by `evaluator`, on `model`, over `dataset`
+    /// (all three read already by the submission); reads the eval's declaration and the
+    /// model's vendor.
     ///
     /// # Errors
     ///
-    /// A store error, or a 500 when a stored model configuration no longer parses.
-    pub async fn load(app: &App, job: &Job) -> ApiResult<JobContext> {
-        JobContext::read(
-            app,
-            &job.evaluator,
-            &job.eval,
-            &job.dataset,
-            job.model,
-            (&job.policy_name, job.policy_digest, &job.policy_json),
-            job.total,
-        )
-        .await
-    }
-
-    /// Reads what a job about to be submitted refers to.
-    ///
-    /// # Errors
-    ///
-    /// As [`JobContext::load`].
-    pub async fn for_new(app: &App, job: &NewJob) -> ApiResult<JobContext> {
-        JobContext::read(
-            app,
-            &job.evaluator,
-            &job.eval,
-            &job.dataset,
-            job.model,
-            (&job.policy_name, job.policy_digest, &job.policy_json),
-            job.total,
-        )
-        .await
-    }
-
-    async fn read(
+    /// A store error, or a 500 when a stored model configuration or declaration no longer
+    /// parses.
+    pub async fn for_new(
         app: &App,
-        evaluator: &AccountId,
-        eval: &Sha256Digest,
-        dataset: &Sha256Digest,
-        model: ModelId,
-        (policy_name, policy_digest, policy_json): (&str, Sha256Digest, &str),
-        samples: u64,
+        evaluator: &Account,
+        job: &NewJob,
+        model: &StoredModel,
+        dataset: &DatasetMeta,
     ) -> ApiResult<JobContext> {
-        let policy = stored_policy(policy_json)?;
-        let eval = app.store.eval(eval).await?;
-        // The declaration `describe` made at upload, which every run of the eval repeats.
-        let metrics: Vec<MetricSpec> = serde_json::from_str(&eval.metrics)
-            .map_err(|e| ApiError::internal("stored eval metrics", &e))?;
-        let dataset = app.store.dataset(dataset).await?;
-        let model = app.store.model(model).await?;
+        let policy = stored_policy(&job.policy_json)?;
+        let eval = app.store.eval(&job.eval).await?;
         let vendor = app.store.account(model.owner).await?;
-        let evaluator = app.store.account(*evaluator).await?;
         let built = model_without_credential(&model.config)?;
         Ok(JobContext {
-            evaluator: evaluator.name,
+            evaluator: evaluator.name.clone(),
             vendor: vendor.name.clone(),
             eval: EvalRef {
                 name: eval.name,
@@ -122,13 +88,114 @@ impl JobContext {
             },
             model: AttestedModel::new(&vendor.name, &built.descriptor()),
             policy: PolicyRef {
-                name: policy_name.to_owned(),
-                sha256: policy_digest,
+                name: job.policy_name.clone(),
+                sha256: job.policy_digest,
             },
             grid: TimeGrid::of(&policy),
-            leakage: proctor_core::leakage::bound(&policy, &metrics, samples),
+            leakage: proctor_core::leakage::bound(
+                &policy,
+                &declared_metrics(&eval.metrics)?,
+                job.total,
+            ),
         })
     }
+}
+
+/// The declaration `describe` made at upload (stored JSON), which every run of the eval repeats.
+fn declared_metrics(stored: &str) -> ApiResult<Vec<MetricSpec>> {
+    serde_json::from_str(stored).map_err(|e| ApiError::internal("stored eval metrics", &e))
+}
+
+/// A job's pre-registration as it was signed: the facts its result restates, read back from
+/// its `job-accepted` entry instead of from the (mutable) rows they were first read from.
+#[derive(Debug, Clone)]
+pub struct PreRegistration {
+    /// What the job runs.
+    pub ctx: JobContext,
+    /// The entry's index, which the result statement names (`accepted_log_index`).
+    pub index: u64,
+}
+
+impl PreRegistration {
+    /// Reads `job`'s pre-registration entry: one store read (two in the rare case of
+    /// [`PreRegistration::decode`] returning no exact bound).
+    ///
+    /// # Errors
+    ///
+    /// A store error; a 500 when the job has no pre-registration (every job is written with
+    /// one) or it does not decode or match the job.
+    pub async fn of(app: &App, job: &Job) -> ApiResult<PreRegistration> {
+        let entry = app
+            .store
+            .job_entry(job.id, EntryKind::Accepted)
+            .await?
+            .ok_or_else(|| ApiError::internal("job without a pre-registration entry", &job.id))?;
+        let (mut registered, exact) = PreRegistration::decode(job, &entry)?;
+        if !exact {
+            tracing::debug!(job = %job.id, "recomputing the pre-registered leakage bound");
+            // The bound's floats did not parse back bit for bit: the result must repeat the
+            // pre-registration's bytes, so it is recomputed as it was at submission.
+            let eval = app.store.eval(&job.eval).await?;
+            registered.ctx.leakage = proctor_core::leakage::bound(
+                &stored_policy(&job.policy_json)?,
+                &declared_metrics(&eval.metrics)?,
+                job.total,
+            );
+        }
+        Ok(registered)
+    }
+
+    /// Decodes `entry`, the `job-accepted/v2` statement of `job`, and checks it names the
+    /// job's eval, dataset and policy. The flag says whether the leakage bound re-serializes
+    /// to the bytes that were signed (serde_json's default float parsing may miss by an ulp).
+    ///
+    /// # Errors
+    ///
+    /// A 500 when the entry does not decode or does not match the job.
+    pub fn decode(job: &Job, entry: &LogEntry) -> ApiResult<(PreRegistration, bool)> {
+        let envelope = Envelope::from_bytes(&entry.envelope)
+            .map_err(|e| ApiError::internal("a stored pre-registration", &e))?;
+        let payload = envelope.payload_unverified();
+        let accepted = Statement::<JobAccepted>::from_payload(payload)
+            .map_err(|e| ApiError::internal("a stored pre-registration", &e))?
+            .predicate;
+        let matches = entry.kind == EntryKind::Accepted
+            && accepted.job_id == job.id.to_string()
+            && accepted.log_index == entry.index
+            && accepted.eval.sha256 == job.eval
+            && accepted.dataset.sha256 == job.dataset
+            && accepted.policy.sha256 == job.policy_digest;
+        if !matches {
+            return Err(ApiError::internal(
+                "a pre-registration that does not match its job",
+                &job.id,
+            ));
+        }
+        let signed_leakage = serde_json::to_string(&accepted.leakage)
+            .map_err(|e| ApiError::internal("a pre-registration's leakage bound", &e))?;
+        let exact = contains(payload, format!("\"leakage\":{signed_leakage}").as_bytes());
+        let policy = stored_policy(&job.policy_json)?;
+        Ok((
+            PreRegistration {
+                ctx: JobContext {
+                    evaluator: accepted.evaluator,
+                    vendor: accepted.model.vendor.clone(),
+                    eval: accepted.eval,
+                    dataset: accepted.dataset,
+                    model: accepted.model,
+                    policy: accepted.policy,
+                    grid: TimeGrid::of(&policy),
+                    leakage: accepted.leakage,
+                },
+                index: entry.index,
+            },
+            exact,
+        ))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A job's stored policy (canonical JSON, written by the server when it accepted the job).
@@ -178,183 +245,52 @@ pub fn sign_accepted(
     Ok(envelope.as_bytes().to_vec())
 }
 
-/// Why a job ended as it did, when it did not simply succeed. Each has one fixed, host-written
-/// text, which the job's row, its view and its result statement carry: so nothing a guest or
-/// a panic chose reaches anyone, and a job's end shows one of `Reason::ALL.len() + 1` values
-/// (`proctor_core::leakage::VISIBLE_ENDINGS`). The details (which budget, which error) go to
-/// the service's log, by kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// It ran to its end, but some queries were refused: the grant's budget ran out, or the
-    /// grant stopped covering the job, while it ran.
-    BudgetRanOut,
-    /// It ran to its end and its release was withheld (its report says why).
-    Withheld,
-    /// Both of the above.
-    WithheldBudgetRanOut,
-    /// It could not be set up: the sandbox, the dataset or the model's configuration refused.
-    Setup,
-    /// The service could not run it to its end: an internal error, a panic, or every
-    /// attempt's worker died.
-    Internal,
-    /// Its evaluator cancelled it.
-    Cancelled,
-    /// Its vendor revoked the grant.
-    Revoked,
-}
-
-impl Reason {
-    /// Every reason.
-    pub const ALL: [Reason; 7] = [
-        Reason::BudgetRanOut,
-        Reason::Withheld,
-        Reason::WithheldBudgetRanOut,
-        Reason::Setup,
-        Reason::Internal,
-        Reason::Cancelled,
-        Reason::Revoked,
-    ];
-
-    /// The text the job's row, view and result statement carry.
-    pub fn text(self) -> &'static str {
-        match self {
-            Reason::BudgetRanOut => {
-                "the grant's budget ran out, or the grant stopped covering the job, while it ran \
-                 (the grant's budget view says which)"
-            }
-            Reason::Withheld => "the release was withheld under the policy's release rules",
-            Reason::WithheldBudgetRanOut => {
-                "the release was withheld under the policy's release rules; the grant's budget \
-                 ran out, or the grant stopped covering the job, while it ran"
-            }
-            Reason::Setup => {
-                "the job could not be set up: its eval, dataset or model configuration was refused"
-            }
-            Reason::Internal => "the service could not run the job to its end",
-            Reason::Cancelled => "cancelled by its evaluator",
-            // The store writes the same text when it revokes a job that had not started.
-            Reason::Revoked => REVOKED_REASON,
-        }
-    }
-
-    /// The status a job ending for this reason has.
-    pub fn status(self) -> JobStatus {
-        match self {
-            Reason::BudgetRanOut => JobStatus::Succeeded,
-            Reason::Withheld | Reason::WithheldBudgetRanOut | Reason::Setup | Reason::Internal => {
-                JobStatus::Failed
-            }
-            Reason::Cancelled => JobStatus::Cancelled,
-            Reason::Revoked => JobStatus::Revoked,
-        }
-    }
-}
-
-/// How a job ended, for its result statement.
-pub enum Ending {
-    /// It ran to its end with this report: `succeeded`, or `failed` when the release was
-    /// withheld.
-    Ran {
-        /// The report (aggregates only).
-        report: Box<RunReport>,
-        /// `succeeded` or `failed`.
-        status: JobStatus,
-        /// A [`Reason`]'s text: why it failed, or what ran out while it ran.
-        reason: Option<String>,
-    },
-    /// It failed, was cancelled or revoked, with the usage it had consumed.
-    Other {
-        /// The final status.
-        status: JobStatus,
-        /// Why: a [`Reason`]'s text, or (a job its vendor rejected before it ran) the
-        /// vendor's.
-        reason: String,
-        /// What the vendor was billed before it ended.
-        usage: Usage,
-    },
-}
-
-impl Ending {
-    /// A job that ended without running to its end, for `reason`, with the usage it had
-    /// consumed.
-    pub fn stopped(reason: Reason, usage: Usage) -> Ending {
-        Ending::Other {
-            status: reason.status(),
-            reason: reason.text().to_owned(),
-            usage,
-        }
-    }
-
-    /// A job that ran to its end: `succeeded`, or `failed` when its release was withheld
-    /// (the report kept either way, so the attestation shows the counts); `budget_ran_out`
-    /// when the grant refused some of its queries.
-    pub fn ran(report: RunReport, budget_ran_out: bool) -> Ending {
-        let reason = match (&report.release.status, budget_ran_out) {
-            (ReleaseStatus::Released, false) => None,
-            (ReleaseStatus::Released, true) => Some(Reason::BudgetRanOut),
-            (ReleaseStatus::Withheld, false) => Some(Reason::Withheld),
-            (ReleaseStatus::Withheld, true) => Some(Reason::WithheldBudgetRanOut),
-        };
-        Ending::Ran {
-            report: Box::new(report),
-            status: reason.map_or(JobStatus::Succeeded, Reason::status),
-            reason: reason.map(|r| r.text().to_owned()),
-        }
-    }
-}
-
-/// Signs the result of `ended` (the job as the store is about to write it), which takes
-/// `slot`. `accepted_index` pairs it with the job's pre-registration. Its times are the job's
-/// [`VisibleTimes`] (on a grid, the end its worker padded it to).
+/// Signs the result of `ended` (the job as the store is about to write it), which ends as
+/// `end` and takes `slot`; `registered` is its pre-registration, which the result pairs with
+/// and restates. Its times are the job's [`VisibleTimes`] (on a grid, the end its worker
+/// padded it to).
 pub fn sign_result(
     key: &SigningKey,
-    ctx: &JobContext,
+    registered: &PreRegistration,
     ended: &Job,
-    accepted_index: u64,
-    ending: &Ending,
+    end: &JobEnd,
     slot: LogSlot,
 ) -> Result<Vec<u8>, SignError> {
+    let ctx = &registered.ctx;
     let times = VisibleTimes::of(ended, ctx.grid);
     let record = JobRecord {
         job_id: ended.id.to_string(),
         vendor: ctx.vendor.clone(),
         started_at: times.started_at.map(Timestamp::to_rfc3339),
         finished_at: times.finished_at.unwrap_or(slot.at).to_rfc3339(),
-        accepted_log_index: accepted_index,
+        accepted_log_index: registered.index,
         log_index: slot.index,
         service_version: SERVICE_VERSION.into(),
     };
-    let result = match ending {
-        Ending::Ran {
-            report,
-            status,
-            reason,
-        } => {
-            let mut result = EvalResult::succeeded(record, (**report).clone());
-            result.status = attested_status(*status);
-            result.reason.clone_from(reason);
+    let reason = end.reason_text().map(String::from);
+    let result = match end.report() {
+        Some(report) => {
+            let mut result = EvalResult::succeeded(record, report.clone());
+            result.status = end.status();
+            result.reason = reason;
             result
         }
-        Ending::Other {
-            status,
-            reason,
-            usage,
-        } => EvalResult {
+        None => EvalResult {
             job_id: record.job_id,
-            status: attested_status(*status),
-            reason: Some(reason.clone()),
+            status: end.status(),
+            reason,
             eval: ctx.eval.clone(),
             dataset: ctx.dataset.clone(),
             model: ctx.model.clone(),
             policy: ctx.policy.clone(),
             samples: SampleCounts::default(),
-            usage: *usage,
+            usage: end.usage(),
             metrics: Default::default(),
             release: None,
             leakage: ctx.leakage.clone(),
             started_at: record.started_at,
             finished_at: record.finished_at,
-            accepted_log_index: accepted_index,
+            accepted_log_index: registered.index,
             log_index: slot.index,
             service_version: record.service_version,
         },
@@ -362,48 +298,119 @@ pub fn sign_result(
     Ok(result.into_statement().sign(key)?.as_bytes().to_vec())
 }
 
-fn attested_status(status: JobStatus) -> proctor_attest::JobStatus {
-    match status {
-        JobStatus::Cancelled => proctor_attest::JobStatus::Cancelled,
-        JobStatus::Revoked => proctor_attest::JobStatus::Revoked,
-        JobStatus::Succeeded => proctor_attest::JobStatus::Succeeded,
-        // Queued and running are not endings; the store refuses them before signing.
-        JobStatus::Failed | JobStatus::Queued | JobStatus::Running => {
-            proctor_attest::JobStatus::Failed
-        }
-    }
-}
-
-/// The index of a job's pre-registration entry.
-///
-/// # Errors
-///
-/// A store error; a 500 when the job has none (every job is written with one).
-pub async fn accepted_index(app: &App, job: &Job) -> ApiResult<u64> {
-    match app.store.job_entry(job.id, EntryKind::Accepted).await? {
-        Some(entry) => Ok(entry.index),
-        None => Err(ApiError::internal(
-            "job without a pre-registration entry",
-            &job.id,
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use proctor_core::Sha256Digest;
+    use proctor_core::metric::MetricSpec;
+    use proctor_core::model::ModelDescriptor;
+    use proctor_store::{AccountId, JobId, JobStatus, ModelId};
+
     use super::*;
 
+    fn queued(policy: &Policy, eval: Sha256Digest, dataset: Sha256Digest) -> Job {
+        Job {
+            id: JobId::new(),
+            evaluator: AccountId::new(),
+            eval,
+            dataset,
+            model: ModelId::new(),
+            policy_name: policy.name.clone(),
+            policy_json: policy.canonical_json(),
+            policy_digest: policy.digest(),
+            concurrency: 1,
+            seed: 7,
+            status: JobStatus::Queued,
+            reason: None,
+            cancel_requested: false,
+            done: 0,
+            total: 20,
+            attempts: 0,
+            lease: None,
+            report: None,
+            created_at: Timestamp(1_700_000_000_000),
+            started_at: None,
+            finished_at: None,
+            clock_created_at: None,
+            clock_started_at: None,
+            clock_finished_at: None,
+        }
+    }
+
     #[test]
-    fn a_jobs_end_shows_one_of_as_many_values_as_the_leakage_bound_counts() {
-        // Succeeded without a reason, and one (status, text) per reason.
-        let mut endings: Vec<(JobStatus, &str)> =
-            Reason::ALL.iter().map(|r| (r.status(), r.text())).collect();
-        endings.push((JobStatus::Succeeded, ""));
-        endings.sort_by_key(|(status, text)| (status.as_str(), *text));
-        endings.dedup();
+    fn an_ending_reads_back_the_facts_its_job_pre_registered() -> anyhow::Result<()> {
+        let key = SigningKey::from_seed(&[9; 32]);
+        let policy = Policy::named("strict")?;
+        let (eval, dataset) = (Sha256Digest::of(b"eval"), Sha256Digest::of(b"dataset"));
+        let job = queued(&policy, eval, dataset);
+        let metrics = [MetricSpec {
+            name: "accuracy".into(),
+            description: "share of right answers".into(),
+            min: 0.0,
+            max: 1.0,
+        }];
+        let ctx = JobContext {
+            evaluator: "lab".into(),
+            vendor: "acme".into(),
+            eval: EvalRef {
+                name: "arith".into(),
+                version: "1".into(),
+                sha256: eval,
+            },
+            dataset: DatasetRef {
+                sha256: dataset,
+                items: job.total,
+            },
+            model: AttestedModel::new(
+                "acme",
+                &ModelDescriptor {
+                    reference: "builtin:arith".into(),
+                    name: "arith".into(),
+                    version: "1".into(),
+                },
+            ),
+            policy: PolicyRef {
+                name: policy.name.clone(),
+                sha256: policy.digest(),
+            },
+            grid: TimeGrid::of(&policy),
+            leakage: proctor_core::leakage::bound(&policy, &metrics, job.total),
+        };
+        let slot = LogSlot {
+            index: 41,
+            at: job.created_at,
+        };
+        let entry = LogEntry {
+            index: slot.index,
+            kind: EntryKind::Accepted,
+            job: job.id,
+            envelope: sign_accepted(&key, &ctx, &job, slot, job.created_at)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            created_at: slot.at,
+        };
+
+        let (read, exact) = PreRegistration::decode(&job, &entry)?;
+        assert!(exact, "the bound re-serializes to the signed bytes");
+        assert_eq!(read.index, 41);
+        assert_eq!(read.ctx.leakage, ctx.leakage);
         assert_eq!(
-            endings.len(),
-            proctor_core::leakage::VISIBLE_ENDINGS as usize
+            (read.ctx.evaluator, read.ctx.vendor),
+            ("lab".into(), "acme".into())
         );
+        assert_eq!(
+            (read.ctx.eval, read.ctx.dataset, read.ctx.model),
+            (ctx.eval, ctx.dataset, ctx.model)
+        );
+        assert_eq!(read.ctx.policy, ctx.policy);
+        assert_eq!(read.ctx.grid, ctx.grid);
+
+        // Another job's entry is not this job's pre-registration.
+        let other = queued(&policy, eval, dataset);
+        assert!(PreRegistration::decode(&other, &entry).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_revoked_reason_is_the_text_the_store_flags_a_running_job_with() {
+        assert_eq!(Reason::Revoked.text(), proctor_store::REVOKED_REASON);
     }
 }

@@ -11,7 +11,8 @@
 //! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body, path and query extractors whose rejections are [`ApiError`]s |
 //! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, public reads |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
-//! | [`attest`] | the pre-registration and result statements; the fixed texts of a job's end |
+//! | [`attest`] | the pre-registration and result statements; a pre-registration read back from the log |
+//! | [`ending`] | the one way a job ends (`end_job`), and a revocation's endings |
 //! | [`clock`] | the injectable clock, and the time grid an evaluator sees a job's times on |
 //! | [`sealing`] | vendor credentials at rest (AES-256-GCM) |
 //! | [`metered`] | the job's model: each query reserved from the grant's budgets and settled |
@@ -36,6 +37,7 @@
 
 pub mod attest;
 pub mod clock;
+pub mod ending;
 pub mod error;
 pub mod extract;
 pub mod metered;

@@ -3,9 +3,10 @@
 //! A worker claims a job with a lease, and from then until the job's end is written a heartbeat
 //! renews the lease every third of its length and writes progress. If a renewal reports a
 //! cancellation request, or the lease was lost (this worker stalled and another may have the
-//! job), the job's [`CancellationToken`] stops the sandbox. The job then ends through
-//! [`Store::finish_at`](proctor_store::Store::finish_at) with a signed result, which the store
-//! accepts only while this worker holds the lease: a job ends once, with one result entry.
+//! job), the job's [`CancellationToken`] stops the sandbox. Driving a job concludes in a typed
+//! [`Verdict`]: end it as a [`JobEnd`], through [`end_job`] with a signed result, which the
+//! store accepts only while this worker holds the lease (a job ends once, with one result
+//! entry); or leave it to a later attempt.
 //!
 //! Under a policy with a time grid the end is padded: once the job is over, the worker waits
 //! (the heartbeat still renewing) until the first grid point after that on the server's clock,
@@ -13,21 +14,23 @@
 //! end appear at a grid point that does not depend on how long its samples took.
 //!
 //! A job is driven in a task of its own: a panic anywhere in it ends the job `failed` with a
-//! fixed reason ([`Reason::Internal`]), and the worker goes on to the next job.
+//! fixed reason ([`Reason::Internal`](proctor_core::job_end::Reason::Internal)), and the worker
+//! goes on to the next job.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use proctor_core::{Dataset, Policy, Usage};
+use proctor_core::{Dataset, JobEnd, Policy, Usage};
 use proctor_models::{Credential, ModelConfig};
 use proctor_sandbox::{CancellationToken, JobSpec, Progress, SandboxError};
-use proctor_store::{Claimed, Disposition, Job, JobId, Outcome, StoreError, Timestamp};
+use proctor_store::{Claimed, Disposition, Job, JobId, StoreError};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::attest::{Ending, JobContext, Reason, accepted_index, sign_result, stored_policy};
+use crate::attest::stored_policy;
 use crate::clock::TimeGrid;
+use crate::ending::{Closer, end_job};
 use crate::metered::{GrantRefusals, Metered, UsageCounter};
 use crate::sealing::model_context;
 use crate::state::App;
@@ -91,8 +94,27 @@ impl<T> Drop for Scoped<T> {
     }
 }
 
+/// What driving a job concludes.
+enum Verdict {
+    /// End it so.
+    End(JobEnd),
+    /// This worker must not end it: once its lease expires, another attempt (up to
+    /// `max_attempts`) takes it up.
+    Leave(Leave),
+}
+
+/// Why a worker leaves a job to a later attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// The lease was lost: the job may be another worker's now.
+    LeaseLost,
+    /// The service failed to load what the job runs (the database, a credential that does
+    /// not open), which says nothing of the job itself.
+    ServiceFailed,
+}
+
 /// Drives a claimed job in a task of its own. When that task panics, the job ends `failed`
-/// (as [`Reason::Internal`]) from a second task, and this worker lives on either way.
+/// ([`JobEnd::internal`]) from a second task, and this worker lives on either way.
 async fn drive_guarded(app: &Arc<App>, worker: &str, claimed: Claimed) {
     let job = claimed.job.clone();
     let driven = Scoped::spawn(drive(app.clone(), worker.to_owned(), claimed))
@@ -110,14 +132,7 @@ async fn drive_guarded(app: &Arc<App>, worker: &str, claimed: Claimed) {
     let ended = Scoped::spawn(async move {
         let usage = usage_of(&app, &job).await;
         let heartbeat = Heartbeat::start(&app, &worker, job.id);
-        conclude(
-            &app,
-            &worker,
-            &job,
-            Ending::stopped(Reason::Internal, usage),
-            heartbeat,
-        )
-        .await;
+        conclude(&app, &worker, &job, JobEnd::internal(usage), heartbeat).await;
     })
     .join()
     .await;
@@ -131,28 +146,29 @@ async fn drive(app: Arc<App>, worker: String, claimed: Claimed) {
     let job = claimed.job;
     // From the claim until the end is written, padding included.
     let heartbeat = Heartbeat::start(&app, &worker, job.id);
-    let ending = match claimed.disposition {
-        Disposition::Cancel => Some(stopped(&app, &job, usage_of(&app, &job).await).await),
+    let verdict = match claimed.disposition {
+        Disposition::Cancel => Verdict::End(stopped(&app, &job, usage_of(&app, &job).await).await),
         Disposition::GiveUp { reason } => {
             warn!(%reason, "giving the job up");
-            Some(Ending::stopped(
-                Reason::Internal,
-                usage_of(&app, &job).await,
-            ))
+            Verdict::End(JobEnd::internal(usage_of(&app, &job).await))
         }
         Disposition::Run => run(&app, &job, &heartbeat).await,
     };
-    let Some(ending) = ending else {
-        heartbeat.stop().await;
-        info!("not finishing the job here; once its lease expires, another attempt takes it");
-        return;
-    };
-    conclude(&app, &worker, &job, ending, heartbeat).await;
+    match verdict {
+        Verdict::End(end) => conclude(&app, &worker, &job, end, heartbeat).await,
+        Verdict::Leave(why) => {
+            heartbeat.stop().await;
+            info!(
+                ?why,
+                "not ending the job here; once its lease expires, another attempt takes it"
+            );
+        }
+    }
 }
 
 /// Ends a job that is over: settles what it left in flight, pads its end to the policy's time
 /// grid, and writes the end with its signed result.
-async fn conclude(app: &App, worker: &str, job: &Job, ending: Ending, heartbeat: Heartbeat) {
+async fn conclude(app: &App, worker: &str, job: &Job, end: JobEnd, heartbeat: Heartbeat) {
     // No query of the job is in flight any more: what is still reserved was left by a dead
     // attempt (or by a request this one stopped), and counts at its worst case before the end
     // is written, so the vendor's usage is whole once the job reads as ended.
@@ -169,17 +185,17 @@ async fn conclude(app: &App, worker: &str, job: &Job, ending: Ending, heartbeat:
     };
     let clock = &app.config.clock;
     let grid = TimeGrid::of(&policy);
-    let end = grid.map_or_else(|| clock.now(), |grid| grid.after(clock.now()));
-    let mut ending = ending;
+    let at = grid.map_or_else(|| clock.now(), |grid| grid.after(clock.now()));
+    let mut end = end;
     if grid.is_some() {
         tokio::select! {
-            () = clock.wait_until(end) => {}
+            () = clock.wait_until(at) => {}
             () = heartbeat.lost.cancelled() => {}
         }
         // Asked to stop before its visible end: it ends stopped whether its samples were done
         // or not, so the ending does not tell how far they had got by then.
         if !heartbeat.lease_lost() && stop_requested(app, job).await {
-            ending = stopped(app, job, heartbeat.usage.snapshot()).await;
+            end = stopped(app, job, heartbeat.usage.snapshot()).await;
         }
     }
     let processed = heartbeat.done.load(Ordering::Relaxed);
@@ -189,21 +205,19 @@ async fn conclude(app: &App, worker: &str, job: &Job, ending: Ending, heartbeat:
     }
     // `/metrics` is public: a private job's samples count only when it ran them all, at its
     // padded end, since how far a stopped one got depends on its samples' timing.
-    let samples = match &ending {
-        Ending::Ran { report, .. } => report.samples.total,
-        Ending::Other { .. } if policy.release.is_private() => 0,
-        Ending::Other { .. } => processed,
+    let samples = match end.report() {
+        Some(report) => report.samples.total,
+        None if policy.release.is_private() => 0,
+        None => processed,
     };
-    if let Err(err) = finish(app, worker, job, &policy, ending, end).await {
-        warn!(%err, "finishing the job failed; it will be retried when its lease expires");
+    let closer = Closer::Worker { id: worker, at };
+    // The end, its result entry, and then the job's hold back to its grant (a crash before
+    // that is caught at the next start).
+    if let Err(err) = end_job(app, job, end, closer).await {
+        warn!(%err, "ending the job failed; it will be retried when its lease expires");
         return;
     }
     app.metrics.samples.inc_by(samples);
-    // What the job still holds of its grant goes back; a crash before this is caught at the
-    // next start.
-    if let Err(err) = app.store.release_job_hold(job.id).await {
-        warn!(%err, "giving back the job's hold failed");
-    }
 }
 
 /// Whether the job was asked to stop (cancelled, or its grant revoked) while it ran.
@@ -219,7 +233,7 @@ async fn stop_requested(app: &App, job: &Job) -> bool {
 
 /// How a job that was asked to stop ends: `revoked` when its grant was revoked (nothing of it
 /// is released), else `cancelled`.
-async fn stopped(app: &App, job: &Job, usage: Usage) -> Ending {
+async fn stopped(app: &App, job: &Job, usage: Usage) -> JobEnd {
     let revoked = match app.store.job_grant(job.id).await {
         Ok(Some(under)) => app
             .store
@@ -228,12 +242,11 @@ async fn stopped(app: &App, job: &Job, usage: Usage) -> Ending {
             .is_ok_and(|g| g.revoked_at.is_some()),
         _ => false,
     };
-    let reason = if revoked {
-        Reason::Revoked
+    if revoked {
+        JobEnd::revoked(usage)
     } else {
-        Reason::Cancelled
-    };
-    Ending::stopped(reason, usage)
+        JobEnd::cancelled(usage)
+    }
 }
 
 async fn usage_of(app: &App, job: &Job) -> Usage {
@@ -245,10 +258,8 @@ async fn usage_of(app: &App, job: &Job) -> Usage {
         .unwrap_or_default()
 }
 
-/// Runs a job; `None` when this worker must not end it: the lease was lost (the job is no
-/// longer ours), or the service itself failed to load it (the lease expires and a later
-/// attempt, up to `max_attempts`, tries again).
-async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Option<Ending> {
+/// Runs a job, to how it ends, or to [`Verdict::Leave`] when this worker must not end it.
+async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     let cancel = heartbeat.cancel.clone();
     let usage = heartbeat.usage.clone();
     let refusals = Arc::new(GrantRefusals::default());
@@ -262,11 +273,11 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Option<Ending>
     };
     let spec = match prepare(app, job, metering).await {
         Ok(spec) => spec,
-        Err(ending) => {
+        Err(verdict) => {
             if heartbeat.lease_lost() {
-                return None;
+                return Verdict::Leave(Leave::LeaseLost);
             }
-            return ending;
+            return verdict;
         }
     };
     let progress = {
@@ -282,7 +293,7 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Option<Ending>
     // process stopped it.
     let job_stopped_here = cancel.is_cancelled() && !heartbeat.lease_lost();
     if heartbeat.lease_lost() {
-        return None;
+        return Verdict::Leave(Leave::LeaseLost);
     }
     if let Some(refusal) = refusals.first() {
         // The details stay in the service's log; the job states a fixed reason.
@@ -291,9 +302,9 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Option<Ending>
     if refusals.revoked() {
         // Stopped because its grant was revoked: nothing of it is released, whatever the
         // sandbox returned.
-        return Some(Ending::stopped(Reason::Revoked, usage.snapshot()));
+        return Verdict::End(JobEnd::revoked(usage.snapshot()));
     }
-    Some(match result {
+    Verdict::End(match result {
         Ok(Some(report)) => {
             // The final usage, so the job's row agrees with its attestation.
             let processed = heartbeat.done.load(Ordering::Relaxed);
@@ -303,23 +314,25 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Option<Ending>
                 .await
             {
                 if matches!(err, StoreError::LeaseLost(_)) {
-                    return None;
+                    return Verdict::Leave(Leave::LeaseLost);
                 }
                 warn!(%err, "recording the final progress failed");
             }
-            Ending::ran(report, refusals.first().is_some())
+            JobEnd::ran(report, refusals.first().is_some())
         }
         Ok(None) if heartbeat.cancel_requested() || job_stopped_here => {
             stopped(app, job, usage.snapshot()).await
         }
-        Ok(None) => return None,
+        // Stopped, but neither asked to nor by this process: only a lost lease does that.
+        Ok(None) => return Verdict::Leave(Leave::LeaseLost),
         Err(err) => {
             warn!(%err, "the sandbox refused to run the job");
-            let reason = match err {
-                SandboxError::Engine(_) | SandboxError::Cache { .. } => Reason::Internal,
-                _ => Reason::Setup,
-            };
-            Ending::stopped(reason, usage.snapshot())
+            match err {
+                SandboxError::Engine(_) | SandboxError::Cache { .. } => {
+                    JobEnd::internal(usage.snapshot())
+                }
+                _ => JobEnd::setup_refused(usage.snapshot()),
+            }
         }
     })
 }
@@ -333,18 +346,18 @@ struct Metering {
 }
 
 /// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
-/// opened credential. `Err(Some(ending))`: the job itself cannot run (the sandbox or the model
-/// configuration refuses it), so it fails as [`Reason::Setup`]. `Err(None)`: the service
-/// failed (the database, a credential that does not open); the job is left to a later attempt.
-async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Option<Ending>> {
+/// opened credential. When the job itself cannot run (the sandbox or the model configuration
+/// refuses it), the verdict ends it [`JobEnd::setup_refused`]; when the service failed, it
+/// leaves it to a later attempt ([`Leave::ServiceFailed`]).
+async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Verdict> {
     let internal = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "loading the job's {what} failed");
-        None
+        Verdict::Leave(Leave::ServiceFailed)
     };
     // The refusal's text may name what the eval declared; it goes to the log, not the job.
     let refused = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "the job's {what} was refused");
-        Some(Ending::stopped(Reason::Setup, Usage::default()))
+        Verdict::End(JobEnd::setup_refused(Usage::default()))
     };
     let policy: Policy =
         serde_json::from_str(&job.policy_json).map_err(|e| internal("policy", &e))?;
@@ -559,69 +572,4 @@ async fn beat(app: Arc<App>, worker: String, job: JobId, beat: Beat) {
             }
         }
     }
-}
-
-/// Writes the job's end, as of `end` on the server's clock, and its signed result entry.
-async fn finish(
-    app: &App,
-    worker: &str,
-    job: &Job,
-    policy: &Policy,
-    ending: Ending,
-    end: Timestamp,
-) -> Result<(), String> {
-    let ctx = JobContext::load(app, job)
-        .await
-        .map_err(|e| e.to_string())?;
-    let accepted = accepted_index(app, job).await.map_err(|e| e.to_string())?;
-    // Under DP the attested usage of a job that released nothing is noised like a release's:
-    // the exact figures are the vendor's (`GET /v1/usage`), not the public's.
-    let ending = match ending {
-        Ending::Other {
-            status,
-            reason,
-            usage,
-        } => {
-            let mut rng = rand::rng();
-            let usage = proctor_core::release::noised_usage(policy, usage, job.total, &mut || {
-                rand::Rng::next_u64(&mut rng)
-            })
-            .unwrap_or(usage);
-            Ending::Other {
-                status,
-                reason,
-                usage,
-            }
-        }
-        ran => ran,
-    };
-    let outcome = match &ending {
-        Ending::Ran {
-            report,
-            status,
-            reason,
-        } => Outcome {
-            status: *status,
-            reason: reason.clone(),
-            report: Some(serde_json::to_string(report).map_err(|e| e.to_string())?),
-        },
-        Ending::Other { status, reason, .. } => Outcome {
-            status: *status,
-            reason: Some(reason.clone()),
-            report: None,
-        },
-    };
-    let (ended, entry) = app
-        .store
-        .finish_at(job.id, worker, &outcome, Some(end), |ended, slot| {
-            sign_result(&app.key, &ctx, ended, accepted, &ending, slot)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    app.metrics
-        .jobs
-        .with_label_values(&[ended.status.as_str()])
-        .inc();
-    info!(status = %ended.status, log_index = entry.index, "job ended");
-    Ok(())
 }

@@ -5,7 +5,6 @@
 //! unsalted hash is enough and lookup is one indexed equality.
 
 use std::fmt;
-use std::str::FromStr;
 
 use proctor_core::digest::Sha256Digest;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -14,7 +13,9 @@ use sqlx::any::AnyRow;
 
 use crate::error::{Result, StoreError, classify};
 use crate::ids::{AccountId, TokenId};
-use crate::store::Store;
+use crate::rows::{opt_text, opt_timestamp, parse_id, parse_text, timestamp};
+use crate::store::{Store, Tx};
+use crate::text_enum::text_enum;
 use crate::time::Timestamp;
 
 /// What an account may do.
@@ -42,37 +43,6 @@ pub enum Tier {
     /// A company.
     Commercial,
 }
-
-macro_rules! text_enum {
-    ($ty:ident, $what:literal, $($variant:ident = $text:literal),+ $(,)?) => {
-        impl $ty {
-            /// The name used in the database and the API.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $text,)+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $ty {
-            type Err = StoreError;
-
-            fn from_str(s: &str) -> $crate::error::Result<$ty> {
-                match s {
-                    $($text => Ok($ty::$variant),)+
-                    _ => Err($crate::error::StoreError::Invalid($what)),
-                }
-            }
-        }
-    };
-}
-pub(crate) use text_enum;
 
 text_enum!(
     Role,
@@ -142,31 +112,12 @@ impl fmt::Debug for NewToken {
 const ACCOUNT_COLUMNS: &str = "id, name, role, tier, created_at";
 const TOKEN_COLUMNS: &str = "id, account_id, label, created_at, revoked_at";
 
-pub(crate) fn parse_id<T: FromStr>(row: &AnyRow, column: &'static str) -> Result<T> {
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|_| StoreError::Corrupt(column))
-}
-
-pub(crate) fn parse_text<T: FromStr>(row: &AnyRow, column: &'static str) -> Result<T> {
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|_| StoreError::Corrupt(column))
-}
-
-pub(crate) fn timestamp(row: &AnyRow, column: &'static str) -> Result<Timestamp> {
-    Ok(Timestamp(row.try_get(column)?))
-}
-
-pub(crate) fn opt_timestamp(row: &AnyRow, column: &'static str) -> Result<Option<Timestamp>> {
-    Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
-}
-
 fn account_from_row(row: &AnyRow) -> Result<Account> {
-    let tier: Option<String> = row.try_get("tier")?;
     Ok(Account {
         id: parse_id(row, "id")?,
         name: row.try_get("name")?,
         role: parse_text(row, "role")?,
-        tier: tier.map(|t| t.parse()).transpose()?,
+        tier: opt_text(row, "tier")?,
         created_at: timestamp(row, "created_at")?,
     })
 }
@@ -179,6 +130,21 @@ fn token_from_row(row: &AnyRow) -> Result<TokenInfo> {
         created_at: timestamp(row, "created_at")?,
         revoked_at: opt_timestamp(row, "revoked_at")?,
     })
+}
+
+/// Creates the admin account `name` in `tx` ([`StoreError::Conflict`] when the name is taken).
+async fn insert_admin(tx: &mut Tx, name: &str) -> Result<Account> {
+    let sql = tx.backend.sql(&format!(
+        "INSERT INTO accounts (id, name, role, tier, created_at) \
+         VALUES ($1, $2, 'admin', NULL, {{now}}) RETURNING {ACCOUNT_COLUMNS}"
+    ));
+    let row = sqlx::query(&sql)
+        .bind(AccountId::new().to_string())
+        .bind(name)
+        .fetch_one(&mut *tx.inner)
+        .await
+        .map_err(|e| classify(e, "account name", "account"))?;
+    account_from_row(&row)
 }
 
 fn new_secret() -> Result<String> {
@@ -353,47 +319,36 @@ impl Store {
     ///
     /// [`StoreError::Database`].
     pub async fn bootstrap_admin(&self, name: &str) -> Result<Option<(Account, NewToken)>> {
-        let mut tx = self.begin().await?;
-        let existing: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
-                .fetch_one(&mut *tx.inner)
-                .await?;
-        if existing > 0 {
-            return Ok(None);
+        let created = self
+            .transaction(async |tx| {
+                let existing: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
+                        .fetch_one(&mut *tx.inner)
+                        .await?;
+                if existing > 0 {
+                    return Ok(None);
+                }
+                let account = insert_admin(tx, name).await?;
+                let secret = new_secret()?;
+                let sql = self.backend.sql(&format!(
+                    "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
+                     VALUES ($1, $2, $3, 'bootstrap', {{now}}) RETURNING {TOKEN_COLUMNS}"
+                ));
+                let row = sqlx::query(&sql)
+                    .bind(TokenId::new().to_string())
+                    .bind(account.id.to_string())
+                    .bind(secret_hash(&secret))
+                    .fetch_one(&mut *tx.inner)
+                    .await?;
+                let info = token_from_row(&row)?;
+                Ok(Some((account, NewToken { info, secret })))
+            })
+            .await;
+        match created {
+            // Another server created an admin of this name between our count and our insert.
+            Err(StoreError::Conflict(_)) => Ok(None),
+            other => other,
         }
-        let sql = self.backend.sql(&format!(
-            "INSERT INTO accounts (id, name, role, tier, created_at) \
-             VALUES ($1, $2, 'admin', NULL, {{now}}) RETURNING {ACCOUNT_COLUMNS}"
-        ));
-        let row = match sqlx::query(&sql)
-            .bind(AccountId::new().to_string())
-            .bind(name)
-            .fetch_one(&mut *tx.inner)
-            .await
-        {
-            Ok(row) => row,
-            Err(e) => {
-                return match classify(e, "account name", "account") {
-                    StoreError::Conflict(_) => Ok(None),
-                    other => Err(other),
-                };
-            }
-        };
-        let account = account_from_row(&row)?;
-        let secret = new_secret()?;
-        let sql = self.backend.sql(&format!(
-            "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
-             VALUES ($1, $2, $3, 'bootstrap', {{now}}) RETURNING {TOKEN_COLUMNS}"
-        ));
-        let row = sqlx::query(&sql)
-            .bind(TokenId::new().to_string())
-            .bind(account.id.to_string())
-            .bind(secret_hash(&secret))
-            .fetch_one(&mut *tx.inner)
-            .await?;
-        let info = token_from_row(&row)?;
-        tx.commit().await?;
-        Ok(Some((account, NewToken { info, secret })))
     }
 }
 
@@ -461,60 +416,49 @@ impl Store {
 
     async fn try_ensure_admin_token(&self, name: &str, secret: &TokenSecret) -> Result<AdminToken> {
         let hash = secret_hash(secret.expose());
-        let mut tx = self.begin().await?;
-        let sql = "SELECT a.id, a.name, a.role, a.tier, a.created_at, t.revoked_at \
-                   FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
-                   WHERE t.secret_sha256 = $1";
-        let existing = sqlx::query(sql)
-            .bind(hash.clone())
-            .fetch_optional(&mut *tx.inner)
-            .await?;
-        if let Some(row) = existing {
-            let account = account_from_row(&row)?;
-            return Ok(match (account.role, opt_timestamp(&row, "revoked_at")?) {
-                (Role::Admin, None) => AdminToken::Present(account),
-                (Role::Admin, Some(_)) => AdminToken::Revoked,
-                _ => AdminToken::NotAdmin,
-            });
-        }
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE role = 'admin' \
-             ORDER BY created_at, id LIMIT 1"
-        );
-        let oldest = sqlx::query(&sql).fetch_optional(&mut *tx.inner).await?;
-        let (account, created) = match oldest {
-            Some(row) => (account_from_row(&row)?, false),
-            None => {
-                let sql = self.backend.sql(&format!(
-                    "INSERT INTO accounts (id, name, role, tier, created_at) \
-                     VALUES ($1, $2, 'admin', NULL, {{now}}) RETURNING {ACCOUNT_COLUMNS}"
-                ));
-                let row = sqlx::query(&sql)
-                    .bind(AccountId::new().to_string())
-                    .bind(name)
-                    .fetch_one(&mut *tx.inner)
-                    .await
-                    .map_err(|e| classify(e, "account name", "account"))?;
-                (account_from_row(&row)?, true)
+        self.transaction(async |tx| {
+            let sql = "SELECT a.id, a.name, a.role, a.tier, a.created_at, t.revoked_at \
+                       FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
+                       WHERE t.secret_sha256 = $1";
+            let existing = sqlx::query(sql)
+                .bind(hash.clone())
+                .fetch_optional(&mut *tx.inner)
+                .await?;
+            if let Some(row) = existing {
+                let account = account_from_row(&row)?;
+                return Ok(match (account.role, opt_timestamp(&row, "revoked_at")?) {
+                    (Role::Admin, None) => AdminToken::Present(account),
+                    (Role::Admin, Some(_)) => AdminToken::Revoked,
+                    _ => AdminToken::NotAdmin,
+                });
             }
-        };
-        let sql = self.backend.sql(
-            "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
-             VALUES ($1, $2, $3, 'PROCTOR_ADMIN_TOKEN', {now})",
-        );
-        sqlx::query(&sql)
-            .bind(TokenId::new().to_string())
-            .bind(account.id.to_string())
-            .bind(hash)
-            .execute(&mut *tx.inner)
-            .await
-            .map_err(|e| classify(e, "token", "account"))?;
-        tx.commit().await?;
-        Ok(if created {
-            AdminToken::Created(account)
-        } else {
-            AdminToken::Added(account)
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE role = 'admin' \
+                 ORDER BY created_at, id LIMIT 1"
+            );
+            let oldest = sqlx::query(&sql).fetch_optional(&mut *tx.inner).await?;
+            let (account, created) = match oldest {
+                Some(row) => (account_from_row(&row)?, false),
+                None => (insert_admin(tx, name).await?, true),
+            };
+            let sql = self.backend.sql(
+                "INSERT INTO api_tokens (id, account_id, secret_sha256, label, created_at) \
+                 VALUES ($1, $2, $3, 'PROCTOR_ADMIN_TOKEN', {now})",
+            );
+            sqlx::query(&sql)
+                .bind(TokenId::new().to_string())
+                .bind(account.id.to_string())
+                .bind(hash)
+                .execute(&mut *tx.inner)
+                .await
+                .map_err(|e| classify(e, "token", "account"))?;
+            Ok(if created {
+                AdminToken::Created(account)
+            } else {
+                AdminToken::Added(account)
+            })
         })
+        .await
     }
 }
 

@@ -8,10 +8,10 @@ use proctor_core::digest::Sha256Digest;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::accounts::{parse_id, parse_text, timestamp};
 use crate::error::{Result, StoreError, classify};
 use crate::ids::{AccountId, ModelId};
-use crate::store::{Store, to_i64, to_u64};
+use crate::rows::{parse_id, parse_text, timestamp, to_i64, to_u64};
+use crate::store::Store;
 use crate::time::Timestamp;
 
 /// A model to register.
@@ -249,37 +249,39 @@ impl Store {
         description: &EvalDescription,
     ) -> Result<(EvalMeta, Upload)> {
         let digest = Sha256Digest::of(bytes);
-        let mut tx = self.begin().await?;
-        let sql = self.backend.sql(
-            "INSERT INTO evals (digest, bytes, name, version, metrics, created_at) \
-             VALUES ($1, $2, $3, $4, $5, {now}) ON CONFLICT (digest) DO NOTHING",
-        );
-        let inserted = sqlx::query(&sql)
-            .bind(digest.to_hex())
-            .bind(bytes)
-            .bind(&description.name)
-            .bind(&description.version)
-            .bind(&description.metrics)
-            .execute(&mut *tx.inner)
-            .await?
-            .rows_affected();
-        let sql = self.backend.sql(
-            "INSERT INTO eval_owners (digest, account_id, created_at) VALUES ($1, $2, {now}) \
-             ON CONFLICT (digest, account_id) DO NOTHING",
-        );
-        sqlx::query(&sql)
-            .bind(digest.to_hex())
-            .bind(owner.to_string())
-            .execute(&mut *tx.inner)
-            .await
-            .map_err(|e| classify(e, "eval owner", "account"))?;
-        let sql = format!("SELECT {EVAL_COLUMNS} FROM evals e WHERE e.digest = $1");
-        let row = sqlx::query(&sql)
-            .bind(digest.to_hex())
-            .fetch_one(&mut *tx.inner)
+        let (meta, inserted) = self
+            .transaction(async |tx| {
+                let sql = self.backend.sql(
+                    "INSERT INTO evals (digest, bytes, name, version, metrics, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, {now}) ON CONFLICT (digest) DO NOTHING",
+                );
+                let inserted = sqlx::query(&sql)
+                    .bind(digest.to_hex())
+                    .bind(bytes)
+                    .bind(&description.name)
+                    .bind(&description.version)
+                    .bind(&description.metrics)
+                    .execute(&mut *tx.inner)
+                    .await?
+                    .rows_affected();
+                let sql = self.backend.sql(
+                    "INSERT INTO eval_owners (digest, account_id, created_at) VALUES ($1, $2, {now}) \
+                     ON CONFLICT (digest, account_id) DO NOTHING",
+                );
+                sqlx::query(&sql)
+                    .bind(digest.to_hex())
+                    .bind(owner.to_string())
+                    .execute(&mut *tx.inner)
+                    .await
+                    .map_err(|e| classify(e, "eval owner", "account"))?;
+                let sql = format!("SELECT {EVAL_COLUMNS} FROM evals e WHERE e.digest = $1");
+                let row = sqlx::query(&sql)
+                    .bind(digest.to_hex())
+                    .fetch_one(&mut *tx.inner)
+                    .await?;
+                Ok((eval_from_row(&row)?, inserted))
+            })
             .await?;
-        let meta = eval_from_row(&row)?;
-        tx.commit().await?;
         let upload = if inserted > 0 {
             Upload::Created
         } else {
@@ -362,35 +364,37 @@ impl Store {
         items: u64,
     ) -> Result<(DatasetMeta, Upload)> {
         let digest = Sha256Digest::of(bytes);
-        let mut tx = self.begin().await?;
-        let sql = self.backend.sql(
-            "INSERT INTO datasets (digest, bytes, items, created_at) VALUES ($1, $2, $3, {now}) \
-             ON CONFLICT (digest) DO NOTHING",
-        );
-        let inserted = sqlx::query(&sql)
-            .bind(digest.to_hex())
-            .bind(bytes)
-            .bind(to_i64(items, "dataset items")?)
-            .execute(&mut *tx.inner)
-            .await?
-            .rows_affected();
-        let sql = self.backend.sql(
-            "INSERT INTO dataset_owners (digest, account_id, created_at) VALUES ($1, $2, {now}) \
-             ON CONFLICT (digest, account_id) DO NOTHING",
-        );
-        sqlx::query(&sql)
-            .bind(digest.to_hex())
-            .bind(owner.to_string())
-            .execute(&mut *tx.inner)
-            .await
-            .map_err(|e| classify(e, "dataset owner", "account"))?;
-        let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.digest = $1");
-        let row = sqlx::query(&sql)
-            .bind(digest.to_hex())
-            .fetch_one(&mut *tx.inner)
+        let (meta, inserted) = self
+            .transaction(async |tx| {
+                let sql = self.backend.sql(
+                    "INSERT INTO datasets (digest, bytes, items, created_at) VALUES ($1, $2, $3, {now}) \
+                     ON CONFLICT (digest) DO NOTHING",
+                );
+                let inserted = sqlx::query(&sql)
+                    .bind(digest.to_hex())
+                    .bind(bytes)
+                    .bind(to_i64(items, "dataset items")?)
+                    .execute(&mut *tx.inner)
+                    .await?
+                    .rows_affected();
+                let sql = self.backend.sql(
+                    "INSERT INTO dataset_owners (digest, account_id, created_at) VALUES ($1, $2, {now}) \
+                     ON CONFLICT (digest, account_id) DO NOTHING",
+                );
+                sqlx::query(&sql)
+                    .bind(digest.to_hex())
+                    .bind(owner.to_string())
+                    .execute(&mut *tx.inner)
+                    .await
+                    .map_err(|e| classify(e, "dataset owner", "account"))?;
+                let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.digest = $1");
+                let row = sqlx::query(&sql)
+                    .bind(digest.to_hex())
+                    .fetch_one(&mut *tx.inner)
+                    .await?;
+                Ok((dataset_from_row(&row)?, inserted))
+            })
             .await?;
-        let meta = dataset_from_row(&row)?;
-        tx.commit().await?;
         let upload = if inserted > 0 {
             Upload::Created
         } else {

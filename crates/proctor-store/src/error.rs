@@ -1,8 +1,11 @@
-//! What the store reports: one enum the server maps to HTTP statuses.
+//! What the store reports: one enum the server maps to HTTP statuses, and the refusal reasons
+//! it carries ([`Refusal`] for 403, [`Budget`] for 429).
+//!
+//! A leaf: every module of the crate reports through it, and it knows none of them.
 
 use std::error::Error as StdError;
 
-use crate::grants::{Budget, Refusal};
+use crate::text_enum::text_enum;
 
 /// A failure to sign an entry, from the caller's signing closure.
 pub type SignError = Box<dyn StdError + Send + Sync>;
@@ -73,6 +76,126 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// Why no grant covers an evaluator, a job or a query ([`StoreError::NoGrant`], HTTP 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No grant names the evaluator or its tier for this model.
+    NotGranted,
+    /// The evaluator is commercial and no grant names its account.
+    CommercialTier,
+    /// The grant that covered it has expired.
+    Expired,
+    /// The grant that covered it was revoked.
+    Revoked,
+    /// The account is not an evaluator.
+    NotAnEvaluator,
+    /// The job is not (or not yet) approved under this grant.
+    NotApproved,
+}
+
+text_enum!(
+    Refusal,
+    "refusal",
+    NotGranted = "not-granted",
+    CommercialTier = "commercial-tier",
+    Expired = "expired",
+    Revoked = "revoked",
+    NotAnEvaluator = "not-an-evaluator",
+    NotApproved = "not-approved"
+);
+
+impl Refusal {
+    /// A sentence for the API's error message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::NotGranted => "no grant gives this evaluator access to the model",
+            Refusal::CommercialTier => {
+                "commercial evaluators need a grant that names their account"
+            }
+            Refusal::Expired => "the grant has expired",
+            Refusal::Revoked => "the grant was revoked",
+            Refusal::NotAnEvaluator => "only evaluator accounts can be granted access",
+            Refusal::NotApproved => "the job is not approved under this grant",
+        }
+    }
+}
+
+/// Which budget of a grant ran out ([`StoreError::BudgetExhausted`], HTTP 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// Jobs accepted today.
+    JobsPerDay,
+    /// Queries today.
+    QueriesPerDay,
+    /// Tokens today.
+    TokensPerDay,
+    /// Queries over the grant's life.
+    QueriesTotal,
+    /// Tokens over the grant's life.
+    TokensTotal,
+    /// The evaluator's epsilon ledger on the model (differential privacy), against the grant's
+    /// `epsilon_total`.
+    Epsilon,
+    /// The job's leakage bound is above the grant's `bits_per_job`.
+    BitsPerJob,
+    /// The evaluator's leakage ledger on the model, against the grant's `bits_total`.
+    BitsTotal,
+    /// The model-wide epsilon cap its vendor set across all evaluators.
+    ModelEpsilon,
+    /// The model-wide leakage cap (bits) its vendor set across all evaluators.
+    ModelBits,
+    /// The worst case a DP job held at acceptance is used up (its caller's worst case was
+    /// wrong: the hold is never topped up from the grant, so samples stay independent).
+    JobWorstCase,
+}
+
+text_enum!(
+    Budget,
+    "budget",
+    JobsPerDay = "jobs-per-day",
+    QueriesPerDay = "queries-per-day",
+    TokensPerDay = "tokens-per-day",
+    QueriesTotal = "queries-total",
+    TokensTotal = "tokens-total",
+    Epsilon = "epsilon",
+    BitsPerJob = "bits-per-job",
+    BitsTotal = "bits-total",
+    ModelEpsilon = "model-epsilon",
+    ModelBits = "model-bits",
+    JobWorstCase = "job-worst-case",
+);
+
+impl Budget {
+    /// A sentence for the API's error message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Budget::JobsPerDay => "no more jobs today",
+            Budget::QueriesPerDay => "no more queries today",
+            Budget::TokensPerDay => "no more tokens today",
+            Budget::QueriesTotal => "no more queries",
+            Budget::TokensTotal => "no more tokens",
+            Budget::Epsilon => {
+                "the privacy budget (epsilon_total) of this evaluator on this model would be \
+                 overspent"
+            }
+            Budget::BitsPerJob => "the job's leakage bound is above the grant's bits_per_job",
+            Budget::BitsTotal => {
+                "the leakage budget (bits_total) of this evaluator on this model would be \
+                 overspent"
+            }
+            Budget::ModelEpsilon => {
+                "the model-wide privacy cap (epsilon_total across all evaluators, set by its \
+                 vendor) would be overspent"
+            }
+            Budget::ModelBits => {
+                "the model-wide leakage cap (bits_total across all evaluators, set by its \
+                 vendor) would be overspent"
+            }
+            Budget::JobWorstCase => "the job's reserved worst case is used up",
+        }
+    }
 }
 
 /// Shorthand for store results.

@@ -1,38 +1,33 @@
 //! Grants: which evaluators may run jobs on a vendor's model, under which policy, budgets,
-//! approval mode and expiry; job acceptance against a grant (jobs per day, holds, and the
-//! evaluator's ledger on the model, [`crate::ledger`]); the vendor's approval of jobs;
-//! revocation.
+//! approval mode and expiry; the grant that covers an evaluator now.
 //!
 //! A grant names either a tier (academic, auditor, regulator: never commercial) or one
 //! evaluator account. [`Store::grant_for`] picks the grant that covers an evaluator now: an
-//! active grant naming the account first, else an active grant for its tier. Metering of model
-//! queries against the grant's budgets is in [`crate::metering`].
+//! active grant naming the account first, else an active grant for its tier. What a job takes
+//! from it is in [`crate::acceptance`], its jobs' holds in [`crate::holds`], the vendor's
+//! approval in [`crate::approval`], revocation in [`crate::revocation`], and metering of model
+//! queries against its budgets in [`crate::metering`].
 //!
-//! Every change of a grant's counters (jobs, epsilon, queries, tokens) happens while its row is
-//! locked (PostgreSQL `SELECT ... FOR UPDATE`; SQLite: the `BEGIN IMMEDIATE` transaction, which
-//! excludes every other writer), and the check against the budget is made under the same lock,
-//! so concurrent servers cannot both see room for the last unit. Epsilon and leakage bits are
-//! kept per (evaluator, model) across grants, in [`crate::ledger`]'s rows, which acceptance
-//! locks after the grant's. Lock order: a grant's row, then the pair's ledger row, then the
-//! model's ledger row, then a job's row, then the log head.
+//! Every change of a grant's counters (jobs, epsilon, queries, tokens, holds) starts with
+//! `lock_grant`: it happens while the grant's row is locked (PostgreSQL
+//! `SELECT ... FOR UPDATE`; SQLite: the `BEGIN IMMEDIATE` transaction, which excludes every
+//! other writer), and the check against the budget is made under the same lock, so concurrent
+//! servers cannot both see room for the last unit. Lock order: a grant's row, then the pair's
+//! ledger row, then the model's ledger row, then a job's row, then the log head.
+
+use std::collections::BTreeMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::accounts::{Role, Tier, opt_timestamp, parse_id, parse_text, text_enum, timestamp};
-use crate::error::{Result, SignError, StoreError};
+use crate::accounts::{Role, Tier};
+use crate::error::{Refusal, Result, StoreError};
 use crate::ids::{AccountId, GrantId, JobId, ModelId};
-use crate::jobs::{JOB_COLUMNS, Job, JobStatus, NewJob, Outcome, end_job, job_from_row, lock_job};
-use crate::ledger::{
-    Spend, bits_limit_millis, charge, epsilon_total_micros, micros_to_epsilon, millis_to_bits,
-};
-use crate::log::{EntryKind, LogEntry, LogSlot};
-use crate::metering::{add_reserved, check_room, counters, release_hold_locked};
-use crate::store::{Store, Tx, to_i64, to_u64};
+use crate::rows::{opt_i64, opt_timestamp, opt_u64, parse_id, parse_text, timestamp};
+use crate::store::{Store, Tx};
+use crate::text_enum::text_enum;
 use crate::time::Timestamp;
-
-/// Milliseconds in a day: daily budgets count per UTC day of the database's clock.
-pub(crate) const DAY_MS: i64 = 86_400_000;
+use crate::units::{bits_limit_millis, epsilon_total_micros, micros_to_epsilon, millis_to_bits};
 
 /// Who a grant is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,148 +54,6 @@ text_enum!(
     Auto = "auto",
     Manual = "manual"
 );
-
-/// Where a job under a grant stands with its vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Approval {
-    /// Its grant needs no approval.
-    Auto,
-    /// Waiting for the vendor: the job is `queued` but no worker claims it.
-    Pending,
-    /// The vendor approved it.
-    Approved,
-    /// The vendor rejected it (the job ended, cancelled, with a result entry).
-    Rejected,
-}
-
-text_enum!(
-    Approval,
-    "approval",
-    Auto = "auto",
-    Pending = "pending",
-    Approved = "approved",
-    Rejected = "rejected"
-);
-
-/// Why no grant covers an evaluator, a job or a query ([`StoreError::NoGrant`], HTTP 403).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Refusal {
-    /// No grant names the evaluator or its tier for this model.
-    NotGranted,
-    /// The evaluator is commercial and no grant names its account.
-    CommercialTier,
-    /// The grant that covered it has expired.
-    Expired,
-    /// The grant that covered it was revoked.
-    Revoked,
-    /// The account is not an evaluator.
-    NotAnEvaluator,
-    /// The job is not (or not yet) approved under this grant.
-    NotApproved,
-}
-
-text_enum!(
-    Refusal,
-    "refusal",
-    NotGranted = "not-granted",
-    CommercialTier = "commercial-tier",
-    Expired = "expired",
-    Revoked = "revoked",
-    NotAnEvaluator = "not-an-evaluator",
-    NotApproved = "not-approved"
-);
-
-impl Refusal {
-    /// A sentence for the API's error message.
-    pub fn message(self) -> &'static str {
-        match self {
-            Refusal::NotGranted => "no grant gives this evaluator access to the model",
-            Refusal::CommercialTier => {
-                "commercial evaluators need a grant that names their account"
-            }
-            Refusal::Expired => "the grant has expired",
-            Refusal::Revoked => "the grant was revoked",
-            Refusal::NotAnEvaluator => "only evaluator accounts can be granted access",
-            Refusal::NotApproved => "the job is not approved under this grant",
-        }
-    }
-}
-
-/// Which budget of a grant ran out ([`StoreError::BudgetExhausted`], HTTP 429).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Budget {
-    /// Jobs accepted today.
-    JobsPerDay,
-    /// Queries today.
-    QueriesPerDay,
-    /// Tokens today.
-    TokensPerDay,
-    /// Queries over the grant's life.
-    QueriesTotal,
-    /// Tokens over the grant's life.
-    TokensTotal,
-    /// The evaluator's epsilon ledger on the model (differential privacy), against the grant's
-    /// `epsilon_total`.
-    Epsilon,
-    /// The job's leakage bound is above the grant's `bits_per_job`.
-    BitsPerJob,
-    /// The evaluator's leakage ledger on the model, against the grant's `bits_total`.
-    BitsTotal,
-    /// The model-wide epsilon cap its vendor set across all evaluators.
-    ModelEpsilon,
-    /// The model-wide leakage cap (bits) its vendor set across all evaluators.
-    ModelBits,
-    /// The worst case a DP job held at acceptance is used up (its caller's worst case was
-    /// wrong: the hold is never topped up from the grant, so samples stay independent).
-    JobWorstCase,
-}
-
-text_enum!(
-    Budget,
-    "budget",
-    JobsPerDay = "jobs-per-day",
-    QueriesPerDay = "queries-per-day",
-    TokensPerDay = "tokens-per-day",
-    QueriesTotal = "queries-total",
-    TokensTotal = "tokens-total",
-    Epsilon = "epsilon",
-    BitsPerJob = "bits-per-job",
-    BitsTotal = "bits-total",
-    ModelEpsilon = "model-epsilon",
-    ModelBits = "model-bits",
-    JobWorstCase = "job-worst-case",
-);
-
-impl Budget {
-    /// A sentence for the API's error message.
-    pub fn message(self) -> &'static str {
-        match self {
-            Budget::JobsPerDay => "no more jobs today",
-            Budget::QueriesPerDay => "no more queries today",
-            Budget::TokensPerDay => "no more tokens today",
-            Budget::QueriesTotal => "no more queries",
-            Budget::TokensTotal => "no more tokens",
-            Budget::Epsilon => {
-                "the privacy budget (epsilon_total) of this evaluator on this model would be \
-                 overspent"
-            }
-            Budget::BitsPerJob => "the job's leakage bound is above the grant's bits_per_job",
-            Budget::BitsTotal => {
-                "the leakage budget (bits_total) of this evaluator on this model would be \
-                 overspent"
-            }
-            Budget::ModelEpsilon => {
-                "the model-wide privacy cap (epsilon_total across all evaluators, set by its \
-                 vendor) would be overspent"
-            }
-            Budget::ModelBits => {
-                "the model-wide leakage cap (bits_total across all evaluators, set by its \
-                 vendor) would be overspent"
-            }
-            Budget::JobWorstCase => "the job's reserved worst case is used up",
-        }
-    }
-}
 
 /// A grant's budgets; `None` is unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -292,109 +145,12 @@ impl Grant {
     }
 }
 
-/// Queries and tokens held for one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Hold {
-    /// Queries.
-    pub queries: u64,
-    /// Tokens (in + out; per query the worst case the caller reserves).
-    pub tokens: u64,
-}
-
-/// What a job takes from its grant when it is accepted ([`Tx::reserve_job`]).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct JobDemand {
-    /// A DP job's epsilon, spent from the evaluator's ledger on the model.
-    pub epsilon: Option<f64>,
-    /// The job's leakage bound in bits (`proctor_core::leakage::bound(..).bits_max`), for every
-    /// job, DP or not: checked against the grant's `bits_per_job` and spent from the
-    /// evaluator's ledger on the model, rounded up to thousandths.
-    pub bits: f64,
-    /// A DP job's worst case (samples × `max_per_sample` queries, each with its worst-case
-    /// tokens), held from the grant's budgets from acceptance on (CONTRACTS.md: "a job
-    /// reserves its worst-case grant budget when it is accepted"); its queries then draw
-    /// from the hold only. `None`: queries draw from the grant as they come.
-    pub hold: Option<Hold>,
-}
-
-/// A job's place under a grant.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct JobGrant {
-    /// The job.
-    pub job: JobId,
-    /// The grant it was accepted under.
-    pub grant: GrantId,
-    /// Where it stands with the vendor.
-    pub approval: Approval,
-    /// The epsilon it spent from the ledger (DP jobs), in the ledger's resolution.
-    pub epsilon: Option<f64>,
-    /// The leakage bound it spent from the ledger, in bits, rounded up to thousandths.
-    pub bits: f64,
-    /// What is left of its hold (`None`: it holds nothing, or the hold went back when it
-    /// ended).
-    pub hold: Option<Hold>,
-}
-
-/// What [`Store::revoke_grant`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Revocation {
-    /// The grant, with `revoked_at` set.
-    pub grant: Grant,
-    /// Jobs that had not started (queued, or waiting for approval): ended now as
-    /// [`JobStatus::Revoked`], each with its result entry (and its hold given back).
-    pub ended: Vec<(Job, LogEntry)>,
-    /// Jobs that were running: flagged `cancel_requested` (reason "grant revoked"), so their
-    /// workers see it on the next renewal; the server must also stop them at once, finish
-    /// them as [`JobStatus::Revoked`] and release nothing. Their next
-    /// [`Store::reserve_query`] is refused.
-    pub running: Vec<Job>,
-}
-
-/// The reason recorded on jobs ended or flagged by a revocation.
-pub const REVOKED_REASON: &str = "the vendor revoked the grant";
-
-const JOB_GRANT_COLUMNS: &str = "g.job_id, g.grant_id, g.approval, g.hold_queries, \
-    g.hold_tokens, g.hold_day, g.hold_released_at, g.bits_milli, l.epsilon_micro";
-
-const JOB_GRANT_FROM: &str = "FROM job_grants g LEFT JOIN epsilon_ledger l ON l.job_id = g.job_id";
-
-fn job_grant_from_row(row: &AnyRow) -> Result<JobGrant> {
-    let epsilon: Option<i64> = row.try_get("epsilon_micro")?;
-    let hold_day: Option<i64> = row.try_get("hold_day")?;
-    let released: Option<i64> = row.try_get("hold_released_at")?;
-    let hold = match (hold_day, released) {
-        (Some(_), None) => Some(Hold {
-            queries: to_u64(row.try_get("hold_queries")?, "hold_queries")?,
-            tokens: to_u64(row.try_get("hold_tokens")?, "hold_tokens")?,
-        }),
-        _ => None,
-    };
-    Ok(JobGrant {
-        job: parse_id(row, "job_id")?,
-        grant: parse_id(row, "grant_id")?,
-        approval: parse_text(row, "approval")?,
-        epsilon: epsilon.map(micros_to_epsilon),
-        bits: millis_to_bits(row.try_get("bits_milli")?),
-        hold,
-    })
-}
-
-const GRANT_COLUMNS: &str = "id, vendor_id, model_id, grantee_tier, grantee_account_id, \
+pub(crate) const GRANT_COLUMNS: &str = "id, vendor_id, model_id, grantee_tier, grantee_account_id, \
     policy_name, policy_overrides, jobs_per_day, queries_per_day, tokens_per_day, queries_total, \
     tokens_total, epsilon_total_micro, bits_per_job_milli, bits_total_milli, approval, \
     expires_at, revoked_at, created_at";
 
-fn opt_u64(row: &AnyRow, column: &'static str) -> Result<Option<u64>> {
-    row.try_get::<Option<i64>, _>(column)?
-        .map(|v| to_u64(v, column))
-        .transpose()
-}
-
-fn opt_i64(value: Option<u64>, what: &'static str) -> Result<Option<i64>> {
-    value.map(|v| to_i64(v, what)).transpose()
-}
-
-fn grant_from_row(row: &AnyRow) -> Result<Grant> {
+pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant> {
     let tier: Option<String> = row.try_get("grantee_tier")?;
     let account: Option<String> = row.try_get("grantee_account_id")?;
     let grantee = match (tier, account) {
@@ -450,6 +206,23 @@ pub(crate) async fn lock_grant(tx: &mut Tx, id: GrantId) -> Result<Grant> {
     grant_from_row(&row)
 }
 
+/// Locks the grant `job` was accepted under, inside `tx`, before anything of the job's (the
+/// lock order: grant, then job); `None` for a job under no grant (or no job).
+pub(crate) async fn lock_grant_of_job(tx: &mut Tx, job: JobId) -> Result<Option<Grant>> {
+    let grant: Option<String> =
+        sqlx::query_scalar("SELECT grant_id FROM job_grants WHERE job_id = $1")
+            .bind(job.to_string())
+            .fetch_optional(&mut *tx.inner)
+            .await?;
+    let Some(grant) = grant else {
+        return Ok(None);
+    };
+    let grant: GrantId = grant
+        .parse()
+        .map_err(|_| StoreError::Corrupt("job_grants.grant_id"))?;
+    lock_grant(tx, grant).await.map(Some)
+}
+
 /// Which of `candidates` (the grants of one model naming `account` or its tier) covers the
 /// account at `now`: an active account grant first (newest), else an active tier grant.
 fn choose(
@@ -475,189 +248,6 @@ fn choose(
         None if tier == Some(Tier::Commercial) => Refusal::CommercialTier,
         None => Refusal::NotGranted,
     })
-}
-
-impl Tx {
-    /// Accepts `job` (just written by [`Tx::enqueue`] in this transaction) under `grant`:
-    /// checks that the grant covers the job's evaluator and model and is neither revoked nor
-    /// expired, counts the job against the grant's jobs per day, holds its worst case (see
-    /// [`JobDemand::hold`]), spends its epsilon (DP jobs) and its leakage bound from the
-    /// evaluator's ledger on the model ([`crate::ledger`]: checked against this grant's
-    /// `epsilon_total`, `bits_per_job` and `bits_total` and the model-wide caps), and records
-    /// the job's approval state (`pending` under a manual grant, so no worker claims it until
-    /// the vendor approves).
-    ///
-    /// Locks the grant's row, then the pair's ledger row, then the model's. Checks come
-    /// before writes; on an error the caller drops the transaction, so a refused job writes
-    /// nothing (not even the job row). Whether the job's policy needs an epsilon is the
-    /// server's decision; a job without one spends no epsilon.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NoGrant`] when the grant does not cover the job or is revoked or expired;
-    /// [`StoreError::BudgetExhausted`] ([`Budget::JobsPerDay`], the query or token budget the
-    /// hold does not fit, then [`Budget::BitsPerJob`], [`Budget::Epsilon`] (also for a DP job
-    /// under a grant without `epsilon_total`), [`Budget::BitsTotal`], [`Budget::ModelEpsilon`],
-    /// [`Budget::ModelBits`]);
-    /// [`StoreError::Invalid`] for an epsilon that is not finite and positive, or bits that
-    /// are not finite and 0 or more;
-    /// [`StoreError::NotFound`] for an unknown grant or job.
-    pub async fn reserve_job(
-        &mut self,
-        grant: GrantId,
-        job: JobId,
-        demand: &JobDemand,
-    ) -> Result<JobGrant> {
-        let spend = Spend::of(demand)?;
-        let hold = demand
-            .hold
-            .map(|h| -> Result<(i64, i64)> {
-                Ok((
-                    to_i64(h.queries, "held queries")?,
-                    to_i64(h.tokens, "held tokens")?,
-                ))
-            })
-            .transpose()?;
-        let locked = lock_grant(self, grant).await?;
-        let row = sqlx::query(
-            "SELECT j.evaluator_id, j.model_id, a.role, a.tier FROM jobs j \
-             JOIN accounts a ON a.id = j.evaluator_id WHERE j.id = $1",
-        )
-        .bind(job.to_string())
-        .fetch_optional(&mut *self.inner)
-        .await?
-        .ok_or(StoreError::NotFound("job"))?;
-        let evaluator: AccountId = parse_id(&row, "evaluator_id")?;
-        let model: ModelId = parse_id(&row, "model_id")?;
-        let role: Role = parse_text(&row, "role")?;
-        let tier: Option<String> = row.try_get("tier")?;
-        let tier: Option<Tier> = tier.map(|t| t.parse()).transpose()?;
-        if role != Role::Evaluator {
-            return Err(StoreError::NoGrant(Refusal::NotAnEvaluator));
-        }
-        let names_evaluator = match locked.grantee {
-            Grantee::Account(account) => account == evaluator,
-            Grantee::Tier(t) => Some(t) == tier && t != Tier::Commercial,
-        };
-        if locked.model != model || !names_evaluator {
-            return Err(StoreError::NoGrant(Refusal::NotGranted));
-        }
-        let now = self.now().await?;
-        if let Some(reason) = locked.inactive_reason(now) {
-            return Err(StoreError::NoGrant(reason));
-        }
-        let day = now.0.div_euclid(DAY_MS);
-        let jobs_today: Option<i64> =
-            sqlx::query_scalar("SELECT jobs FROM grant_days WHERE grant_id = $1 AND day = $2")
-                .bind(grant.to_string())
-                .bind(day)
-                .fetch_optional(&mut *self.inner)
-                .await?;
-        let jobs_today = to_u64(jobs_today.unwrap_or(0), "grant_days.jobs")?;
-        if locked
-            .budgets
-            .jobs_per_day
-            .is_some_and(|limit| jobs_today >= limit)
-        {
-            return Err(StoreError::BudgetExhausted(Budget::JobsPerDay));
-        }
-        if let Some((queries, tokens)) = hold {
-            // A DP job is charged its worst case, and so is every DP job before it, whatever
-            // they really used: whether this job fits must not depend on what earlier jobs'
-            // model outputs made them spend (the hold of a finished job goes back to the
-            // grant's live counters, not to this check).
-            let worst = "SELECT CAST(COALESCE(SUM(worst_queries), 0) AS BIGINT) AS queries_used, \
-                 CAST(COALESCE(SUM(worst_tokens), 0) AS BIGINT) AS tokens_used, \
-                 CAST(0 AS BIGINT) AS queries_reserved, CAST(0 AS BIGINT) AS tokens_reserved \
-                 FROM job_grants WHERE grant_id = $1";
-            let totals = sqlx::query(worst)
-                .bind(grant.to_string())
-                .fetch_one(&mut *self.inner)
-                .await?;
-            let today = sqlx::query(&format!("{worst} AND hold_day = $2"))
-                .bind(grant.to_string())
-                .bind(day)
-                .fetch_one(&mut *self.inner)
-                .await?;
-            check_room(
-                &locked.budgets,
-                &counters(&today)?,
-                &counters(&totals)?,
-                queries,
-                tokens,
-            )?;
-        }
-        // The last check, and the ledgers' locks: it counts the spend on the pair's and the
-        // model's rows only when it fits both.
-        charge(self, evaluator, model, &locked.budgets, spend).await?;
-
-        // Every check passed: write.
-        sqlx::query(
-            "INSERT INTO grant_days (grant_id, day, jobs) VALUES ($1, $2, 1) \
-             ON CONFLICT (grant_id, day) DO UPDATE SET jobs = grant_days.jobs + 1",
-        )
-        .bind(grant.to_string())
-        .bind(day)
-        .execute(&mut *self.inner)
-        .await?;
-        if let Some((queries, tokens)) = hold {
-            add_reserved(self, grant, day, queries, tokens).await?;
-        }
-        // The grant's own record of what its jobs spent (the vendor's view of a tier grant).
-        sqlx::query(
-            "UPDATE grants SET epsilon_spent_micro = epsilon_spent_micro + $2, \
-             bits_spent_milli = bits_spent_milli + $3 WHERE id = $1",
-        )
-        .bind(grant.to_string())
-        .bind(spend.epsilon.unwrap_or(0))
-        .bind(spend.bits)
-        .execute(&mut *self.inner)
-        .await?;
-        if let Some(epsilon) = spend.epsilon {
-            sqlx::query(
-                "INSERT INTO epsilon_ledger (job_id, grant_id, epsilon_micro, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(job.to_string())
-            .bind(grant.to_string())
-            .bind(epsilon)
-            .bind(now.0)
-            .execute(&mut *self.inner)
-            .await
-            .map_err(|e| crate::error::classify(e, "job's grant", "job"))?;
-        }
-        let approval = match locked.approval {
-            ApprovalMode::Auto => Approval::Auto,
-            ApprovalMode::Manual => Approval::Pending,
-        };
-        let (queries, tokens) = hold.unwrap_or((0, 0));
-        sqlx::query(
-            "INSERT INTO job_grants (job_id, grant_id, approval, hold_queries, hold_tokens, \
-             hold_day, worst_queries, worst_tokens, bits_milli, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(job.to_string())
-        .bind(grant.to_string())
-        .bind(approval.as_str())
-        .bind(queries)
-        .bind(tokens)
-        .bind(hold.map(|_| day))
-        .bind(queries)
-        .bind(tokens)
-        .bind(spend.bits)
-        .bind(now.0)
-        .execute(&mut *self.inner)
-        .await
-        .map_err(|e| crate::error::classify(e, "job's grant", "job"))?;
-        Ok(JobGrant {
-            job,
-            grant,
-            approval,
-            epsilon: spend.epsilon.map(micros_to_epsilon),
-            bits: millis_to_bits(spend.bits),
-            hold: demand.hold,
-        })
-    }
 }
 
 impl Store {
@@ -694,8 +284,7 @@ impl Store {
             .bits_total
             .map(bits_limit_millis)
             .transpose()?;
-        let mut tx = self.begin().await?;
-        let result: Result<Grant> = async {
+        self.transaction(async |tx| {
             let owner: Option<String> =
                 sqlx::query_scalar("SELECT owner_id FROM models WHERE id = $1")
                     .bind(grant.model.to_string())
@@ -756,9 +345,8 @@ impl Store {
                 .await?;
             let created = grant_from_row(&row)?;
             Ok(created)
-        }
-        .await;
-        tx.end(result).await
+        })
+        .await
     }
 
     /// A grant by id.
@@ -820,7 +408,7 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown account.
     pub async fn covering_grants(&self, evaluator: AccountId) -> Result<Vec<Grant>> {
         let account = self.account(evaluator).await?;
-        let mut by_model: std::collections::BTreeMap<ModelId, Vec<Grant>> = Default::default();
+        let mut by_model: BTreeMap<ModelId, Vec<Grant>> = Default::default();
         for grant in self.grants_for_evaluator(evaluator).await? {
             by_model.entry(grant.model).or_default().push(grant);
         }
@@ -863,314 +451,5 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let now = self.now().await?;
         choose(evaluator, account.tier, candidates, now).map_err(StoreError::NoGrant)
-    }
-
-    /// Submits a job under a grant: the job row, its acceptance under the grant
-    /// ([`Tx::reserve_job`]) and its pre-registration entry commit together or not at all.
-    ///
-    /// # Errors
-    ///
-    /// As [`Tx::enqueue`], [`Tx::reserve_job`] and [`Tx::append_entry`]; a refused job
-    /// writes nothing.
-    pub async fn submit_job_under<F>(
-        &self,
-        grant: GrantId,
-        demand: &JobDemand,
-        job: &NewJob,
-        sign: F,
-    ) -> Result<(Job, JobGrant, LogEntry)>
-    where
-        F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
-    {
-        let mut tx = self.begin().await?;
-        let result: Result<(Job, JobGrant, LogEntry)> = async {
-            let queued = tx.enqueue(job).await?;
-            let accepted = tx.reserve_job(grant, queued.id, demand).await?;
-            let entry = tx
-                .append_entry(EntryKind::Accepted, queued.id, |slot| sign(&queued, slot))
-                .await?;
-            Ok((queued, accepted, entry))
-        }
-        .await;
-        tx.end(result).await
-    }
-
-    /// The grant a job was accepted under, its approval state and epsilon (`None` for a job
-    /// submitted without a grant).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn job_grant(&self, job: JobId) -> Result<Option<JobGrant>> {
-        let sql = format!("SELECT {JOB_GRANT_COLUMNS} {JOB_GRANT_FROM} WHERE g.job_id = $1");
-        let row = sqlx::query(&sql)
-            .bind(job.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(job_grant_from_row).transpose()
-    }
-
-    /// [`Store::job_grant`] of every job of `evaluator` under a grant, in one query.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn job_grants_of(
-        &self,
-        evaluator: AccountId,
-    ) -> Result<std::collections::HashMap<JobId, JobGrant>> {
-        let sql = format!(
-            "SELECT {JOB_GRANT_COLUMNS} {JOB_GRANT_FROM} JOIN jobs j ON j.id = g.job_id \
-             WHERE j.evaluator_id = $1"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(evaluator.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| job_grant_from_row(row).map(|g| (g.job, g)))
-            .collect()
-    }
-
-    /// The jobs under a grant that have not ended (queued, waiting for approval, or running),
-    /// oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn unfinished_jobs_of_grant(&self, grant: GrantId) -> Result<Vec<Job>> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND id IN \
-             (SELECT job_id FROM job_grants WHERE grant_id = $1) ORDER BY created_at, id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(grant.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    /// Jobs on the vendor's models waiting for its approval, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn awaiting_approval(&self, vendor: AccountId) -> Result<Vec<Job>> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND id IN \
-             (SELECT g.job_id FROM job_grants g JOIN grants gr ON gr.id = g.grant_id \
-             WHERE gr.vendor_id = $1 AND g.approval = 'pending') ORDER BY created_at, id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(vendor.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    /// Checks that `job` is a queued job waiting for `vendor`'s approval, in `tx`, with the
-    /// job's row locked.
-    async fn pending_job(
-        tx: &mut Tx,
-        vendor: AccountId,
-        job: JobId,
-        action: &'static str,
-    ) -> Result<Job> {
-        let row = sqlx::query(
-            "SELECT g.approval, gr.vendor_id FROM job_grants g \
-             JOIN grants gr ON gr.id = g.grant_id WHERE g.job_id = $1",
-        )
-        .bind(job.to_string())
-        .fetch_optional(&mut *tx.inner)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::NotFound("job"));
-        };
-        let owner: AccountId = parse_id(&row, "vendor_id")?;
-        if owner != vendor {
-            // Other vendors' jobs do not exist for this vendor.
-            return Err(StoreError::NotFound("job"));
-        }
-        let current = lock_job(tx, job).await?;
-        let approval: Approval = parse_text(&row, "approval")?;
-        if current.status != JobStatus::Queued {
-            return Err(StoreError::InvalidState {
-                job: job.to_string(),
-                status: current.status.as_str(),
-                action,
-            });
-        }
-        if approval != Approval::Pending {
-            return Err(StoreError::InvalidState {
-                job: job.to_string(),
-                status: approval.as_str(),
-                action,
-            });
-        }
-        Ok(current)
-    }
-
-    /// The vendor approves a job waiting under one of its manual grants: workers may now
-    /// claim it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`] for an unknown job or one on another vendor's model;
-    /// [`StoreError::InvalidState`] when it is not waiting (approved, rejected, ended).
-    pub async fn approve_job(&self, vendor: AccountId, job: JobId) -> Result<Job> {
-        let mut tx = self.begin().await?;
-        let result: Result<Job> = async {
-            let current = Store::pending_job(&mut tx, vendor, job, "approving").await?;
-            let sql = tx.backend.sql(
-                "UPDATE job_grants SET approval = 'approved', decided_at = {now} \
-                 WHERE job_id = $1 AND approval = 'pending'",
-            );
-            sqlx::query(&sql)
-                .bind(job.to_string())
-                .execute(&mut *tx.inner)
-                .await?;
-            Ok(current)
-        }
-        .await;
-        tx.end(result).await
-    }
-
-    /// The vendor rejects a job waiting under one of its manual grants: it ends cancelled,
-    /// with `reason` and its result entry (signed by `sign`), so the log shows it never ran.
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::approve_job`]; [`StoreError::Sign`].
-    pub async fn reject_job<F>(
-        &self,
-        vendor: AccountId,
-        job: JobId,
-        reason: &str,
-        sign: F,
-    ) -> Result<(Job, LogEntry)>
-    where
-        F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
-    {
-        let mut tx = self.begin().await?;
-        let result: Result<(Job, LogEntry)> = async {
-            // The grant's lock first (the lock order), since the job's hold goes back to it.
-            let grant: Option<String> =
-                sqlx::query_scalar("SELECT grant_id FROM job_grants WHERE job_id = $1")
-                    .bind(job.to_string())
-                    .fetch_optional(&mut *tx.inner)
-                    .await?;
-            let grant: GrantId = grant
-                .ok_or(StoreError::NotFound("job"))?
-                .parse()
-                .map_err(|_| StoreError::Corrupt("job_grants.grant_id"))?;
-            lock_grant(&mut tx, grant).await?;
-            let current = Store::pending_job(&mut tx, vendor, job, "rejecting").await?;
-            let sql = tx.backend.sql(
-                "UPDATE job_grants SET approval = 'rejected', decided_at = {now} \
-                 WHERE job_id = $1 AND approval = 'pending'",
-            );
-            sqlx::query(&sql)
-                .bind(job.to_string())
-                .execute(&mut *tx.inner)
-                .await?;
-            let outcome = Outcome {
-                status: JobStatus::Cancelled,
-                reason: Some(format!("the vendor rejected the job: {reason}")),
-                report: None,
-            };
-            let ended = end_job(&mut tx, current, &outcome, sign).await?;
-            release_hold_locked(&mut tx, job).await?;
-            Ok(ended)
-        }
-        .await;
-        tx.end(result).await
-    }
-
-    /// Revokes a grant at once: no new job or query is accepted under it; its jobs that had
-    /// not started end now as [`JobStatus::Revoked`] with their result entries (`sign` signs
-    /// each); its running jobs are flagged and returned, for the server to stop (see
-    /// [`Revocation::running`]). Revoking again keeps the first time and does the same for
-    /// anything left.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`] for an unknown grant or one of another vendor;
-    /// [`StoreError::Sign`] (nothing is then written).
-    pub async fn revoke_grant<F>(
-        &self,
-        vendor: AccountId,
-        grant: GrantId,
-        mut sign: F,
-    ) -> Result<Revocation>
-    where
-        F: FnMut(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
-    {
-        let mut tx = self.begin().await?;
-        let result: Result<Revocation> = async {
-            let locked = lock_grant(&mut tx, grant).await?;
-            if locked.vendor != vendor {
-                return Err(StoreError::NotFound("grant"));
-            }
-            let sql = tx.backend.sql(&format!(
-                "UPDATE grants SET revoked_at = COALESCE(revoked_at, {{now}}) WHERE id = $1 \
-                 RETURNING {GRANT_COLUMNS}"
-            ));
-            let row = sqlx::query(&sql)
-                .bind(grant.to_string())
-                .fetch_one(&mut *tx.inner)
-                .await?;
-            let revoked = grant_from_row(&row)?;
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT j.id FROM jobs j JOIN job_grants g ON g.job_id = j.id \
-                 WHERE g.grant_id = $1 AND j.status IN ('queued', 'running') \
-                 ORDER BY j.created_at, j.id",
-            )
-            .bind(grant.to_string())
-            .fetch_all(&mut *tx.inner)
-            .await?;
-            let mut ended = Vec::new();
-            let mut running = Vec::new();
-            for id in ids {
-                let id: JobId = id.parse().map_err(|_| StoreError::Corrupt("jobs.id"))?;
-                // Re-read under the job's lock: a worker may have claimed it since the list was
-                // read, and then it is running, not queued.
-                let current = lock_job(&mut tx, id).await?;
-                match current.status {
-                    JobStatus::Queued => {
-                        let outcome = Outcome {
-                            status: JobStatus::Revoked,
-                            reason: Some(REVOKED_REASON.to_owned()),
-                            report: None,
-                        };
-                        ended.push(end_job(&mut tx, current, &outcome, &mut sign).await?);
-                        release_hold_locked(&mut tx, id).await?;
-                    }
-                    JobStatus::Running => {
-                        sqlx::query(
-                            "UPDATE jobs SET cancel_requested = 1, reason = COALESCE(reason, $2) \
-                             WHERE id = $1",
-                        )
-                        .bind(id.to_string())
-                        .bind(REVOKED_REASON)
-                        .execute(&mut *tx.inner)
-                        .await?;
-                        let mut flagged = current;
-                        flagged.cancel_requested = true;
-                        flagged
-                            .reason
-                            .get_or_insert_with(|| REVOKED_REASON.to_owned());
-                        running.push(flagged);
-                    }
-                    _ => {}
-                }
-            }
-            Ok(Revocation {
-                grant: revoked,
-                ended,
-                running,
-            })
-        }
-        .await;
-        tx.end(result).await
     }
 }

@@ -23,15 +23,17 @@ use std::fmt;
 use std::time::Duration;
 
 use proctor_core::digest::Sha256Digest;
+use proctor_core::job_end::{EndStatus, JobEnd};
 use proctor_core::release::Usage;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::accounts::{opt_timestamp, parse_id, parse_text, text_enum, timestamp};
 use crate::error::{Result, SignError, StoreError, classify};
 use crate::ids::{AccountId, JobId, ModelId};
 use crate::log::{EntryKind, LogEntry, LogSlot};
-use crate::store::{Store, Tx, millis, to_i64, to_u64};
+use crate::rows::{millis, opt_timestamp, parse_id, parse_text, timestamp, to_i64, to_u64};
+use crate::store::{Store, Tx};
+use crate::text_enum::text_enum;
 use crate::time::Timestamp;
 
 /// Where a job is in its life.
@@ -65,7 +67,29 @@ text_enum!(
 impl JobStatus {
     /// Whether the job has ended.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, JobStatus::Queued | JobStatus::Running)
+        self.end().is_some()
+    }
+
+    /// The final status, once the job has ended.
+    pub fn end(self) -> Option<EndStatus> {
+        match self {
+            JobStatus::Queued | JobStatus::Running => None,
+            JobStatus::Succeeded => Some(EndStatus::Succeeded),
+            JobStatus::Failed => Some(EndStatus::Failed),
+            JobStatus::Cancelled => Some(EndStatus::Cancelled),
+            JobStatus::Revoked => Some(EndStatus::Revoked),
+        }
+    }
+}
+
+impl From<EndStatus> for JobStatus {
+    fn from(end: EndStatus) -> JobStatus {
+        match end {
+            EndStatus::Succeeded => JobStatus::Succeeded,
+            EndStatus::Failed => JobStatus::Failed,
+            EndStatus::Cancelled => JobStatus::Cancelled,
+            EndStatus::Revoked => JobStatus::Revoked,
+        }
     }
 }
 
@@ -206,7 +230,8 @@ pub struct Renewed {
     pub cancel_requested: bool,
 }
 
-/// How a job ends, for [`Store::finish`].
+/// A job's end as its row stores it, for [`Store::finish`]: the columns of a
+/// [`JobEnd`] ([`Outcome::of`]), which is what the server ends a job with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// A terminal status.
@@ -215,6 +240,23 @@ pub struct Outcome {
     pub reason: Option<String>,
     /// The released report, JSON text.
     pub report: Option<String>,
+}
+
+impl Outcome {
+    /// The row of a job that ends as `end`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the report does not serialize.
+    pub fn of(end: &JobEnd) -> Result<Outcome> {
+        Ok(Outcome {
+            status: end.status().into(),
+            reason: end.reason_text().map(String::from),
+            report: end
+                .report_json()
+                .map_err(|_| StoreError::Invalid("job report"))?,
+        })
+    }
 }
 
 /// What [`Store::cancel`] did.

@@ -10,15 +10,24 @@
 //!
 //! | module | holds |
 //! | --- | --- |
-//! | [`store`] | [`Store::connect`] (migrations applied), [`Store::begin`] → [`Tx`], [`Backend`] |
+//! | [`store`] | [`Store::connect`] (migrations applied), [`Store::transaction`] (begin, commit or roll back), [`Store::begin`] → [`Tx`], [`Backend`] |
 //! | [`accounts`] | accounts, roles and tiers, API tokens (only their sha256 stored) |
 //! | [`artifacts`] | models (credentials as opaque sealed bytes), evals and datasets (content-addressed) |
 //! | [`jobs`] | submission, the queue (claim, renew, progress, finish, cancel) |
-//! | [`grants`] | grants (tier or account), job acceptance under a grant (jobs per day, holds, the ledger), manual approval, revocation |
+//! | [`grants`] | grants (tier or account), their budgets, the grant that covers an evaluator ([`Store::grant_for`]), the grant's row lock |
+//! | [`acceptance`] | a job's acceptance under a grant ([`Tx::reserve_job`], [`Store::submit_job_under`]): jobs per day, the hold, the ledger; [`JobGrant`] |
+//! | [`holds`] | a DP job's worst-case [`Hold`], given back once when the job ends |
+//! | [`approval`] | a job's [`Approval`] under a manual grant; the vendor approves or rejects |
+//! | [`revocation`] | [`Store::revoke_grant`]: queued jobs end, running ones are flagged |
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
-//! | [`metering`] | query reservations against a grant's budgets, settle/release, usage reports |
+//! | [`metering`] | query reservations against a grant's budgets (or a job's hold), settle/release, usage reports |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
-//! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses |
+//! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, and the [`Refusal`] and [`Budget`] it names |
+//!
+//! Private leaves, imported by the modules above and importing none of them: `rows` (row
+//! decoding), `text_enum` (enums kept as text), `units` (the ledgers' integer units, the UTC
+//! day), `counters` (a grant's used and reserved counts, the room check). No two modules import
+//! each other (a unit test, `tidy`, reads the sources and fails on an import cycle).
 //!
 //! # How the server uses it
 //!
@@ -73,8 +82,9 @@
 //!
 //! # Invariants
 //!
-//! - Every function that writes several rows does so in one transaction; on SQLite every write
-//!   transaction is `BEGIN IMMEDIATE` (the writer lock at once: no deadlock on upgrade).
+//! - Every function that writes several rows does so in one transaction
+//!   ([`Store::transaction`]: commit on `Ok`, rollback at once on an error); on SQLite every
+//!   write transaction is `BEGIN IMMEDIATE` (the writer lock at once: no deadlock on upgrade).
 //! - Log appends take the head row lock first (PostgreSQL `SELECT ... FOR UPDATE` on
 //!   `log_head`; SQLite: the immediate transaction), so appends are serialized, also across
 //!   server processes on one database, and the log never forks. Lock order: a job's row, then
@@ -100,29 +110,41 @@
 //! See [`StoreError`]: `NotFound` 404, `Conflict` 409, `LeaseLost` and `InvalidState` 409,
 //! `Invalid` 422, `NoGrant` 403, `BudgetExhausted` 429, `ReservationEnded` 409, the rest 500.
 
+pub mod acceptance;
 pub mod accounts;
+pub mod approval;
 pub mod artifacts;
+mod counters;
 pub mod error;
 pub mod grants;
+pub mod holds;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;
 pub mod log;
 pub mod metering;
+pub mod revocation;
+mod rows;
 pub mod store;
+mod text_enum;
 pub mod time;
+mod units;
 
+#[cfg(test)]
+mod tidy;
+
+pub use acceptance::{JobDemand, JobGrant};
 pub use accounts::{Account, NewToken, Role, Tier, TokenInfo};
+pub use approval::Approval;
 pub use artifacts::{DatasetMeta, EvalDescription, EvalMeta, Model, NewModel, Upload};
-pub use error::{Result, SignError, StoreError};
-pub use grants::{
-    Approval, ApprovalMode, Budget, Budgets, Grant, Grantee, Hold, JobDemand, JobGrant, NewGrant,
-    REVOKED_REASON, Refusal, Revocation,
-};
+pub use error::{Budget, Refusal, Result, SignError, StoreError};
+pub use grants::{ApprovalMode, Budgets, Grant, Grantee, NewGrant};
+pub use holds::Hold;
 pub use ids::{AccountId, GrantId, JobId, ModelId, ReservationId, TokenId};
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
 pub use ledger::{ModelCaps, ModelLedger, PairLedger};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};
 pub use metering::{BudgetUse, Remaining, Reservation, Settled, UsageRow, WorstCase};
+pub use revocation::{REVOKED_REASON, Revocation};
 pub use store::{Backend, Store, Tx};
 pub use time::Timestamp;

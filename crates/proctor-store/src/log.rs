@@ -18,10 +18,11 @@ use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Row};
 
-use crate::accounts::{parse_id, text_enum, timestamp};
 use crate::error::{Result, SignError, StoreError};
 use crate::ids::JobId;
-use crate::store::{Backend, Store, Tx, to_i64, to_u64};
+use crate::rows::{parse_id, timestamp, to_i64, to_u64};
+use crate::store::{Backend, Store, Tx};
+use crate::text_enum::text_enum;
 use crate::time::Timestamp;
 
 /// What a log entry records.

@@ -8,21 +8,23 @@
 //! writers). Every other change of those counters (settle, release) takes the same lock, and
 //! under PostgreSQL's read committed each statement after the lock sees everything committed
 //! before it, so no two reservers, in one process or several, both see room for the last unit.
-//! A settled query replaces its worst case by what the model reported, so settling never adds
+//! A query of a DP job draws from the job's hold alone ([`crate::holds`]), never from the
+//! grant's live counters. A settled query replaces its worst case by what the model reported, so settling never adds
 //! to the total beyond what was reserved as long as the caller's worst case (max tokens plus
 //! the prompt's bound) really bounds the model's count.
 
 use proctor_core::release::Usage;
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use crate::accounts::{parse_id, parse_text};
-use crate::error::{Result, StoreError};
-use crate::grants::{Approval, Budget, Budgets, DAY_MS, Hold, Refusal, lock_grant};
+use crate::approval::Approval;
+use crate::counters::{COUNTER_COLUMNS, Counters, add_reserved, check_room, counters};
+use crate::error::{Budget, Refusal, Result, StoreError, classify};
+use crate::grants::lock_grant;
 use crate::ids::{AccountId, GrantId, JobId, ModelId, ReservationId};
-use crate::jobs::JobStatus;
-use crate::ledger::{micros_to_epsilon, millis_to_bits};
-use crate::store::{Store, Tx, to_i64, to_u64};
+use crate::rows::{parse_id, parse_text, to_i64, to_u64};
+use crate::store::{Store, Tx};
+use crate::text_enum::text_enum;
+use crate::units::{DAY_MS, micros_to_epsilon, millis_to_bits};
 
 /// Budget held for one model query until it is settled or released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +97,9 @@ pub struct Remaining {
     pub worst_case: WorstCase,
 }
 
-/// What the jobs accepted under a grant held at acceptance (their worst cases, [`Hold`]),
-/// summed: never moved by what their queries did, so it is a figure that does not depend on
-/// model outputs (the evaluator's budget view under DP).
+/// What the jobs accepted under a grant held at acceptance (their worst cases,
+/// [`Hold`](crate::Hold)), summed: never moved by what their queries did, so it is a figure
+/// that does not depend on model outputs (the evaluator's budget view under DP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WorstCase {
     /// Queries held by jobs accepted today.
@@ -127,150 +129,24 @@ pub struct UsageRow {
     pub in_flight: u64,
 }
 
-/// Adds a worst case to a used + reserved count and checks it against a limit; an overflow
-/// counts as over.
-fn fits(used: i64, reserved: i64, wanted: i64, limit: Option<u64>) -> Result<bool> {
-    let Some(limit) = limit else {
-        return Ok(true);
-    };
-    let after = used
-        .checked_add(reserved)
-        .and_then(|n| n.checked_add(wanted));
-    Ok(match after {
-        Some(after) => to_u64(after, "grant usage")? <= limit,
-        None => false,
-    })
+/// Where a query's reservation stands: held until it ends, once, either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReservationState {
+    /// The request is in flight; its worst case is counted as reserved.
+    Reserved,
+    /// The model's reported tokens replaced the worst case, counted as used.
+    Settled,
+    /// The request failed before the model billed anything; nothing is counted.
+    Released,
 }
 
-/// The four counters of a grant or of one of its days.
-#[derive(Default)]
-pub(crate) struct Counters {
-    queries_used: i64,
-    tokens_used: i64,
-    queries_reserved: i64,
-    tokens_reserved: i64,
-}
-
-pub(crate) fn counters(row: &AnyRow) -> Result<Counters> {
-    Ok(Counters {
-        queries_used: row.try_get("queries_used")?,
-        tokens_used: row.try_get("tokens_used")?,
-        queries_reserved: row.try_get("queries_reserved")?,
-        tokens_reserved: row.try_get("tokens_reserved")?,
-    })
-}
-
-pub(crate) const COUNTER_COLUMNS: &str =
-    "queries_used, tokens_used, queries_reserved, tokens_reserved";
-
-/// Checks that `queries` and `tokens` more fit every daily (`today`) and total budget.
-pub(crate) fn check_room(
-    budgets: &Budgets,
-    today: &Counters,
-    total: &Counters,
-    queries: i64,
-    tokens: i64,
-) -> Result<()> {
-    let checks = [
-        (
-            Budget::QueriesPerDay,
-            today.queries_used,
-            today.queries_reserved,
-            queries,
-            budgets.queries_per_day,
-        ),
-        (
-            Budget::TokensPerDay,
-            today.tokens_used,
-            today.tokens_reserved,
-            tokens,
-            budgets.tokens_per_day,
-        ),
-        (
-            Budget::QueriesTotal,
-            total.queries_used,
-            total.queries_reserved,
-            queries,
-            budgets.queries_total,
-        ),
-        (
-            Budget::TokensTotal,
-            total.tokens_used,
-            total.tokens_reserved,
-            tokens,
-            budgets.tokens_total,
-        ),
-    ];
-    for (budget, used, reserved, wanted, limit) in checks {
-        if !fits(used, reserved, wanted, limit)? {
-            return Err(StoreError::BudgetExhausted(budget));
-        }
-    }
-    Ok(())
-}
-
-/// Adds to the grant's and the day's reserved counts (the day's row exists already). The
-/// caller holds the grant's lock and checked the room.
-pub(crate) async fn add_reserved(
-    tx: &mut Tx,
-    grant: GrantId,
-    day: i64,
-    queries: i64,
-    tokens: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE grants SET queries_reserved = queries_reserved + $2, \
-         tokens_reserved = tokens_reserved + $3 WHERE id = $1",
-    )
-    .bind(grant.to_string())
-    .bind(queries)
-    .bind(tokens)
-    .execute(&mut *tx.inner)
-    .await?;
-    sqlx::query(
-        "UPDATE grant_days SET queries_reserved = queries_reserved + $3, \
-         tokens_reserved = tokens_reserved + $4 WHERE grant_id = $1 AND day = $2",
-    )
-    .bind(grant.to_string())
-    .bind(day)
-    .bind(queries)
-    .bind(tokens)
-    .execute(&mut *tx.inner)
-    .await?;
-    Ok(())
-}
-
-/// Gives back what is left of a job's hold to its grant, once (the caller holds the grant's
-/// lock). `None` when the job holds nothing (no hold, or given back already).
-pub(crate) async fn release_hold_locked(tx: &mut Tx, job: JobId) -> Result<Option<Hold>> {
-    let row = sqlx::query(
-        "SELECT grant_id, hold_queries, hold_tokens, hold_day FROM job_grants \
-         WHERE job_id = $1 AND hold_day IS NOT NULL AND hold_released_at IS NULL",
-    )
-    .bind(job.to_string())
-    .fetch_optional(&mut *tx.inner)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let grant: GrantId = parse_id(&row, "grant_id")?;
-    let queries: i64 = row.try_get("hold_queries")?;
-    let tokens: i64 = row.try_get("hold_tokens")?;
-    let day: i64 = row.try_get("hold_day")?;
-    add_reserved(tx, grant, day, -queries, -tokens).await?;
-    let sql = tx.backend.sql(
-        "UPDATE job_grants SET hold_queries = 0, hold_tokens = 0, hold_released_at = {now} \
-         WHERE job_id = $1",
-    );
-    sqlx::query(&sql)
-        .bind(job.to_string())
-        .execute(&mut *tx.inner)
-        .await?;
-    Ok(Some(Hold {
-        queries: to_u64(queries, "hold_queries")?,
-        tokens: to_u64(tokens, "hold_tokens")?,
-    }))
-}
+text_enum!(
+    ReservationState,
+    "reservation state",
+    Reserved = "reserved",
+    Settled = "settled",
+    Released = "released"
+);
 
 /// A reservation's row, read while its grant is locked.
 struct Held {
@@ -279,7 +155,7 @@ struct Held {
     from_hold: bool,
     day: i64,
     tokens: i64,
-    state: String,
+    state: ReservationState,
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
 }
@@ -300,7 +176,7 @@ async fn read_reservation(tx: &mut Tx, id: ReservationId) -> Result<Held> {
         from_hold: from_hold != 0,
         day: row.try_get("day")?,
         tokens: row.try_get("tokens_reserved")?,
-        state: row.try_get("state")?,
+        state: parse_text(&row, "state")?,
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
     })
@@ -365,9 +241,8 @@ impl Store {
         tokens: u64,
     ) -> Result<Reservation> {
         let wanted = to_i64(tokens, "tokens")?;
-        let mut tx = self.begin().await?;
-        let result: Result<Reservation> = async {
-            let locked = lock_grant(&mut tx, grant).await?;
+        self.transaction(async |tx| {
+            let locked = lock_grant(tx, grant).await?;
             let under = sqlx::query(
                 "SELECT approval, hold_queries, hold_tokens, hold_day, hold_released_at \
                  FROM job_grants WHERE job_id = $1 AND grant_id = $2",
@@ -405,8 +280,7 @@ impl Store {
                 .execute(&mut *tx.inner)
                 .await?;
                 // The hold's counts stay in the grant's reserved totals, now as this reservation.
-                let id =
-                    insert_reservation(&mut tx, grant, job, hold_day, wanted, true, now.0).await?;
+                let id = insert_reservation(tx, grant, job, hold_day, wanted, true, now.0).await?;
                 return Ok(Reservation {
                     id,
                     grant,
@@ -441,17 +315,16 @@ impl Store {
                 .await?,
             )?;
             check_room(&locked.budgets, &today, &total, 1, wanted)?;
-            add_reserved(&mut tx, grant, day, 1, wanted).await?;
-            let id = insert_reservation(&mut tx, grant, job, day, wanted, false, now.0).await?;
+            add_reserved(tx, grant, day, 1, wanted).await?;
+            let id = insert_reservation(tx, grant, job, day, wanted, false, now.0).await?;
             Ok(Reservation {
                 id,
                 grant,
                 job,
                 tokens,
             })
-        }
-        .await;
-        tx.end(result).await
+        })
+        .await
     }
 
     /// Replaces a reservation by the tokens the model reported: the query counts as used
@@ -476,27 +349,26 @@ impl Store {
         let tokens = input
             .checked_add(output)
             .ok_or(StoreError::Invalid("tokens"))?;
-        let mut tx = self.begin().await?;
-        let result: Result<Settled> = async {
-            let held = lock_reservation(&mut tx, reservation).await?;
-            match held.state.as_str() {
-                "reserved" => {}
-                "settled" => {
+        self.transaction(async |tx| {
+            let held = lock_reservation(tx, reservation).await?;
+            match held.state {
+                ReservationState::Reserved => {}
+                ReservationState::Settled => {
                     return Ok(Settled {
                         id: reservation,
                         input_tokens: to_u64(held.input_tokens.unwrap_or(0), "input tokens")?,
                         output_tokens: to_u64(held.output_tokens.unwrap_or(0), "output tokens")?,
                     });
                 }
-                _ => {
+                ended @ ReservationState::Released => {
                     return Err(StoreError::ReservationEnded {
                         id: reservation.to_string(),
-                        state: "released",
+                        state: ended.as_str(),
                         action: "settling",
                     });
                 }
             }
-            unreserve(&mut tx, &held, Some(tokens)).await?;
+            unreserve(tx, &held, Some(tokens)).await?;
             let sql = tx.backend.sql(
                 "UPDATE query_reservations SET state = 'settled', input_tokens = $2, \
                  output_tokens = $3, ended_at = {now} WHERE id = $1",
@@ -512,9 +384,8 @@ impl Store {
                 input_tokens,
                 output_tokens,
             })
-        }
-        .await;
-        tx.end(result).await
+        })
+        .await
     }
 
     /// Gives a reservation back when its request failed before the model billed anything.
@@ -524,18 +395,17 @@ impl Store {
     ///
     /// [`StoreError::ReservationEnded`] for a settled reservation; [`StoreError::NotFound`].
     pub async fn release(&self, reservation: ReservationId) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let result: Result<()> = async {
-            let held = lock_reservation(&mut tx, reservation).await?;
-            match held.state.as_str() {
-                "reserved" => {}
-                "released" => {
+        self.transaction(async |tx| {
+            let held = lock_reservation(tx, reservation).await?;
+            match held.state {
+                ReservationState::Reserved => {}
+                ReservationState::Released => {
                     return Ok(());
                 }
-                _ => {
+                ended @ ReservationState::Settled => {
                     return Err(StoreError::ReservationEnded {
                         id: reservation.to_string(),
-                        state: "settled",
+                        state: ended.as_str(),
                         action: "releasing",
                     });
                 }
@@ -554,7 +424,7 @@ impl Store {
                 .rows_affected()
                     == 1;
             if !back_to_hold {
-                unreserve(&mut tx, &held, None).await?;
+                unreserve(tx, &held, None).await?;
             }
             let sql = tx.backend.sql(
                 "UPDATE query_reservations SET state = 'released', ended_at = {now} WHERE id = $1",
@@ -564,80 +434,8 @@ impl Store {
                 .execute(&mut *tx.inner)
                 .await?;
             Ok(())
-        }
-        .await;
-        tx.end(result).await
-    }
-
-    /// Gives what is left of an ended job's hold back to its grant (see
-    /// [`JobDemand::hold`](crate::JobDemand::hold)). Call it after the job ends (finish,
-    /// cancel); revocation and rejection do it themselves, and
-    /// [`Store::release_ended_holds`] catches any a crash left behind. Calling it again, or
-    /// for a job without a hold, returns `None`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::InvalidState`] while the job has not ended; [`StoreError::NotFound`].
-    pub async fn release_job_hold(&self, job: JobId) -> Result<Option<Hold>> {
-        let mut tx = self.begin().await?;
-        let result: Result<Option<Hold>> = async {
-            let grant: Option<String> =
-                sqlx::query_scalar("SELECT grant_id FROM job_grants WHERE job_id = $1")
-                    .bind(job.to_string())
-                    .fetch_optional(&mut *tx.inner)
-                    .await?;
-            let Some(grant) = grant else {
-                // Not under a grant: nothing held. An unknown job is NotFound.
-                self.job(job).await?;
-                return Ok(None);
-            };
-            let grant: GrantId = grant
-                .parse()
-                .map_err(|_| StoreError::Corrupt("job_grants.grant_id"))?;
-            // The grant's lock before anything of the job's (the lock order).
-            lock_grant(&mut tx, grant).await?;
-            let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                .bind(job.to_string())
-                .fetch_one(&mut *tx.inner)
-                .await?;
-            let status: JobStatus = status.parse()?;
-            if !status.is_terminal() {
-                return Err(StoreError::InvalidState {
-                    job: job.to_string(),
-                    status: status.as_str(),
-                    action: "giving back its hold",
-                });
-            }
-            let released = release_hold_locked(&mut tx, job).await?;
-            Ok(released)
-        }
-        .await;
-        tx.end(result).await
-    }
-
-    /// Gives back the holds of every ended job that still has one (a server that crashed
-    /// between ending a job and [`Store::release_job_hold`]); returns how many. Run it at
-    /// startup and now and then.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn release_ended_holds(&self) -> Result<u64> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT g.job_id FROM job_grants g JOIN jobs j ON j.id = g.job_id \
-             WHERE g.hold_day IS NOT NULL AND g.hold_released_at IS NULL \
-             AND j.status NOT IN ('queued', 'running')",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut released = 0;
-        for id in ids {
-            let id: JobId = id.parse().map_err(|_| StoreError::Corrupt("jobs.id"))?;
-            if self.release_job_hold(id).await?.is_some() {
-                released += 1;
-            }
-        }
-        Ok(released)
+        })
+        .await
     }
 
     /// Settles every reservation of `job` still held (a worker that died or was stopped with
@@ -720,15 +518,7 @@ impl Store {
         .await?;
         let (jobs, today) = match today {
             Some(row) => (row.try_get("jobs")?, counters(&row)?),
-            None => (
-                0_i64,
-                Counters {
-                    queries_used: 0,
-                    tokens_used: 0,
-                    queries_reserved: 0,
-                    tokens_reserved: 0,
-                },
-            ),
+            None => (0_i64, Counters::default()),
         };
         let use_of = |limit, used: i64, reserved: i64| -> Result<BudgetUse> {
             Ok(BudgetUse {
@@ -861,6 +651,6 @@ async fn insert_reservation(
     .bind(now)
     .execute(&mut *tx.inner)
     .await
-    .map_err(|e| crate::error::classify(e, "reservation", "job"))?;
+    .map_err(|e| classify(e, "reservation", "job"))?;
     Ok(id)
 }

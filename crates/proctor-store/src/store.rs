@@ -158,6 +158,30 @@ impl Store {
         })
     }
 
+    /// Runs `work` in one write transaction ([`Store::begin`]): commits when it returns `Ok`,
+    /// rolls back at once when it returns an error, and returns what it returned (or the
+    /// commit's failure). Every function of the store that writes several rows goes through
+    /// it, so none can forget the rollback: dropping a transaction is not enough, since sqlx
+    /// rolls a dropped one back later, from a spawned task, and its row locks outlive the call.
+    ///
+    /// ```text
+    /// store.transaction(async |tx| {
+    ///     let grant = lock_grant(tx, id).await?;   // the lock order still holds inside
+    ///     ...;
+    ///     Ok(grant)
+    /// }).await
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the transaction cannot begin or commit; any error of
+    /// `work`, after the rollback.
+    pub async fn transaction<T>(&self, work: impl AsyncFnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+        let mut tx = self.begin().await?;
+        let result = work(&mut tx).await;
+        tx.end(result).await
+    }
+
     /// The database's clock.
     ///
     /// # Errors
@@ -239,17 +263,4 @@ impl Tx {
         let now: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *self.inner).await?;
         Ok(Timestamp(now))
     }
-}
-
-/// Conversions between the store's unsigned values and the databases' signed 64-bit integers.
-pub(crate) fn to_i64(value: u64, what: &'static str) -> Result<i64> {
-    i64::try_from(value).map_err(|_| StoreError::Invalid(what))
-}
-
-pub(crate) fn to_u64(value: i64, what: &'static str) -> Result<u64> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(what))
-}
-
-pub(crate) fn millis(duration: Duration) -> Result<i64> {
-    i64::try_from(duration.as_millis()).map_err(|_| StoreError::Invalid("duration"))
 }

@@ -6,10 +6,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use proctor_core::JobEnd;
 use proctor_store::{Approval, Job, JobId, JobStatus, Tier};
 use serde::{Deserialize, Serialize};
 
-use crate::attest::{Ending, JobContext, accepted_index, sign_result};
+use crate::ending::{Closer, end_job};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{PathParam, RawBody, VendorCaller, parse_id};
 use crate::routes::jobs::{JobView, job_view};
@@ -178,19 +179,9 @@ pub async fn reject(
         ));
     }
     let job = waiting_job(&state, caller.id(), &id).await?;
-    let ctx = JobContext::load(&state, &job).await?;
-    let accepted = accepted_index(&state, &job).await?;
-    let ending = Ending::Other {
-        status: JobStatus::Cancelled,
-        reason: format!("the vendor rejected the job: {reason}"),
-        usage: Default::default(),
-    };
-    let (ended, _entry) = state
-        .store
-        .reject_job(caller.id(), job.id, &reason, |ended, slot| {
-            sign_result(&state.key, &ctx, ended, accepted, &ending, slot)
-        })
-        .await?;
-    state.metrics.jobs.with_label_values(&["cancelled"]).inc();
+    let end = JobEnd::rejected(reason);
+    let ended = end_job(&state, &job, end, Closer::Vendor(caller.id()))
+        .await?
+        .into_job();
     Ok(Json(job_view(&state, ended).await?))
 }

@@ -9,7 +9,6 @@
 //! token counts move with each settled query (by a guest-chosen prompt size and the model's
 //! real token counts), so they stay with the vendor (its budget view, `/v1/usage`).
 
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -17,12 +16,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use proctor_core::{Policy, PolicyError, PolicyOverrides};
 use proctor_store::{
-    Account, AccountId, ApprovalMode, BudgetUse, Budgets, Grant, GrantId, Grantee, JobStatus,
-    ModelId, NewGrant, REVOKED_REASON, Remaining, Role, SignError, StoreError, Tier, Timestamp,
+    Account, AccountId, ApprovalMode, BudgetUse, Budgets, Grant, GrantId, Grantee, ModelId,
+    NewGrant, Remaining, Role, Tier, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::attest::{Ending, JobContext, accepted_index, sign_result};
+use crate::ending::revoke_grant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, PathParam, VendorCaller, parse_id};
 use crate::state::{App, AppState};
@@ -363,58 +362,16 @@ pub struct RevokedView {
     stopping: Vec<String>,
 }
 
-const JOB_ACCEPTED_MEANWHILE: &str = "a job of the grant was accepted while it was being revoked";
-
 pub async fn revoke(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
     PathParam(id): PathParam,
 ) -> ApiResult<Json<RevokedView>> {
     let id: GrantId = parse_id(&id, "grant")?;
-    // Read before the transaction: the statements name the eval, dataset and model of each
-    // job that ends, and signing happens under the log's lock.
-    let grant = state.store.grant(id).await?;
-    if grant.vendor != caller.id() {
+    if state.store.grant(id).await?.vendor != caller.id() {
         return Err(ApiError::not_found("grant"));
     }
-    let mut attempts = 0;
-    let revocation = loop {
-        let mut contexts = HashMap::new();
-        for job in state.store.unfinished_jobs_of_grant(id).await? {
-            let ctx = JobContext::load(&state, &job).await?;
-            let accepted = accepted_index(&state, &job).await?;
-            contexts.insert(job.id, (ctx, accepted));
-        }
-        let revoked = state
-            .store
-            .revoke_grant(caller.id(), id, |ended, slot| {
-                let (ctx, accepted) = contexts
-                    .get(&ended.id)
-                    .ok_or_else(|| SignError::from(JOB_ACCEPTED_MEANWHILE))?;
-                let ending = Ending::Other {
-                    status: JobStatus::Revoked,
-                    reason: REVOKED_REASON.to_owned(),
-                    usage: Default::default(),
-                };
-                sign_result(&state.key, ctx, ended, *accepted, &ending, slot)
-            })
-            .await;
-        attempts += 1;
-        match revoked {
-            // A job was accepted between reading the grant's jobs and locking the grant:
-            // nothing was written; read again.
-            Err(StoreError::Sign(err))
-                if attempts < 3 && err.to_string() == JOB_ACCEPTED_MEANWHILE => {}
-            other => break other?,
-        }
-    };
-    for job in &revocation.running {
-        // Stopped at once when it runs here; elsewhere at its next query or lease renewal.
-        state.running.stop(job.id);
-    }
-    for _ in &revocation.ended {
-        state.metrics.jobs.with_label_values(&["revoked"]).inc();
-    }
+    let revocation = revoke_grant(&state, caller.id(), id).await?;
     let now = state.store.now().await?;
     Ok(Json(RevokedView {
         grant: GrantView::new(revocation.grant, now)?,

@@ -12,14 +12,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proctor_core::{Policy, Sha256Digest};
-use proctor_store::{Cancelled, Hold, Job, JobDemand, JobGrant, JobId, ModelId, NewJob, Role};
+use proctor_core::{JobEnd, Policy, Sha256Digest};
+use proctor_store::{Hold, Job, JobDemand, JobGrant, JobId, ModelId, NewJob, Role};
 use serde::{Deserialize, Serialize};
 
-use crate::attest::{
-    Ending, JobContext, Reason, accepted_index, sign_accepted, sign_result, stored_policy,
-};
+use crate::attest::{JobContext, sign_accepted, stored_policy};
 use crate::clock::{TimeGrid, VisibleTimes};
+use crate::ending::{Closer, Ended, end_job};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, parse_id};
 use crate::routes::grants::grant_policy;
@@ -161,11 +160,12 @@ pub async fn submit(
     state.sandbox.check_policy(&policy)?;
     let bytes = state.store.eval_bytes(&eval).await?;
     state.sandbox.prepare(&bytes).await?.check_policy(&policy)?;
-    let items = state.store.dataset(&dataset).await?.items;
+    let dataset = state.store.dataset(&dataset).await?;
+    let items = dataset.items;
     let new_job = NewJob {
         evaluator: caller.id(),
         eval,
-        dataset,
+        dataset: dataset.digest,
         model: registered.id,
         policy_name: policy.name.clone(),
         policy_json: policy.canonical_json(),
@@ -176,8 +176,9 @@ pub async fn submit(
     };
     // The statement's facts, read before the transaction so the head lock is held briefly;
     // among them the leakage bound, from the policy, the declaration `describe` made at upload
-    // and the dataset's size, all fixed before any model output exists.
-    let ctx = JobContext::for_new(&state, &new_job).await?;
+    // and the dataset's size, all fixed before any model output exists. Its endings read them
+    // back from the signed statement.
+    let ctx = JobContext::for_new(&state, &caller.0, &new_job, &registered, &dataset).await?;
     let demand = demand(&policy, items, ctx.leakage.bits_max);
     let clock = state.config.clock.now();
     let (mut job, under, _entry) = state
@@ -279,27 +280,10 @@ pub async fn cancel(
             format!("job {} is {}; it cannot be cancelled", job.id, job.status),
         ));
     }
-    let ctx = JobContext::load(&state, &job).await?;
-    let accepted = accepted_index(&state, &job).await?;
-    // A queued job never ran, so its end needs no padding: now, on the grid if it has one.
-    let ending = Ending::stopped(Reason::Cancelled, Default::default());
-    let cancelled = state
-        .store
-        .cancel_at(
-            job.id,
-            Reason::Cancelled.text(),
-            Some(state.config.clock.now()),
-            |ended, slot| sign_result(&state.key, &ctx, ended, accepted, &ending, slot),
-        )
-        .await?;
-    Ok(match cancelled {
-        Cancelled::Now(job, _) => {
-            state.metrics.jobs.with_label_values(&["cancelled"]).inc();
-            // A job that never ran gives its hold back at once.
-            state.store.release_job_hold(job.id).await?;
-            (StatusCode::OK, Json(job_view(&state, job).await?))
-        }
-        Cancelled::Requested(job) => (StatusCode::ACCEPTED, Json(job_view(&state, job).await?)),
+    let end = JobEnd::cancelled(Default::default());
+    Ok(match end_job(&state, &job, end, Closer::Evaluator).await? {
+        Ended::Now(job) => (StatusCode::OK, Json(job_view(&state, job).await?)),
+        Ended::Requested(job) => (StatusCode::ACCEPTED, Json(job_view(&state, job).await?)),
     })
 }
 
