@@ -147,6 +147,25 @@ fn budget_reason(budget: Budget) -> String {
     )
 }
 
+/// Runs a store call to its end in a task of its own, even if the sample awaiting it is
+/// dropped meanwhile (a stopped job drops its samples; so does a sample's timeout). A write
+/// transaction cut off mid-statement would leave its pooled SQLite connection holding the
+/// database's write lock until that connection is used again, and every other write of the
+/// service would wait on it.
+async fn to_end<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::spawn(call).await {
+        Ok(result) => result,
+        // The call panicked (or the runtime is shutting down): nothing was committed.
+        Err(err) => Err(StoreError::Invalid(if err.is_panic() {
+            "a store call panicked"
+        } else {
+            "a store call was cancelled"
+        })),
+    }
+}
+
 /// A reservation whose request is in flight. Dropped before it is settled (the job was
 /// stopped mid-request), it is settled at its worst case in the background: the request may
 /// have reached the endpoint, so it must count.
@@ -191,9 +210,8 @@ impl Model for Metered {
         let worst_case = request.worst_case_tokens();
         let max_output = u64::from(request.params.max_tokens);
         let max_input = worst_case.saturating_sub(max_output);
-        let reservation = self
-            .store
-            .reserve_query(self.grant, self.job, worst_case)
+        let (store, grant, job) = (self.store.clone(), self.grant, self.job);
+        let reservation = to_end(async move { store.reserve_query(grant, job, worst_case).await })
             .await
             .map_err(|e| self.refused(e))?;
         let in_flight = InFlight {
@@ -205,12 +223,11 @@ impl Model for Metered {
         let id = in_flight.take();
         match answer {
             Ok(completion) => {
-                let settled = self
-                    .store
-                    .settle(
-                        id,
-                        u64::from(completion.input_tokens),
-                        u64::from(completion.output_tokens),
+                let store = self.store.clone();
+                let (input, output) = (completion.input_tokens, completion.output_tokens);
+                let settled =
+                    to_end(
+                        async move { store.settle(id, u64::from(input), u64::from(output)).await },
                     )
                     .await;
                 if let Err(err) = settled {
@@ -225,7 +242,8 @@ impl Model for Metered {
             }
             Err(err) => {
                 // Failed requests are not billed: the reservation goes back.
-                if let Err(release) = self.store.release(id).await {
+                let store = self.store.clone();
+                if let Err(release) = to_end(async move { store.release(id).await }).await {
                     warn!(err = %release, "giving back a failed query's reservation failed");
                 }
                 Err(err)
