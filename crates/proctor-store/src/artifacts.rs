@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use crate::error::{Result, StoreError, classify};
 use crate::ids::{AccountId, ModelId};
 use crate::rows::{parse_id, parse_text, timestamp, to_i64, to_u64};
-use crate::store::Store;
+use crate::store::{Store, Tx};
 use crate::time::Timestamp;
 
 /// A model to register.
@@ -107,6 +107,33 @@ const MODEL_COLUMNS: &str = "id, owner_id, name, version, adapter, config, crede
 const EVAL_COLUMNS: &str =
     "e.digest, e.name, e.version, e.metrics, LENGTH(e.bytes) AS size, e.created_at";
 const DATASET_COLUMNS: &str = "d.digest, d.items, LENGTH(d.bytes) AS size, d.created_at";
+
+/// What an upload makes its uploader an owner of.
+#[derive(Clone, Copy)]
+enum Owned {
+    Eval,
+    Dataset,
+}
+
+/// Records `owner` as an owner of the uploaded artifact (content-addressed, so uploading it
+/// again changes nothing).
+async fn own(tx: &mut Tx, what: Owned, digest: &Sha256Digest, owner: AccountId) -> Result<()> {
+    let (table, entity) = match what {
+        Owned::Eval => ("eval_owners", "eval owner"),
+        Owned::Dataset => ("dataset_owners", "dataset owner"),
+    };
+    let sql = tx.backend.sql(&format!(
+        "INSERT INTO {table} (digest, account_id, created_at) VALUES ($1, $2, {{now}}) \
+         ON CONFLICT (digest, account_id) DO NOTHING"
+    ));
+    sqlx::query(&sql)
+        .bind(digest.to_hex())
+        .bind(owner.to_string())
+        .execute(&mut *tx.inner)
+        .await
+        .map_err(|e| classify(e, entity, "account"))?;
+    Ok(())
+}
 
 fn model_from_row(row: &AnyRow) -> Result<Model> {
     // A boolean expression comes back as an integer on SQLite and a bool on PostgreSQL.
@@ -264,16 +291,7 @@ impl Store {
                     .execute(&mut *tx.inner)
                     .await?
                     .rows_affected();
-                let sql = self.backend.sql(
-                    "INSERT INTO eval_owners (digest, account_id, created_at) VALUES ($1, $2, {now}) \
-                     ON CONFLICT (digest, account_id) DO NOTHING",
-                );
-                sqlx::query(&sql)
-                    .bind(digest.to_hex())
-                    .bind(owner.to_string())
-                    .execute(&mut *tx.inner)
-                    .await
-                    .map_err(|e| classify(e, "eval owner", "account"))?;
+                own(tx, Owned::Eval, &digest, owner).await?;
                 let sql = format!("SELECT {EVAL_COLUMNS} FROM evals e WHERE e.digest = $1");
                 let row = sqlx::query(&sql)
                     .bind(digest.to_hex())
@@ -377,16 +395,7 @@ impl Store {
                     .execute(&mut *tx.inner)
                     .await?
                     .rows_affected();
-                let sql = self.backend.sql(
-                    "INSERT INTO dataset_owners (digest, account_id, created_at) VALUES ($1, $2, {now}) \
-                     ON CONFLICT (digest, account_id) DO NOTHING",
-                );
-                sqlx::query(&sql)
-                    .bind(digest.to_hex())
-                    .bind(owner.to_string())
-                    .execute(&mut *tx.inner)
-                    .await
-                    .map_err(|e| classify(e, "dataset owner", "account"))?;
+                own(tx, Owned::Dataset, &digest, owner).await?;
                 let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.digest = $1");
                 let row = sqlx::query(&sql)
                     .bind(digest.to_hex())
