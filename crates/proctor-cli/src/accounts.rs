@@ -7,10 +7,13 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+use proctor_api::accounts::{
+    AccountView, CreatedToken, NewAccount, NewToken, Role, Tier, TokenView,
+};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::client::{Body, Client, ServerArgs, str_field};
+use crate::client::{Body, Client, ServerArgs};
 use crate::remote::segment;
 use crate::run::{Failure, run_to_exit};
 
@@ -43,13 +46,13 @@ enum RoleArg {
     Regulator,
 }
 
-impl RoleArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            RoleArg::Admin => "admin",
-            RoleArg::Vendor => "vendor",
-            RoleArg::Evaluator => "evaluator",
-            RoleArg::Regulator => "regulator",
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Vendor => Role::Vendor,
+            RoleArg::Evaluator => Role::Evaluator,
+            RoleArg::Regulator => Role::Regulator,
         }
     }
 }
@@ -62,13 +65,13 @@ enum TierArg {
     Commercial,
 }
 
-impl TierArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            TierArg::Academic => "academic",
-            TierArg::Auditor => "auditor",
-            TierArg::Regulator => "regulator",
-            TierArg::Commercial => "commercial",
+impl From<TierArg> for Tier {
+    fn from(tier: TierArg) -> Tier {
+        match tier {
+            TierArg::Academic => Tier::Academic,
+            TierArg::Auditor => Tier::Auditor,
+            TierArg::Regulator => Tier::Regulator,
+            TierArg::Commercial => Tier::Commercial,
         }
     }
 }
@@ -145,14 +148,23 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `proctor account create --json`: the account and, unless `--no-token`, its first token.
+#[derive(Serialize)]
+struct Created {
+    account: AccountView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<CreatedToken>,
+}
+
 async fn create(args: CreateArgs) -> Result<(), Failure> {
-    let mut body = json!({"name": args.name, "role": args.role.as_str()});
-    if let Some(tier) = args.tier {
-        body["tier"] = tier.as_str().into();
-    }
+    let body = NewAccount {
+        name: args.name,
+        role: args.role.into(),
+        tier: args.tier.map(Tier::from),
+    };
     let client = args.server.client()?;
-    let account = client.post_json("/v1/accounts", body).await?;
-    let id = str_field(&account, "id")?;
+    let account: AccountView = client.call(Method::POST, "/v1/accounts", &body).await?;
+    let id = account.id.clone();
     // The account route makes no token; the first one is made here, so the operator has
     // something to hand over. Should this second call fail, the account exists: say so.
     let token = if args.no_token {
@@ -169,36 +181,32 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         })?)
     };
     if args.json {
-        let mut out = json!({"account": account});
-        if let Some(token) = token {
-            out["token"] = token;
-        }
-        return print_json(&out);
+        return print_json(&Created { account, token });
     }
     println!("account   {id}");
-    println!("name      {}", text(&account, "name"));
+    println!("name      {}", account.name);
     println!("role      {}", role_of(&account));
     if let Some(token) = token {
-        println!("token id  {}", text(&token, "id"));
-        println!("token     {}", str_field(&token, "token")?);
+        println!("token id  {}", token.info.id);
+        println!("token     {}", token.token);
         eprintln!("the token is shown once: keep it now");
     }
     Ok(())
 }
 
 async fn list(args: ListArgs) -> Result<(), Failure> {
-    let accounts = args.server.client()?.get_json("/v1/accounts").await?;
+    let accounts: Vec<AccountView> = args.server.client()?.get("/v1/accounts").await?;
     if args.json {
         return print_json(&accounts);
     }
     println!("{:36}  {:24}  {:20}  created", "account", "name", "role");
-    for a in accounts.as_array().into_iter().flatten() {
+    for a in &accounts {
         println!(
             "{:36}  {:24}  {:20}  {}",
-            text(a, "id"),
-            text(a, "name"),
+            a.id,
+            a.name,
             role_of(a),
-            text(a, "created_at")
+            a.created_at
         );
     }
     Ok(())
@@ -211,29 +219,28 @@ async fn token_create(args: TokenCreateArgs) -> Result<(), Failure> {
         return print_json(&token);
     }
     // The secret alone on stdout, so a script can capture it; what it is on stderr.
-    println!("{}", str_field(&token, "token")?);
+    println!("{}", token.token);
     eprintln!(
         "token {} of account {}; the secret is shown once: keep it now",
-        text(&token, "id"),
-        text(&token, "account")
+        token.info.id, token.info.account
     );
     Ok(())
 }
 
 async fn token_list(args: TokenListArgs) -> Result<(), Failure> {
     let path = format!("/v1/accounts/{}/tokens", segment(&args.account)?);
-    let tokens = args.server.client()?.get_json(&path).await?;
+    let tokens: Vec<TokenView> = args.server.client()?.get(&path).await?;
     if args.json {
         return print_json(&tokens);
     }
     println!("{:36}  {:24}  {:24}  revoked", "token", "label", "created");
-    for t in tokens.as_array().into_iter().flatten() {
+    for t in &tokens {
         println!(
             "{:36}  {:24}  {:24}  {}",
-            text(t, "id"),
-            text(t, "label"),
-            text(t, "created_at"),
-            t.get("revoked_at").and_then(Value::as_str).unwrap_or("-")
+            t.id,
+            t.label,
+            t.created_at,
+            t.revoked_at.as_deref().unwrap_or("-")
         );
     }
     Ok(())
@@ -241,6 +248,7 @@ async fn token_list(args: TokenListArgs) -> Result<(), Failure> {
 
 async fn token_revoke(args: TokenRevokeArgs) -> Result<(), Failure> {
     let path = format!("/v1/tokens/{}", segment(&args.id)?);
+    // 204: no body to read.
     args.server
         .client()?
         .send(Method::DELETE, &path, Body::None)
@@ -250,26 +258,23 @@ async fn token_revoke(args: TokenRevokeArgs) -> Result<(), Failure> {
 }
 
 /// `POST /v1/accounts/{id}/tokens`: the token's metadata and, this once, its secret.
-async fn new_token(client: &Client, account: &str, label: &str) -> Result<Value, Failure> {
+async fn new_token(client: &Client, account: &str, label: &str) -> Result<CreatedToken, Failure> {
     let path = format!("/v1/accounts/{}/tokens", segment(account)?);
-    let token = client.post_json(&path, json!({"label": label})).await?;
-    str_field(&token, "token")?;
-    Ok(token)
+    let body = NewToken {
+        label: label.to_owned(),
+    };
+    client.call(Method::POST, &path, &body).await
 }
 
 /// `vendor`, or `evaluator (academic)`.
-fn role_of(account: &Value) -> String {
-    match account.get("tier").and_then(Value::as_str) {
-        Some(tier) => format!("{} ({tier})", text(account, "role")),
-        None => text(account, "role").to_owned(),
+fn role_of(account: &AccountView) -> String {
+    match account.tier {
+        Some(tier) => format!("{} ({tier})", account.role),
+        None => account.role.to_string(),
     }
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("-")
-}
-
-fn print_json(v: &Value) -> Result<(), Failure> {
+fn print_json<T: Serialize>(v: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Failure::Internal(e.into()))?;
     println!("{text}");
     Ok(())

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
+use proctor_api::ErrorBody;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::run::Failure;
 
@@ -51,7 +53,8 @@ impl ServerArgs {
 /// A request body.
 pub enum Body {
     None,
-    Json(Value),
+    /// Serialized JSON.
+    Json(Vec<u8>),
     Bytes(Vec<u8>),
 }
 
@@ -95,7 +98,7 @@ impl Client {
             Body::None => req,
             Body::Json(v) => req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(&v).map_err(|e| Failure::Internal(e.into()))?),
+                .body(v),
             Body::Bytes(b) => req
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .body(b),
@@ -114,46 +117,53 @@ impl Client {
         Err(api_failure(status, &bytes, &method, path))
     }
 
-    pub async fn get_json(&self, path: &str) -> Result<Value, Failure> {
-        json(&self.send(Method::GET, path, Body::None).await?, path)
+    /// `GET path`, read as the API type `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        typed(&self.send(Method::GET, path, Body::None).await?, path)
+    }
+
+    /// `method path` with the JSON of `body`, read as the API type `T`.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        let body = serde_json::to_vec(body).map_err(|e| Failure::Internal(e.into()))?;
+        typed(&self.send(method, path, Body::Json(body)).await?, path)
+    }
+
+    /// `POST path` with raw bytes (an upload), read as the API type `T`.
+    pub async fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<T, Failure> {
+        typed(
+            &self.send(Method::POST, path, Body::Bytes(bytes)).await?,
+            path,
+        )
     }
 
     pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
         self.send(Method::GET, path, Body::None).await
     }
-
-    pub async fn post_json(&self, path: &str, body: Value) -> Result<Value, Failure> {
-        json(
-            &self.send(Method::POST, path, Body::Json(body)).await?,
-            path,
-        )
-    }
-
-    pub async fn post_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<Value, Failure> {
-        json(
-            &self.send(Method::POST, path, Body::Bytes(bytes)).await?,
-            path,
-        )
-    }
 }
 
-fn json(bytes: &[u8], path: &str) -> Result<Value, Failure> {
+/// An answer read as the API type it is described with; one that is not is the server's
+/// failure (or a client older than the server), never the caller's.
+fn typed<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<T, Failure> {
     serde_json::from_slice(bytes)
-        .with_context(|| format!("the server's answer to {path} is not JSON"))
+        .with_context(|| format!("the server's answer to {path} is not what its API describes"))
         .map_err(Failure::Internal)
 }
 
 /// The service's error shape as one line; a body in another shape (a proxy's page) is named by
 /// its status only, since its text may be long or hold markup.
 fn api_failure(status: StatusCode, body: &[u8], method: &Method, path: &str) -> Failure {
-    let parsed: Option<(String, String)> =
-        serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-            let e = v.get("error")?;
-            Some((
-                e.get("code")?.as_str()?.to_owned(),
-                e.get("message")?.as_str()?.to_owned(),
-            ))
-        });
+    let parsed = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| (b.error.code, b.error.message));
     let line = match parsed {
         Some((code, message)) => {
             // One line, whatever the message holds.
@@ -167,12 +177,4 @@ fn api_failure(status: StatusCode, body: &[u8], method: &Method, path: &str) -> 
     } else {
         Failure::Refused(anyhow::anyhow!(line))
     }
-}
-
-/// A string field of a JSON answer.
-pub fn str_field(v: &Value, key: &str) -> Result<String, Failure> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the server's answer has no `{key}`")))
 }

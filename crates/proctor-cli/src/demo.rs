@@ -12,16 +12,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use proctor_api::accounts::{AccountView, CreatedToken, NewAccount, NewToken, Role, Tier};
+use proctor_api::artifacts::{DatasetView, EvalView};
+use proctor_api::grants::{CreateGrant, GrantBudgets, GrantView, Grantee};
+use proctor_api::jobs::{JobStatus, JobView, ResultView, SubmitJob};
+use proctor_api::models::{ModelAdapter, ModelConfig, ModelView, RegisterModel};
 use proctor_attest::verify::{AttestationInputs, verify_attestation};
 use proctor_core::{Policy, Sha256Digest};
 use proctor_evals::examples;
 use proctor_sandbox::EngineSettings;
 use proctor_server::{Config, Server};
-use serde_json::{Value, json};
+use reqwest::Method;
 
-use crate::client::{Client, str_field};
+use crate::client::Client;
 use crate::keys::PUBLIC_KEY_FILE;
-use crate::remote::{prepare_out, report_of, save_attestation, wait_for_job};
+use crate::remote::{prepare_out, save_attestation, wait_for_job};
 use crate::run::{Failure, render_table, run_to_exit};
 use crate::verify::{
     ATTESTATION_FILE, CHECKPOINT_FILE, DATASET_FILE, EVAL_FILE, INCLUSION_PROOF_FILE,
@@ -166,76 +171,84 @@ async fn session(
         Failure::Internal(anyhow::anyhow!("the fresh service created no admin token"))
     })?;
     let admin = Client::new(base, Some(admin_token.to_owned()))?;
-    let vendor = account(&admin, VENDOR, "vendor", None).await?;
-    let evaluator = account(&admin, EVALUATOR, "evaluator", Some("academic")).await?;
-    let regulator = account(&admin, REGULATOR, "regulator", None).await?;
+    let vendor = account(&admin, VENDOR, Role::Vendor, None).await?;
+    let evaluator = account(&admin, EVALUATOR, Role::Evaluator, Some(Tier::Academic)).await?;
+    let regulator = account(&admin, REGULATOR, Role::Regulator, None).await?;
     eprintln!(
         "  admin created {VENDOR} (vendor), {EVALUATOR} (evaluator, academic) and {REGULATOR} (regulator)"
     );
 
-    let model = vendor
-        .post_json(
-            "/v1/models",
-            json!({
-                "name": "arith", "version": env!("CARGO_PKG_VERSION"),
-                "config": {"adapter": "builtin", "model": builtin}
-            }),
-        )
-        .await?;
-    let model_id = str_field(&model, "id")?;
+    let register = RegisterModel {
+        name: "arith".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        config: ModelConfig {
+            adapter: ModelAdapter::Builtin,
+            model: builtin.to_owned(),
+            base_url: None,
+            api_key_env: None,
+            version: None,
+            max_concurrency: None,
+            requests_per_minute: None,
+            timeout_s: None,
+            max_attempts: None,
+            max_tokens_field: None,
+        },
+        credential: None,
+    };
+    let model: ModelView = vendor.call(Method::POST, "/v1/models", &register).await?;
+    let model_id = model.id;
     eprintln!("  {VENDOR} registered {} as model {model_id}", args.model);
-    let grant = vendor
-        .post_json(
-            "/v1/grants",
-            json!({
-                "model": model_id, "grantee": {"tier": "academic"}, "policy": policy.name,
-                "budgets": {"jobs_per_day": 10, "queries_total": 10_000, "epsilon_total": 5.0},
-            }),
-        )
-        .await?;
+    let new_grant = CreateGrant {
+        model: model_id.clone(),
+        grantee: Grantee::Tier(Tier::Academic.as_str().to_owned()),
+        policy: Some(policy.name.clone()),
+        overrides: None,
+        budgets: GrantBudgets {
+            jobs_per_day: Some(10),
+            queries_total: Some(10_000),
+            epsilon_total: Some(5.0),
+            ..GrantBudgets::default()
+        },
+        approval: None,
+        expires_at: None,
+    };
+    let grant: GrantView = vendor.call(Method::POST, "/v1/grants", &new_grant).await?;
     eprintln!(
         "  {VENDOR} granted academic evaluators access under policy {} (grant {}: 10 jobs a day, 10,000 queries, epsilon 5)",
-        policy.name,
-        str_field(&grant, "id")?
+        policy.name, grant.id
     );
 
-    let eval = evaluator
-        .post_bytes("/v1/evals", examples::ARITH_WASM.to_vec())
+    let eval: EvalView = evaluator
+        .upload("/v1/evals", examples::ARITH_WASM.to_vec())
         .await?;
-    let dataset = evaluator
-        .post_bytes("/v1/datasets", examples::ARITH_JSONL.as_bytes().to_vec())
+    let dataset: DatasetView = evaluator
+        .upload("/v1/datasets", examples::ARITH_JSONL.as_bytes().to_vec())
         .await?;
-    let job = evaluator
-        .post_json(
-            "/v1/jobs",
-            json!({
-                "eval": str_field(&eval, "id")?,
-                "dataset": str_field(&dataset, "id")?,
-                "model": model_id,
-                "policy": policy.name,
-            }),
-        )
-        .await?;
-    let job_id = str_field(&job, "id")?;
+    let submit = SubmitJob {
+        eval: eval.id,
+        dataset: dataset.id,
+        model: model_id,
+        policy: Some(policy.name.clone()),
+    };
+    let job: JobView = evaluator.call(Method::POST, "/v1/jobs", &submit).await?;
+    let job_id = job.id;
     eprintln!(
         "  {EVALUATOR} uploaded the arith eval and its {} items, and submitted job {job_id} under policy {} (pre-registered in the log)",
-        dataset["items"], policy.name
+        dataset.items, policy.name
     );
 
     // A demo job takes seconds; one still running after minutes means the service is stuck,
     // and the demo says so instead of hanging.
     let ended = wait_for_job(&evaluator, &job_id, Some(DEMO_JOB_TIMEOUT)).await?;
-    let status = str_field(&ended, "status")?;
-    if status != "succeeded" {
-        let reason = ended["reason"].as_str().unwrap_or("no reason given");
+    if ended.status != JobStatus::Succeeded {
+        let reason = ended.reason.as_deref().unwrap_or("no reason given");
         return Err(Failure::Internal(anyhow::anyhow!(
-            "the demo's job ended {status}: {reason}"
+            "the demo's job ended {}: {reason}",
+            ended.status
         )));
     }
-    let result = evaluator
-        .get_json(&format!("/v1/jobs/{job_id}/result"))
-        .await?;
-    let report = report_of(&result)?.ok_or_else(|| {
+    let result: ResultView = evaluator.get(&format!("/v1/jobs/{job_id}/result")).await?;
+    let report = result.report.ok_or_else(|| {
         Failure::Internal(anyhow::anyhow!("the demo's job succeeded without a report"))
     })?;
 
@@ -257,22 +270,26 @@ async fn session(
 async fn account(
     admin: &Client,
     name: &str,
-    role: &str,
-    tier: Option<&str>,
+    role: Role,
+    tier: Option<Tier>,
 ) -> Result<Client, Failure> {
-    let mut body = json!({"name": name, "role": role});
-    if let Some(tier) = tier {
-        body["tier"] = Value::from(tier);
-    }
-    let account = admin.post_json("/v1/accounts", body).await?;
-    let id = str_field(&account, "id")?;
-    let token = admin
-        .post_json(
-            &format!("/v1/accounts/{id}/tokens"),
-            json!({"label": "demo"}),
+    let body = NewAccount {
+        name: name.to_owned(),
+        role,
+        tier,
+    };
+    let account: AccountView = admin.call(Method::POST, "/v1/accounts", &body).await?;
+    let label = NewToken {
+        label: "demo".into(),
+    };
+    let token: CreatedToken = admin
+        .call(
+            Method::POST,
+            &format!("/v1/accounts/{}/tokens", account.id),
+            &label,
         )
         .await?;
-    Ok(admin.with_token(&str_field(&token, "token")?))
+    Ok(admin.with_token(&token.token))
 }
 
 /// Where the files go: a directory the user keeps, or one removed at the end.

@@ -6,9 +6,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
+use proctor_api::approvals::{PendingView, Reject};
+use proctor_api::grants::{
+    ApprovalMode, BudgetFigures, BudgetView, CreateGrant, GrantBudgets, GrantTier, GrantView,
+    Grantee, RemainingView, RevokedView,
+};
+use proctor_api::jobs::JobView;
+use proctor_api::models::{ModelLedgerView, ModelView, SetModelLedger};
+use proctor_api::usage::{UsageCounters, UsageReport};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use crate::client::{Body, ServerArgs, str_field};
+use crate::client::ServerArgs;
 use crate::examples::write_atomically;
 use crate::remote::segment;
 use crate::run::{Failure, run_to_exit};
@@ -186,11 +196,15 @@ fn set_override(overrides: &mut Map<String, Value>, text: &str) -> Result<(), Fa
     Ok(())
 }
 
+/// The body of a `POST` whose route reads none: an empty JSON object.
+#[derive(Serialize)]
+struct NoBody {}
+
 pub fn grant(cmd: GrantCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         GrantCommand::Create(args) => run_to_exit(create(*args)),
         GrantCommand::List(args) => run_to_exit(async move {
-            let grants = args.server.client()?.get_json("/v1/grants").await?;
+            let grants: Vec<GrantView> = args.server.client()?.get("/v1/grants").await?;
             if args.json {
                 return print_json(&grants);
             }
@@ -198,56 +212,56 @@ pub fn grant(cmd: GrantCommand) -> anyhow::Result<ExitCode> {
                 "{:36}  {:36}  {:22}  {:10}  {:7}  status",
                 "grant", "model", "grantee", "policy", "approval"
             );
-            for g in grants.as_array().into_iter().flatten() {
+            for g in &grants {
                 println!(
                     "{:36}  {:36}  {:22}  {:10}  {:7}  {}",
-                    text(g, "id"),
-                    text(g, "model"),
-                    grantee_of(g),
-                    text(&g["policy"], "name"),
-                    text(g, "approval"),
-                    text(g, "status")
+                    g.id,
+                    g.model,
+                    grantee_of(&g.grantee),
+                    g.policy.name,
+                    g.approval.as_str(),
+                    g.status.as_str()
                 );
             }
             Ok(())
         }),
         GrantCommand::Show(args) => run_to_exit(async move {
             let client = args.server.client()?;
-            let g = client
-                .get_json(&format!("/v1/grants/{}", segment(&args.id)?))
+            let g: GrantView = client
+                .get(&format!("/v1/grants/{}", segment(&args.id)?))
                 .await?;
             if args.json {
                 return print_json(&g);
             }
-            print_grant(&g);
-            Ok(())
+            print_grant(&g)
         }),
         GrantCommand::Revoke(args) => run_to_exit(async move {
             let client = args.server.client()?;
-            let revoked = client
-                .post_json(
+            let revoked: RevokedView = client
+                .call(
+                    Method::POST,
                     &format!("/v1/grants/{}/revoke", segment(&args.id)?),
-                    json!({}),
+                    &NoBody {},
                 )
                 .await?;
             if args.json {
                 return print_json(&revoked);
             }
-            println!("grant {} revoked", text(&revoked["grant"], "id"));
-            for (key, what) in [
-                ("ended", "ended (had not started)"),
-                ("stopping", "stopping"),
+            println!("grant {} revoked", revoked.grant.id);
+            for (jobs, what) in [
+                (&revoked.ended, "ended (had not started)"),
+                (&revoked.stopping, "stopping"),
             ] {
-                for job in revoked[key].as_array().into_iter().flatten() {
-                    println!("  job {} {what}", job.as_str().unwrap_or(""));
+                for job in jobs {
+                    println!("  job {job} {what}");
                 }
             }
             Ok(())
         }),
         GrantCommand::Budget(args) => run_to_exit(async move {
             let client = args.server.client()?;
-            let b = client
-                .get_json(&format!("/v1/grants/{}/budget", segment(&args.id)?))
+            let b: RemainingView = client
+                .get(&format!("/v1/grants/{}/budget", segment(&args.id)?))
                 .await?;
             if args.json {
                 return print_json(&b);
@@ -260,60 +274,60 @@ pub fn grant(cmd: GrantCommand) -> anyhow::Result<ExitCode> {
 
 async fn create(args: CreateArgs) -> Result<(), Failure> {
     let grantee = match (&args.tier, &args.account) {
-        (_, Some(account)) => json!({"account": account}),
-        (Some(tier), None) => json!({"tier": match tier {
-            TierArg::Academic => "academic",
-            TierArg::Auditor => "auditor",
-            TierArg::Regulator => "regulator",
-        }}),
+        (_, Some(account)) => Grantee::Account(account.clone()),
+        (Some(tier), None) => Grantee::Tier(
+            match tier {
+                TierArg::Academic => GrantTier::Academic,
+                TierArg::Auditor => GrantTier::Auditor,
+                TierArg::Regulator => GrantTier::Regulator,
+            }
+            .as_str()
+            .to_owned(),
+        ),
         (None, None) => return Err(anyhow::anyhow!("give --tier or --account").into()),
     };
     let mut overrides = Map::new();
     for text in &args.overrides {
         set_override(&mut overrides, text)?;
     }
-    let mut budgets = Map::new();
-    for (key, value) in [
-        ("jobs_per_day", args.jobs_per_day),
-        ("queries_per_day", args.queries_per_day),
-        ("tokens_per_day", args.tokens_per_day),
-        ("queries_total", args.queries_total),
-        ("tokens_total", args.tokens_total),
-    ] {
-        if let Some(v) = value {
-            budgets.insert(key.to_owned(), v.into());
-        }
-    }
-    for (key, value) in [
-        ("epsilon_total", args.epsilon_total),
-        ("bits_per_job", args.bits_per_job),
-        ("bits_total", args.bits_total),
-    ] {
-        if let Some(v) = value {
-            budgets.insert(key.to_owned(), v.into());
-        }
-    }
-    let mut body = json!({
-        "model": args.model, "grantee": grantee, "overrides": overrides, "budgets": budgets,
-        "approval": match args.approval { ApprovalArg::Auto => "auto", ApprovalArg::Manual => "manual" },
-    });
-    if let Some(policy) = &args.policy {
-        body["policy"] = policy.as_str().into();
-    }
-    if let Some(at) = &args.expires_at {
-        body["expires_at"] = at.as_str().into();
-    }
-    let g = args.server.client()?.post_json("/v1/grants", body).await?;
+    let approval = match args.approval {
+        ApprovalArg::Auto => ApprovalMode::Auto,
+        ApprovalArg::Manual => ApprovalMode::Manual,
+    };
+    let body = CreateGrant {
+        model: args.model.clone(),
+        grantee,
+        policy: args.policy.clone(),
+        // Sent as given: the service checks each key and names the one it refuses.
+        overrides: Some(Value::Object(overrides)),
+        budgets: GrantBudgets {
+            jobs_per_day: args.jobs_per_day,
+            queries_per_day: args.queries_per_day,
+            tokens_per_day: args.tokens_per_day,
+            queries_total: args.queries_total,
+            tokens_total: args.tokens_total,
+            epsilon_total: args.epsilon_total,
+            bits_per_job: args.bits_per_job,
+            bits_total: args.bits_total,
+        },
+        approval: Some(approval.as_str().to_owned()),
+        expires_at: args.expires_at.clone(),
+    };
+    let g: GrantView = args
+        .server
+        .client()?
+        .call(Method::POST, "/v1/grants", &body)
+        .await?;
     if args.json {
         return print_json(&g);
     }
-    println!("{}", str_field(&g, "id")?);
+    println!("{}", g.id);
     eprintln!(
         "granted {} access under policy {} (sha256 {}), approval {}",
-        grantee_of(&g),
-        text(&g["policy"], "name"),
-        text(&g["policy"], "sha256"),
-        text(&g, "approval")
+        grantee_of(&g.grantee),
+        g.policy.name,
+        g.policy.sha256,
+        g.approval
     );
     Ok(())
 }
@@ -321,29 +335,24 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
 pub fn approval(cmd: ApprovalCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ApprovalCommand::List(args) => run_to_exit(async move {
-            let pending = args.server.client()?.get_json("/v1/approvals").await?;
+            let pending: Vec<PendingView> = args.server.client()?.get("/v1/approvals").await?;
             if args.json {
                 return print_json(&pending);
             }
-            for p in pending.as_array().into_iter().flatten() {
-                let metrics: Vec<&str> = p["eval"]["metrics"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["name"].as_str())
-                    .collect();
+            for p in &pending {
+                let metrics: Vec<&str> = p.eval.metrics.iter().map(|m| m.name.as_str()).collect();
                 println!(
                     "job {}  by {} ({})  eval {} {} (sha256 {}, {} bytes, metrics: {})  dataset {} items  policy {}",
-                    text(p, "job"),
-                    text(&p["evaluator"], "name"),
-                    text(&p["evaluator"], "tier"),
-                    text(&p["eval"], "name"),
-                    text(&p["eval"], "version"),
-                    text(&p["eval"], "sha256"),
-                    number_or(&p["eval"]["size"], "?"),
+                    p.job,
+                    p.evaluator.name,
+                    p.evaluator.tier.map_or("", |t| t.as_str()),
+                    p.eval.name,
+                    p.eval.version,
+                    p.eval.sha256,
+                    p.eval.size,
                     metrics.join(", "),
-                    number_or(&p["dataset"]["items"], "?"),
-                    text(&p["policy"], "name"),
+                    p.dataset.items,
+                    p.policy.name,
                 );
             }
             Ok(())
@@ -359,34 +368,35 @@ pub fn approval(cmd: ApprovalCommand) -> anyhow::Result<ExitCode> {
         }),
         ApprovalCommand::Approve(args) => run_to_exit(async move {
             let client = args.server.client()?;
-            let job = client
-                .post_json(
+            let job: JobView = client
+                .call(
+                    Method::POST,
                     &format!("/v1/approvals/{}/approve", segment(&args.id)?),
-                    json!({}),
+                    &NoBody {},
                 )
                 .await?;
             if args.json {
                 return print_json(&job);
             }
-            println!("job {} approved", text(&job, "id"));
+            println!("job {} approved", job.id);
             Ok(())
         }),
         ApprovalCommand::Reject(args) => run_to_exit(async move {
             let client = args.server.client()?;
-            let body = match &args.reason {
-                Some(reason) => json!({"reason": reason}),
-                None => json!({}),
+            let body = Reject {
+                reason: args.reason.clone(),
             };
-            let job = client
-                .post_json(
+            let job: JobView = client
+                .call(
+                    Method::POST,
                     &format!("/v1/approvals/{}/reject", segment(&args.job)?),
-                    body,
+                    &body,
                 )
                 .await?;
             println!(
                 "job {} rejected: {}",
-                text(&job, "id"),
-                text(&job, "reason")
+                job.id,
+                job.reason.as_deref().unwrap_or("")
             );
             Ok(())
         }),
@@ -395,9 +405,9 @@ pub fn approval(cmd: ApprovalCommand) -> anyhow::Result<ExitCode> {
 
 /// A budget view: exact (`used`, `reserved`), or, for the evaluator of a DP grant, the worst
 /// cases held at acceptance only.
-fn print_budget(b: &Value) {
-    println!("grant {} on {} (UTC)", text(b, "grant"), text(b, "day"));
-    let worst_case = text(b, "figures") == "worst-case";
+fn print_budget(b: &RemainingView) {
+    println!("grant {} on {} (UTC)", b.grant, b.day);
+    let worst_case = b.figures == BudgetFigures::WorstCase;
     if worst_case {
         println!("(differential privacy: worst cases held at acceptance, not exact usage)");
     }
@@ -409,38 +419,45 @@ fn print_budget(b: &Value) {
         if worst_case { "worst case" } else { "held" },
         "left"
     );
-    for key in [
-        "jobs_today",
-        "queries_today",
-        "tokens_today",
-        "queries_total",
-        "tokens_total",
+    for (label, u) in [
+        ("jobs today", BudgetView::Exact(b.jobs_today)),
+        ("queries today", b.queries_today),
+        ("tokens today", b.tokens_today),
+        ("queries total", b.queries_total),
+        ("tokens total", b.tokens_total),
     ] {
-        let u = &b[key];
-        let (used, held) = match u.get("worst_case") {
-            Some(w) => (String::new(), number_or(w, "0")),
-            None => (number_or(&u["used"], "0"), number_or(&u["reserved"], "0")),
+        let (used, held) = match u {
+            BudgetView::WorstCase(w) => (String::new(), w.worst_case.to_string()),
+            BudgetView::Exact(e) => (e.used.to_string(), e.reserved.to_string()),
         };
         println!(
             "{:14} {:>14} {:>14} {:>14} {:>14}",
-            key.replace('_', " "),
-            number_or(&u["limit"], "unlimited"),
+            label,
+            count_or(u.limit(), "unlimited"),
             used,
             held,
-            number_or(&u["remaining"], "unlimited"),
+            count_or(u.remaining(), "unlimited"),
         );
     }
-    for (label, v) in [("epsilon", &b["epsilon"]), ("bits", &b["bits"])] {
+    for (label, total, spent, remaining) in [
+        (
+            "epsilon",
+            b.epsilon.total,
+            b.epsilon.spent,
+            b.epsilon.remaining,
+        ),
+        ("bits", b.bits.total, b.bits.spent, b.bits.remaining),
+    ] {
         println!(
             "{:14} {:>14} {:>14} {:>14} {:>14}",
             label,
-            number_or(&v["total"], "unlimited"),
-            number_or(&v["spent"], "0"),
+            figure_or(total, "unlimited"),
+            figure(spent),
             "",
-            number_or(&v["remaining"], "-"),
+            figure_or(remaining, "-"),
         );
     }
-    if let Some(per_job) = b["bits"]["per_job"].as_f64() {
+    if let Some(per_job) = b.bits.per_job {
         println!("{:14} {per_job:>14}", "bits per job");
     }
 }
@@ -469,24 +486,23 @@ pub fn model_ledger(args: LedgerArgs) -> anyhow::Result<ExitCode> {
     run_to_exit(async move {
         let client = args.server.client()?;
         let path = format!("/v1/models/{}/ledger", segment(&args.model)?);
-        let body = json!({"epsilon_total": args.epsilon_total, "bits_total": args.bits_total});
-        let bytes = client
-            .send(reqwest::Method::PUT, &path, Body::Json(body))
-            .await?;
-        let ledger: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::Internal(anyhow::Error::new(e).context(format!("PUT {path}"))))?;
+        let body = SetModelLedger {
+            epsilon_total: args.epsilon_total,
+            bits_total: args.bits_total,
+        };
+        let ledger: ModelLedgerView = client.call(Method::PUT, &path, &body).await?;
         if args.json {
             return print_json(&ledger);
         }
-        println!("model {}", text(&ledger, "model"));
+        println!("model {}", ledger.model);
         for (label, total, spent) in [
-            ("epsilon", "epsilon_total", "epsilon_spent"),
-            ("bits", "bits_total", "bits_spent"),
+            ("epsilon", ledger.epsilon_total, ledger.epsilon_spent),
+            ("bits", ledger.bits_total, ledger.bits_spent),
         ] {
             println!(
                 "{label:8} cap {:>14}  spent {:>14}",
-                number_or(&ledger[total], "none"),
-                number_or(&ledger[spent], "0"),
+                figure_or(total, "none"),
+                figure(spent),
             );
         }
         Ok(())
@@ -505,36 +521,32 @@ pub struct UsageArgs {
 
 pub fn usage(args: UsageArgs) -> anyhow::Result<ExitCode> {
     run_to_exit(async move {
-        let report = args.server.client()?.get_json("/v1/usage").await?;
+        let report: UsageReport = args.server.client()?.get("/v1/usage").await?;
         if args.json {
             return print_json(&report);
         }
-        let line = |label: String, c: &Value| {
+        let line = |label: String, c: &UsageCounters| {
             println!(
                 "{label:50} {:>10} {:>14} {:>14} {:>9}",
-                number_or(&c["queries"], "0"),
-                number_or(&c["input_tokens"], "0"),
-                number_or(&c["output_tokens"], "0"),
-                number_or(&c["in_flight"], "0"),
+                c.queries, c.input_tokens, c.output_tokens, c.in_flight,
             );
         };
         println!(
             "{:50} {:>10} {:>14} {:>14} {:>9}",
             "", "queries", "input tokens", "output tokens", "in flight"
         );
-        line("total".to_owned(), &report["total"]);
-        for (key, what, name) in [
-            ("by_grant", "grant", None),
-            ("by_evaluator", "evaluator", Some("name")),
-            ("by_model", "model", Some("name")),
-        ] {
-            for row in report[key].as_array().into_iter().flatten() {
-                let label = match name {
-                    Some(n) => format!("{what} {} ({})", text(row, n), text(row, what)),
-                    None => format!("{what} {}", text(row, what)),
-                };
-                line(label, row);
-            }
+        line("total".to_owned(), &report.total);
+        for row in &report.by_grant {
+            line(format!("grant {}", row.grant), &row.counters);
+        }
+        for row in &report.by_evaluator {
+            line(
+                format!("evaluator {} ({})", row.name, row.evaluator),
+                &row.counters,
+            );
+        }
+        for row in &report.by_model {
+            line(format!("model {} ({})", row.name, row.model), &row.counters);
         }
         Ok(())
     })
@@ -543,68 +555,82 @@ pub fn usage(args: UsageArgs) -> anyhow::Result<ExitCode> {
 /// `proctor model list`.
 pub fn list_models(args: ListArgs) -> anyhow::Result<ExitCode> {
     run_to_exit(async move {
-        let models = args.server.client()?.get_json("/v1/models").await?;
+        let models: Vec<ModelView> = args.server.client()?.get("/v1/models").await?;
         if args.json {
             return print_json(&models);
         }
-        for m in models.as_array().into_iter().flatten() {
+        for m in &models {
             let grant = m
-                .get("grant")
-                .and_then(Value::as_str)
+                .grant
+                .as_deref()
                 .map(|g| format!("  grant {g}"))
                 .unwrap_or_default();
             println!(
                 "{}  {} {} ({}){grant}",
-                text(m, "id"),
-                text(m, "name"),
-                text(m, "version"),
-                text(m, "adapter")
+                m.id,
+                m.name,
+                m.version,
+                word(&m.adapter)?
             );
         }
         Ok(())
     })
 }
 
-fn print_grant(g: &Value) {
-    println!("grant     {}", text(g, "id"));
-    println!("model     {}", text(g, "model"));
-    println!("grantee   {}", grantee_of(g));
+fn print_grant(g: &GrantView) -> Result<(), Failure> {
+    println!("grant     {}", g.id);
+    println!("model     {}", g.model);
+    println!("grantee   {}", grantee_of(&g.grantee));
     println!(
         "policy    {} (sha256 {}), overrides {}",
-        text(&g["policy"], "name"),
-        text(&g["policy"], "sha256"),
-        g["overrides"]
+        g.policy.name,
+        g.policy.sha256,
+        compact(&g.overrides)?
     );
-    println!("budgets   {}", g["budgets"]);
-    println!("approval  {}", text(g, "approval"));
-    println!("expires   {}", number_or(&g["expires_at"], "never"));
-    println!("status    {}", text(g, "status"));
+    println!("budgets   {}", compact(&g.budgets)?);
+    println!("approval  {}", g.approval);
+    println!("expires   {}", g.expires_at.as_deref().unwrap_or("never"));
+    println!("status    {}", g.status);
+    Ok(())
 }
 
-fn grantee_of(g: &Value) -> String {
-    match (
-        g["grantee"]["tier"].as_str(),
-        g["grantee"]["account"].as_str(),
-    ) {
-        (Some(tier), _) => format!("tier {tier}"),
-        (None, Some(account)) => format!("account {account}"),
-        _ => "?".to_owned(),
+fn grantee_of(g: &Grantee) -> String {
+    match g {
+        Grantee::Tier(tier) => format!("tier {tier}"),
+        Grantee::Account(account) => format!("account {account}"),
     }
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+/// A count, or `absent` for none.
+fn count_or(v: Option<u64>, absent: &str) -> String {
+    v.map_or_else(|| absent.to_owned(), |n| n.to_string())
 }
 
-fn number_or(v: &Value, absent: &str) -> String {
-    match v {
-        Value::Null => absent.to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// A figure as its JSON spells it (`2.0`, `1e-7`).
+fn figure(v: f64) -> String {
+    serde_json::Number::from_f64(v).map_or_else(|| "null".to_owned(), |n| n.to_string())
+}
+
+/// A figure as its JSON spells it, or `absent` for none.
+fn figure_or(v: Option<f64>, absent: &str) -> String {
+    v.map_or_else(|| absent.to_owned(), figure)
+}
+
+/// A value as one line of JSON, its keys sorted.
+fn compact<T: Serialize>(v: &T) -> Result<String, Failure> {
+    let value = serde_json::to_value(v).map_err(|e| Failure::Internal(e.into()))?;
+    Ok(value.to_string())
+}
+
+/// An enum's name as its JSON spells it (`openai`).
+fn word<T: Serialize>(v: &T) -> Result<String, Failure> {
+    match serde_json::to_value(v).map_err(|e| Failure::Internal(e.into()))? {
+        Value::String(s) => Ok(s),
+        other => Ok(other.to_string()),
     }
 }
 
-fn print_json(v: &Value) -> Result<(), Failure> {
+fn print_json<T: Serialize>(v: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Failure::Internal(e.into()))?;
     println!("{text}");
     Ok(())
@@ -612,6 +638,8 @@ fn print_json(v: &Value) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

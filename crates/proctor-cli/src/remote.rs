@@ -9,12 +9,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use proctor_api::artifacts::{DatasetView, EvalView};
+use proctor_api::jobs::{ApprovalState, JobStatus, JobView, ResultView, SubmitJob};
+use proctor_api::log::AttestationView;
+use proctor_api::models::{self as api, ModelAdapter, ModelView, RegisterModel};
 use proctor_attest::proof::InclusionProof;
-use proctor_core::RunReport;
-use proctor_models::ModelConfig;
-use serde_json::{Value, json};
+use proctor_models::{AdapterKind, MaxTokensField, ModelConfig};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
 
-use crate::client::{Client, ServerArgs, str_field};
+use crate::client::{Client, ServerArgs};
 use crate::examples::write_atomically;
 use crate::keys::PUBLIC_KEY_FILE;
 use crate::run::{Failure, render_table, run_to_exit};
@@ -173,47 +177,81 @@ pub fn register(args: RegisterArgs) -> anyhow::Result<ExitCode> {
             })?),
             None => None,
         };
-        let mut body = json!({"name": args.name, "version": args.version, "config": config});
-        if let Some(credential) = credential {
-            body["credential"] = credential.into();
-        }
+        let body = RegisterModel {
+            name: args.name,
+            version: args.version,
+            config: api_config(config),
+            credential,
+        };
         let client = args.server.client()?;
-        let model = client.post_json("/v1/models", body).await?;
-        println!("{}", str_field(&model, "id")?);
+        let model: ModelView = client.call(Method::POST, "/v1/models", &body).await?;
+        println!("{}", model.id);
         Ok(())
     })
+}
+
+/// The API's form of a configuration read from TOML (every field named, so one added to the
+/// configuration cannot be left out of what is sent).
+fn api_config(config: ModelConfig) -> api::ModelConfig {
+    let ModelConfig {
+        adapter,
+        model,
+        base_url,
+        api_key_env,
+        version,
+        max_concurrency,
+        requests_per_minute,
+        timeout_s,
+        max_attempts,
+        max_tokens_field,
+    } = config;
+    api::ModelConfig {
+        adapter: match adapter {
+            AdapterKind::Openai => ModelAdapter::Openai,
+            AdapterKind::Anthropic => ModelAdapter::Anthropic,
+            AdapterKind::Builtin => ModelAdapter::Builtin,
+        },
+        model,
+        base_url,
+        api_key_env,
+        version,
+        max_concurrency,
+        requests_per_minute,
+        timeout_s,
+        max_attempts,
+        max_tokens_field: max_tokens_field.map(|f| match f {
+            MaxTokensField::MaxTokens => api::MaxTokensField::MaxTokens,
+            MaxTokensField::MaxCompletionTokens => api::MaxTokensField::MaxCompletionTokens,
+        }),
+    }
 }
 
 pub fn eval(cmd: EvalCommand) -> anyhow::Result<ExitCode> {
     let EvalCommand::Upload(args) = cmd;
-    upload(args, "/v1/evals")
+    run_to_exit(async move {
+        let eval: EvalView = upload(&args, "/v1/evals").await?;
+        // The id on stdout alone, so scripts can capture it; what it is on stderr.
+        println!("{}", eval.id);
+        eprintln!("eval {} {}", eval.name, eval.version);
+        Ok(())
+    })
 }
 
 pub fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
     let DatasetCommand::Upload(args) = cmd;
-    upload(args, "/v1/datasets")
-}
-
-fn upload(args: UploadArgs, route: &'static str) -> anyhow::Result<ExitCode> {
     run_to_exit(async move {
-        let bytes = std::fs::read(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?;
-        let answer = args.server.client()?.post_bytes(route, bytes).await?;
-        // The id on stdout alone, so scripts can capture it; what it is on stderr.
-        println!("{}", str_field(&answer, "id")?);
-        match (
-            answer.get("name").and_then(Value::as_str),
-            answer.get("items"),
-        ) {
-            (Some(name), _) => eprintln!(
-                "eval {name} {}",
-                answer.get("version").and_then(Value::as_str).unwrap_or("")
-            ),
-            (None, Some(items)) => eprintln!("dataset of {items} items"),
-            _ => {}
-        }
+        let dataset: DatasetView = upload(&args, "/v1/datasets").await?;
+        println!("{}", dataset.id);
+        eprintln!("dataset of {} items", dataset.items);
         Ok(())
     })
+}
+
+/// Uploads the file `args` names to `route`.
+async fn upload<T: DeserializeOwned>(args: &UploadArgs, route: &str) -> Result<T, Failure> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    args.server.client()?.upload(route, bytes).await
 }
 
 pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
@@ -222,8 +260,8 @@ pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
         JobCommand::Status(args) => run_to_exit(status(args)),
         JobCommand::Result(args) => run_with_status(async move {
             let client = args.server.client()?;
-            let result = client
-                .get_json(&format!("/v1/jobs/{}/result", segment(&args.id)?))
+            let result: ResultView = client
+                .get(&format!("/v1/jobs/{}/result", segment(&args.id)?))
                 .await?;
             print_result(&result, args.json)
         }),
@@ -247,38 +285,40 @@ fn run_with_status(body: impl Future<Output = Result<bool, Failure>>) -> anyhow:
 
 async fn submit(args: SubmitArgs) -> Result<bool, Failure> {
     let client = args.server.client()?;
-    let mut body = json!({"eval": args.eval, "dataset": args.dataset, "model": args.model});
-    if let Some(policy) = &args.policy {
-        body["policy"] = policy.as_str().into();
-    }
-    let job = client.post_json("/v1/jobs", body).await?;
-    let id = str_field(&job, "id")?;
+    let body = SubmitJob {
+        eval: args.eval,
+        dataset: args.dataset,
+        model: args.model,
+        policy: args.policy,
+    };
+    let job: JobView = client.call(Method::POST, "/v1/jobs", &body).await?;
+    let id = job.id;
     if !args.wait {
         println!("{id}");
         return Ok(true);
     }
     eprintln!("job {id} submitted");
     wait_for_job(&client, &id, args.timeout).await?;
-    let result = client.get_json(&format!("/v1/jobs/{id}/result")).await?;
+    let result: ResultView = client.get(&format!("/v1/jobs/{id}/result")).await?;
     print_result(&result, args.json)
 }
 
 async fn status(args: JobIdArgs) -> Result<(), Failure> {
     let client = args.server.client()?;
-    let job = client
-        .get_json(&format!("/v1/jobs/{}", segment(&args.id)?))
+    let job: JobView = client
+        .get(&format!("/v1/jobs/{}", segment(&args.id)?))
         .await?;
     // A private job shows neither progress nor attempts while it runs (they are null).
-    let n = |v: &Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let n = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
     println!(
         "job       {}\nstatus    {}\nprogress  {}/{} samples\nattempts  {}",
-        str_field(&job, "id")?,
-        str_field(&job, "status")?,
-        n(&job["progress"]["done"]),
-        n(&job["progress"]["total"]),
-        n(&job["attempts"])
+        job.id,
+        job.status,
+        n(job.progress.done),
+        job.progress.total,
+        n(job.attempts.map(u64::from))
     );
-    if let Some(reason) = job.get("reason").and_then(Value::as_str) {
+    if let Some(reason) = &job.reason {
         println!("reason    {reason}");
     }
     Ok(())
@@ -291,7 +331,7 @@ pub async fn wait_for_job(
     client: &Client,
     id: &str,
     timeout: Option<Duration>,
-) -> Result<Value, Failure> {
+) -> Result<JobView, Failure> {
     let started = std::time::Instant::now();
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -300,16 +340,16 @@ pub async fn wait_for_job(
     );
     let path = format!("/v1/jobs/{}", segment(id)?);
     let job = loop {
-        let job = client.get_json(&path).await?;
-        let status = job["status"].as_str().unwrap_or("");
-        bar.set_length(job["progress"]["total"].as_u64().unwrap_or(0));
-        bar.set_position(job["progress"]["done"].as_u64().unwrap_or(0));
-        if status == "queued" && job["approval"] == "pending" {
+        let job: JobView = client.get(&path).await?;
+        let status = job.status;
+        bar.set_length(job.progress.total);
+        bar.set_position(job.progress.done.unwrap_or(0));
+        if status == JobStatus::Queued && job.approval == Some(ApprovalState::Pending) {
             bar.set_message("waiting for the vendor's approval");
         } else {
-            bar.set_message(status.to_owned());
+            bar.set_message(status.as_str());
         }
-        if !matches!(status, "queued" | "running") {
+        if status.is_terminal() {
             break job;
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
@@ -326,35 +366,24 @@ pub async fn wait_for_job(
 }
 
 /// Prints a job's result: the table (or one JSON object). Returns whether it succeeded.
-fn print_result(result: &Value, as_json: bool) -> Result<bool, Failure> {
-    let status = str_field(result, "status")?;
+fn print_result(result: &ResultView, as_json: bool) -> Result<bool, Failure> {
+    let status = result.status;
     if as_json {
         let text = serde_json::to_string_pretty(result).map_err(|e| Failure::Internal(e.into()))?;
         println!("{text}");
     } else {
         println!("status    {status}");
-        if let Some(reason) = result.get("reason").and_then(Value::as_str) {
+        if let Some(reason) = &result.reason {
             println!("reason    {reason}");
         }
-        if let Some(report) = report_of(result)? {
-            print!("{}", render_table(&report));
+        if let Some(report) = &result.report {
+            print!("{}", render_table(report));
         }
     }
-    if status != "succeeded" {
+    if status != JobStatus::Succeeded {
         eprintln!("the job ended {status}");
     }
-    Ok(status == "succeeded")
-}
-
-/// The released report of a result, when there is one.
-pub fn report_of(result: &Value) -> Result<Option<RunReport>, Failure> {
-    match result.get("report") {
-        None | Some(Value::Null) => Ok(None),
-        Some(report) => serde_json::from_value(report.clone())
-            .map(Some)
-            .context("the server's report does not parse")
-            .map_err(Failure::Internal),
-    }
+    Ok(status == JobStatus::Succeeded)
 }
 
 pub fn attestation(cmd: AttestationCommand) -> anyhow::Result<ExitCode> {
@@ -409,17 +438,18 @@ pub async fn save_attestation(
     eval: Option<&[u8]>,
     dataset: Option<&[u8]>,
 ) -> Result<u64, Failure> {
-    let view = client
-        .get_json(&format!("/v1/attestations/{}", segment(job)?))
+    let view: AttestationView = client
+        .get(&format!("/v1/attestations/{}", segment(job)?))
         .await?;
-    let envelope = str_field(&view, "envelope")?;
-    let checkpoint = str_field(&view, "checkpoint")?;
-    // Re-encoded through proctor-attest, so the file is in its format whatever spacing the
-    // server's JSON had.
-    let proof_value = view
-        .get("inclusion_proof")
-        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the answer has no inclusion_proof")))?;
-    let proof = serde_json::to_vec(proof_value)
+    let AttestationView {
+        envelope,
+        checkpoint,
+        inclusion_proof,
+        ..
+    } = view;
+    // Re-encoded through proctor-attest, so the file is in its format and its hashes are
+    // checked to be what a proof holds.
+    let proof = serde_json::to_vec(&inclusion_proof)
         .map_err(|e| Failure::Internal(e.into()))
         .and_then(|b| InclusionProof::from_json(&b).map_err(|e| Failure::Internal(e.into())))?;
     let public_key = client.get_bytes("/v1/public-key").await?;

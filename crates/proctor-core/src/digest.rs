@@ -65,6 +65,19 @@ impl<'de> Deserialize<'de> for Sha256Digest {
     }
 }
 
+// In an API description a digest is what serde writes: a string of 64 hex digits.
+impl utoipa::PartialSchema for Sha256Digest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{64}$"))
+            .description(Some("a sha256 digest, 64 hex digits"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Sha256Digest {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,9 @@ use crate::policy::Policy;
 pub const VISIBLE_ENDINGS: u32 = 8;
 
 /// A channel the bound does not cover, because the policy leaves it open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Channel {
     /// Times to the millisecond (no `time_grid_s`).
@@ -69,7 +71,7 @@ impl Channel {
 }
 
 /// A job's leakage bound, as pre-registered and attested.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Leakage {
     /// Upper bound, in bits, on what the channels below carry together about model outputs.
     pub bits_max: f64,

@@ -11,7 +11,7 @@ pub const MAX_DECLARED_METRICS: usize = 32;
 pub const MAX_DESCRIPTION_BYTES: usize = 256;
 
 /// One declared metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MetricSpec {
     /// `[a-z][a-z0-9_-]{0,63}`.
     pub name: String,
@@ -60,7 +60,7 @@ fn short(v: f64) -> String {
 }
 
 /// What `describe` returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EvalInfo {
     /// 1 to 64 characters of `A-Za-z0-9._-`.
     pub name: String,

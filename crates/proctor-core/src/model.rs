@@ -114,7 +114,7 @@ pub struct Completion {
 }
 
 /// What identifies a model in results and attestations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelDescriptor {
     /// How the user named it (`builtin:arith`, `openai:gpt-x`, a registered name).
     #[serde(rename = "ref")]

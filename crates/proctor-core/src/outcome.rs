@@ -89,7 +89,7 @@ impl Outcome {
 }
 
 /// Failed-sample counts, by `sample-error` case.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 #[allow(missing_docs)]
 pub struct FailedCounts {
@@ -100,7 +100,7 @@ pub struct FailedCounts {
 }
 
 /// Trapped-sample counts, by cause.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 #[allow(missing_docs)]
 pub struct TrappedCounts {
@@ -114,7 +114,7 @@ pub struct TrappedCounts {
 }
 
 /// Sample counts as the report shows them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SampleCounts {
     /// Samples run.
     pub total: u64,

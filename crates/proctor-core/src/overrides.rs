@@ -14,7 +14,7 @@ use crate::policy::{Policy, PolicyError, WasiMode};
 
 /// Overrides of a policy's keys, in the shape of a policy file without `name` (JSON or TOML).
 /// Unknown keys are errors.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyOverrides {
     /// `wasi`.
@@ -32,7 +32,7 @@ pub struct PolicyOverrides {
 }
 
 /// Overrides of `[limits]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsOverrides {
     /// `limits.fuel_per_sample`.
@@ -53,7 +53,7 @@ pub struct LimitsOverrides {
 }
 
 /// Overrides of `[queries]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueriesOverrides {
     /// `queries.max_per_sample`.
@@ -68,7 +68,7 @@ pub struct QueriesOverrides {
 }
 
 /// Overrides of `[release]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseOverrides {
     /// `release.min_samples`.

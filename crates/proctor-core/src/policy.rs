@@ -48,7 +48,7 @@ pub mod bounds {
 }
 
 /// Which WASI a component may link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WasiMode {
     /// Every WASI 0.2 interface is linked as a deny-all shim.
@@ -58,7 +58,7 @@ pub enum WasiMode {
 }
 
 /// Per-sample sandbox limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Deterministic compute budget per sample (wasmtime fuel).
     pub fuel_per_sample: u64,
@@ -73,7 +73,7 @@ pub struct Limits {
 }
 
 /// Rules every model query is checked against before it is sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queries {
     /// Model calls one sample may make.
     pub max_per_sample: u64,
@@ -96,7 +96,7 @@ impl Queries {
 }
 
 /// Rules for releasing aggregates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseRules {
     /// No release below this many ok samples.
     pub min_samples: u64,
@@ -124,7 +124,7 @@ impl ReleaseRules {
 }
 
 /// An effective policy: every key set and validated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Policy {
     /// The policy's name.
     pub name: String,

@@ -27,7 +27,7 @@ pub const WITHHELD_REASON: &str = "fewer ok samples than the policy's min_sample
 pub const SCALE_REASON: &str = "a noise scale is above the safe bound";
 
 /// What the vendor bills: model calls and tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Model calls that reached the endpoint.
     pub queries: u64,
@@ -47,7 +47,7 @@ impl Usage {
 }
 
 /// Whether the aggregates were released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReleaseStatus {
     /// The metrics are in the report.
@@ -57,7 +57,7 @@ pub enum ReleaseStatus {
 }
 
 /// The noise mechanism applied to the release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mechanism {
     /// No noise.
@@ -67,7 +67,7 @@ pub enum Mechanism {
 }
 
 /// How the aggregates were released.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Release {
     /// Released or withheld.
     pub status: ReleaseStatus,

@@ -12,7 +12,7 @@ use crate::release::{Release, Released, Usage};
 use crate::stats::MetricSummary;
 
 /// The eval that ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EvalRef {
     /// As `describe` declared it.
     pub name: String,
@@ -23,7 +23,7 @@ pub struct EvalRef {
 }
 
 /// The dataset it ran over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatasetRef {
     /// sha256 of the file's bytes.
     pub sha256: Sha256Digest,
@@ -32,7 +32,7 @@ pub struct DatasetRef {
 }
 
 /// The policy it ran under.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyRef {
     /// The policy's name.
     pub name: String,
@@ -41,7 +41,7 @@ pub struct PolicyRef {
 }
 
 /// A job's result: the `--json` object of `proctor run`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunReport {
     /// The eval.
     pub eval: EvalRef,

@@ -63,7 +63,7 @@ pub fn grid_steps(decimals: u64) -> u64 {
 }
 
 /// One metric's released figures.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MetricSummary {
     /// Ok samples that reported the metric.
     pub n: u64,

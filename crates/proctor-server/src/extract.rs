@@ -13,15 +13,55 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body; its rejection (syntax, shape, size, content type) is an [`ApiError`].
+/// A JSON body, which is always an object; its rejection (syntax, shape, size, content type)
+/// is an [`ApiError`].
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(JsonBody(value))
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        // serde reads a struct from an array of its fields too; every body the API takes is an
+        // object, as described, so an array (or anything else) is refused before that.
+        if !value.is_object() {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "the request body must be a JSON object",
+            ));
+        }
+        let body = T::deserialize(integral(value)).map_err(|e| {
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })?;
+        Ok(JsonBody(body))
+    }
+}
+
+/// `value` with every number that is an integer written as a float (`975.0`) made an integer:
+/// JSON Schema counts it as one, so a field described as `integer` takes it, while serde would
+/// refuse it for a `u64`. A float field takes the integer back exactly.
+fn integral(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // 2^64 is exact as an f64; every integral float below it converts exactly.
+            if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                Value::from(f as u64)
+            } else if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                Value::from(f as i64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, integral(v))).collect())
+        }
+        other => other,
     }
 }
 
@@ -57,6 +97,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
         Ok(QueryParams(value))
+    }
+}
+
+/// A list's `limit`: 100 when absent, else 1 to 1000 as described (a 400 otherwise).
+pub fn list_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n @ 1..=1000) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "malformed_query",
+            format!("limit must be from 1 to 1000, not {n}"),
+        )),
     }
 }
 

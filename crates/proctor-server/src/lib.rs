@@ -54,8 +54,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
 pub use startup::{Server, StartError};
@@ -66,64 +66,8 @@ use routes::{accounts, approvals, artifacts, grants, jobs, models, public, usage
 /// The HTTP API over `state`, testable without a socket.
 pub fn app(state: AppState) -> Router {
     let limits = state.config.limits;
-    let v1 = Router::new()
-        .route(
-            "/accounts",
-            post(accounts::create_account).get(accounts::list_accounts),
-        )
-        .route("/accounts/{id}", get(accounts::get_account))
-        .route(
-            "/accounts/{id}/tokens",
-            post(accounts::create_token).get(accounts::list_tokens),
-        )
-        .route("/tokens/{id}", delete(accounts::revoke_token))
-        .route("/me", get(accounts::me))
-        .route("/models", post(models::register).get(models::list))
-        .route("/models/{id}", get(models::get))
-        .route("/models/{id}/ledger", put(models::set_ledger))
-        .route(
-            "/evals",
-            post(artifacts::upload_eval)
-                .layer(DefaultBodyLimit::max(limits.component))
-                .get(artifacts::list_evals),
-        )
-        .route("/evals/{id}", get(artifacts::get_eval))
-        .route(
-            "/datasets",
-            post(artifacts::upload_dataset)
-                .layer(DefaultBodyLimit::max(limits.dataset))
-                .get(artifacts::list_datasets),
-        )
-        .route("/datasets/{id}", get(artifacts::get_dataset))
-        .route("/grants", post(grants::create).get(grants::list))
-        .route("/grants/{id}", get(grants::get))
-        .route("/grants/{id}/revoke", post(grants::revoke))
-        .route("/grants/{id}/budget", get(grants::budget))
-        .route("/approvals", get(approvals::list))
-        .route("/approvals/{id}/component", get(approvals::component))
-        .route("/approvals/{id}/approve", post(approvals::approve))
-        .route("/approvals/{id}/reject", post(approvals::reject))
-        .route("/usage", get(usage::report))
-        .route("/jobs", post(jobs::submit).get(jobs::list))
-        .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/result", get(jobs::result))
-        .route("/attestations/{id}", get(public::attestation))
-        .route(
-            "/attestations/{id}/envelope",
-            get(public::attestation_envelope),
-        )
-        .route("/log/checkpoint", get(public::log_checkpoint))
-        .route("/log/entries", get(public::log_entries))
-        .route("/log/entries/{id}", get(public::log_entry))
-        .route("/log/proof/inclusion", get(public::inclusion_proof))
-        .route("/log/proof/consistency", get(public::consistency_proof))
-        .route("/public-key", get(public::public_key));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(public::healthz))
-        .route("/metrics", get(public::metrics))
-        .route("/openapi.json", get(public::openapi))
+    let (router, _) = api(limits).split_for_parts();
+    router
         .fallback(not_found)
         // JSON bodies (and anything without a route-specific limit) stay small.
         .layer(DefaultBodyLimit::max(limits.json))
@@ -134,6 +78,23 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Every route with its description: each module's handlers say what they take and return,
+/// and [`openapi`] serves what they said.
+pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .merge(accounts::routes())
+        .merge(models::routes())
+        .merge(artifacts::routes(limits))
+        .merge(grants::routes())
+        .merge(approvals::routes())
+        .merge(usage::routes())
+        .merge(jobs::routes())
+        .merge(public::routes());
+    OpenApiRouter::with_openapi(openapi::base())
+        .nest("/v1", v1)
+        .merge(public::service_routes())
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
@@ -142,23 +103,52 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// Counts requests by method, matched route (never the raw path, which holds ids) and status.
+/// Counts requests by method, matched route (never the raw path, which holds ids) and status
+/// class. Every label comes from a closed set: a client choosing made-up methods or paths
+/// must not be able to grow the registry without end.
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!("http", method = %method, route = %route);
+    let span = tracing::info_span!("http", method, route = %route);
     let response = next.run(req).instrument(span).await;
-    if response.status().is_server_error() {
+    let status = response.status();
+    if status.is_server_error() {
         // The details were logged where the error was made; this ties them to the route.
-        tracing::warn!(%method, %route, status = %response.status(), "request failed");
+        tracing::warn!(method, %route, %status, "request failed");
     }
     state
         .metrics
         .http_requests
-        .with_label_values(&[&method, &route, response.status().as_str()])
+        .with_label_values(&[method, &route, status_class(status)])
         .inc();
     response
+}
+
+/// The methods the API routes, by name; any other is `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// `2xx`, `4xx`, ...: the class, since the label set must stay small.
+fn status_class(status: axum::http::StatusCode) -> &'static str {
+    match status.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }

@@ -11,7 +11,7 @@ pub struct Metrics {
     pub jobs: IntCounterVec,
     /// Samples processed by this process's workers.
     pub samples: IntCounter,
-    /// HTTP requests by method, matched route and status.
+    /// HTTP requests by method, matched route template and status class (closed sets).
     pub http_requests: IntCounterVec,
 }
 

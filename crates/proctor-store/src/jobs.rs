@@ -427,13 +427,14 @@ impl Store {
     where
         F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
     {
-        let mut tx = self.begin().await?;
-        let queued = tx.enqueue(job).await?;
-        let entry = tx
-            .append_entry(EntryKind::Accepted, queued.id, |slot| sign(&queued, slot))
-            .await?;
-        tx.commit().await?;
-        Ok((queued, entry))
+        self.transaction(async |tx| {
+            let queued = tx.enqueue(job).await?;
+            let entry = tx
+                .append_entry(EntryKind::Accepted, queued.id, |slot| sign(&queued, slot))
+                .await?;
+            Ok((queued, entry))
+        })
+        .await
     }
 
     /// A job by id.
@@ -537,19 +538,21 @@ impl Store {
                  ORDER BY created_at, id LIMIT 1 {skip_locked}) \
              RETURNING {JOB_COLUMNS}"
         ));
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(&sql)
-            .bind(worker)
-            .bind(millis(lease)?)
-            .bind(clock.map(Timestamp::as_millis))
-            .fetch_optional(&mut *tx.inner)
+        let lease = millis(lease)?;
+        let claimed = self
+            .transaction(async |tx| {
+                let row = sqlx::query(&sql)
+                    .bind(worker)
+                    .bind(lease)
+                    .bind(clock.map(Timestamp::as_millis))
+                    .fetch_optional(&mut *tx.inner)
+                    .await?;
+                row.as_ref().map(job_from_row).transpose()
+            })
             .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
+        let Some(job) = claimed else {
             return Ok(None);
         };
-        let job = job_from_row(&row)?;
-        tx.commit().await?;
         let disposition = if job.cancel_requested {
             Disposition::Cancel
         } else if job.attempts > max_attempts {
@@ -605,35 +608,36 @@ impl Store {
         done: u64,
         usage: &Usage,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
         let sql = self.backend.sql(
             "UPDATE jobs SET progress_done = $3 WHERE id = $1 AND status = 'running' \
              AND lease_owner = $2 AND lease_expires_at > {now}",
         );
-        let updated = sqlx::query(&sql)
+        self.transaction(async |tx| {
+            let updated = sqlx::query(&sql)
+                .bind(job.to_string())
+                .bind(worker)
+                .bind(to_i64(done, "progress")?)
+                .execute(&mut *tx.inner)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::LeaseLost(job.to_string()));
+            }
+            sqlx::query(
+                "INSERT INTO job_usage (job_id, queries, input_tokens, output_tokens) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO UPDATE SET \
+                 queries = excluded.queries, input_tokens = excluded.input_tokens, \
+                 output_tokens = excluded.output_tokens",
+            )
             .bind(job.to_string())
-            .bind(worker)
-            .bind(to_i64(done, "progress")?)
+            .bind(to_i64(usage.queries, "usage")?)
+            .bind(to_i64(usage.input_tokens, "usage")?)
+            .bind(to_i64(usage.output_tokens, "usage")?)
             .execute(&mut *tx.inner)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::LeaseLost(job.to_string()));
-        }
-        sqlx::query(
-            "INSERT INTO job_usage (job_id, queries, input_tokens, output_tokens) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO UPDATE SET \
-             queries = excluded.queries, input_tokens = excluded.input_tokens, \
-             output_tokens = excluded.output_tokens",
-        )
-        .bind(job.to_string())
-        .bind(to_i64(usage.queries, "usage")?)
-        .bind(to_i64(usage.input_tokens, "usage")?)
-        .bind(to_i64(usage.output_tokens, "usage")?)
-        .execute(&mut *tx.inner)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The usage last recorded for a job (`None` before the first report).
@@ -701,11 +705,10 @@ impl Store {
         if !outcome.status.is_terminal() {
             return Err(StoreError::Invalid("final job status"));
         }
-        let mut tx = self.begin().await?;
-        // Rolled back at once on a refusal (Tx::end): the job's row lock must not outlive
-        // the call, or a claim right after would pass the job by.
-        let result = async {
-            let current = lock_job(&mut tx, job).await?;
+        // Rolled back at once on a refusal: the job's row lock must not outlive the call, or a
+        // claim right after would pass the job by.
+        self.transaction(async |tx| {
+            let current = lock_job(tx, job).await?;
             let now = tx.now().await?;
             let holds = current.status == JobStatus::Running
                 && current
@@ -715,10 +718,9 @@ impl Store {
             if !holds {
                 return Err(StoreError::LeaseLost(job.to_string()));
             }
-            end_job_at(&mut tx, current, outcome, clock_end, sign).await
-        }
-        .await;
-        tx.end(result).await
+            end_job_at(tx, current, outcome, clock_end, sign).await
+        })
+        .await
     }
 
     /// Cancels a job. A queued job ends at once, with its result entry (signed by `sign`)
@@ -751,10 +753,9 @@ impl Store {
     where
         F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
     {
-        let mut tx = self.begin().await?;
-        // Rolled back at once on a refusal (Tx::end), as in finish.
-        let result = async {
-            let current = lock_job(&mut tx, job).await?;
+        // Rolled back at once on a refusal, as in finish.
+        self.transaction(async |tx| {
+            let current = lock_job(tx, job).await?;
             match current.status {
                 JobStatus::Queued => {
                     let outcome = Outcome {
@@ -762,8 +763,7 @@ impl Store {
                         reason: Some(reason.to_owned()),
                         report: None,
                     };
-                    let (ended, entry) =
-                        end_job_at(&mut tx, current, &outcome, clock, sign).await?;
+                    let (ended, entry) = end_job_at(tx, current, &outcome, clock, sign).await?;
                     Ok(Cancelled::Now(ended, entry))
                 }
                 JobStatus::Running => {
@@ -786,8 +786,7 @@ impl Store {
                     action: "cancelling",
                 }),
             }
-        }
-        .await;
-        tx.end(result).await
+        })
+        .await
     }
 }

@@ -3,63 +3,78 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use proctor_api::ErrorBody;
+use proctor_api::accounts::{
+    AccountView, CreatedToken, NewAccount, NewToken, Role as RoleView, Tier as TierView, TokenView,
+};
 use proctor_store::{Account, AccountId, Role, Tier, TokenId, TokenInfo};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AdminCaller, Caller, JsonBody, PathParam, parse_id};
 use crate::state::AppState;
 
-/// An account as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct AccountView {
-    id: String,
-    name: String,
-    role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tier: Option<&'static str>,
-    created_at: String,
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_account, list_accounts))
+        .routes(routes!(get_account))
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(revoke_token))
+        .routes(routes!(me))
 }
 
-impl From<Account> for AccountView {
-    fn from(a: Account) -> AccountView {
-        AccountView {
-            id: a.id.to_string(),
-            name: a.name,
-            role: a.role.as_str(),
-            tier: a.tier.map(Tier::as_str),
-            created_at: a.created_at.to_rfc3339(),
-        }
+/// The API's role of a stored one.
+pub fn role_view(role: Role) -> RoleView {
+    match role {
+        Role::Admin => RoleView::Admin,
+        Role::Vendor => RoleView::Vendor,
+        Role::Evaluator => RoleView::Evaluator,
+        Role::Regulator => RoleView::Regulator,
     }
 }
 
-/// A token's metadata (never its secret, which only `create_token`'s response holds).
-#[derive(Debug, Serialize)]
-pub struct TokenView {
-    id: String,
-    account: String,
-    label: String,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revoked_at: Option<String>,
-}
-
-impl From<TokenInfo> for TokenView {
-    fn from(t: TokenInfo) -> TokenView {
-        TokenView {
-            id: t.id.to_string(),
-            account: t.account.to_string(),
-            label: t.label,
-            created_at: t.created_at.to_rfc3339(),
-            revoked_at: t.revoked_at.map(|r| r.to_rfc3339()),
-        }
+/// The API's tier of a stored one.
+pub fn tier_view(tier: Tier) -> TierView {
+    match tier {
+        Tier::Academic => TierView::Academic,
+        Tier::Auditor => TierView::Auditor,
+        Tier::Regulator => TierView::Regulator,
+        Tier::Commercial => TierView::Commercial,
     }
 }
 
-/// `POST /v1/accounts`.
+/// The view of a stored account.
+pub fn account_view(a: Account) -> AccountView {
+    AccountView {
+        id: a.id.to_string(),
+        name: a.name,
+        role: role_view(a.role),
+        tier: a.tier.map(tier_view),
+        created_at: a.created_at.to_rfc3339(),
+    }
+}
+
+/// The view of a stored token's metadata (never its secret, which only `create_token`'s
+/// answer holds).
+pub fn token_view(t: TokenInfo) -> TokenView {
+    TokenView {
+        id: t.id.to_string(),
+        account: t.account.to_string(),
+        label: t.label,
+        created_at: t.created_at.to_rfc3339(),
+        revoked_at: t.revoked_at.map(|r| r.to_rfc3339()),
+    }
+}
+
+/// [`NewAccount`] as read: its role and tier as text, so an unknown one is refused as
+/// `invalid_role` / `invalid_tier` rather than as a body of the wrong shape. The described
+/// body is [`NewAccount`]; the test below keeps the two the same.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewAccount {
+pub struct NewAccountBody {
     name: String,
     role: String,
     #[serde(default)]
@@ -85,10 +100,26 @@ fn check_name(name: &str, what: &str) -> ApiResult<()> {
     }
 }
 
+/// Create an account (no token: `POST /v1/accounts/{id}/tokens` makes its first).
+#[utoipa::path(
+    post, path = "/accounts", tag = "accounts", operation_id = "create_account",
+    security(("bearer" = [])),
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "the account", body = AccountView),
+        (status = 400, description = "`malformed_json`: a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 409, description = "`conflict`: the name is taken", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 415, description = "not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (a missing or unknown field), `invalid_name`, `invalid_role`, or `invalid_tier` (an evaluator without a tier, or another role with one)", body = ErrorBody),
+    ),
+)]
 pub async fn create_account(
     State(state): State<AppState>,
     _admin: AdminCaller,
-    JsonBody(body): JsonBody<NewAccount>,
+    JsonBody(body): JsonBody<NewAccountBody>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
     check_name(&body.name, "an account name")?;
     let role: Role = body.role.parse().map_err(|_| {
@@ -115,18 +146,40 @@ pub async fn create_account(
         ));
     }
     let account = state.store.create_account(&body.name, role, tier).await?;
-    Ok((StatusCode::CREATED, Json(account.into())))
+    Ok((StatusCode::CREATED, Json(account_view(account))))
 }
 
+/// Every account, oldest first.
+#[utoipa::path(
+    get, path = "/accounts", tag = "accounts", operation_id = "list_accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the accounts", body = Vec<AccountView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+)]
 pub async fn list_accounts(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<AccountView>>> {
     caller.require(&[Role::Admin])?;
     let accounts = state.store.list_accounts().await?;
-    Ok(Json(accounts.into_iter().map(Into::into).collect()))
+    Ok(Json(accounts.into_iter().map(account_view).collect()))
 }
 
+/// One account.
+#[utoipa::path(
+    get, path = "/accounts/{id}", tag = "accounts", operation_id = "get_account",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    responses(
+        (status = 200, description = "the account", body = AccountView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such account", body = ErrorBody),
+    ),
+)]
 pub async fn get_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,37 +187,47 @@ pub async fn get_account(
 ) -> ApiResult<Json<AccountView>> {
     caller.require(&[Role::Admin])?;
     let id: AccountId = parse_id(&id, "account")?;
-    Ok(Json(state.store.account(id).await?.into()))
+    Ok(Json(account_view(state.store.account(id).await?)))
 }
 
+/// The caller's own account, whatever its role.
+#[utoipa::path(
+    get, path = "/me", tag = "accounts", operation_id = "get_me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the caller's account", body = AccountView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+    ),
+)]
 pub async fn me(caller: Caller) -> Json<AccountView> {
-    Json(caller.0.into())
+    Json(account_view(caller.0))
 }
 
-/// `POST /v1/accounts/{id}/tokens`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTokenBody {
-    #[serde(default)]
-    label: String,
-}
-
-/// The one response that holds a token's secret.
-#[derive(Serialize)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    info: TokenView,
-    token: String,
-}
-
+/// Make a token for an account; its secret is in this answer only.
+#[utoipa::path(
+    post, path = "/accounts/{id}/tokens", tag = "accounts", operation_id = "create_token",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "the token with its secret", body = CreatedToken),
+        (status = 400, description = "`malformed_json`: a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such account", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 415, description = "not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (an unknown field, a label not a string) or `invalid_label` (over 128 characters, or a control character)", body = ErrorBody),
+    ),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     _admin: AdminCaller,
     PathParam(id): PathParam,
-    JsonBody(body): JsonBody<NewTokenBody>,
+    JsonBody(body): JsonBody<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let id: AccountId = parse_id(&id, "account")?;
-    if body.label.len() > MAX_NAME || body.label.chars().any(char::is_control) {
+    if body.label.chars().count() > MAX_NAME || body.label.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
             "invalid_label",
             format!("a label is at most {MAX_NAME} printable characters"),
@@ -176,12 +239,24 @@ pub async fn create_token(
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
-            info: token.info.into(),
+            info: token_view(token.info),
             token: token.secret,
         }),
     ))
 }
 
+/// An account's tokens (never their secrets), revoked ones included.
+#[utoipa::path(
+    get, path = "/accounts/{id}/tokens", tag = "accounts", operation_id = "list_tokens",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    responses(
+        (status = 200, description = "the tokens", body = Vec<TokenView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such account", body = ErrorBody),
+    ),
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -191,9 +266,22 @@ pub async fn list_tokens(
     let id: AccountId = parse_id(&id, "account")?;
     state.store.account(id).await?;
     let tokens = state.store.tokens_of(id).await?;
-    Ok(Json(tokens.into_iter().map(Into::into).collect()))
+    Ok(Json(tokens.into_iter().map(token_view).collect()))
 }
 
+/// Revoke a token: the next request that presents it is answered 401. Revoking a revoked
+/// token changes nothing.
+#[utoipa::path(
+    delete, path = "/tokens/{id}", tag = "accounts", operation_id = "revoke_token",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the token's id")),
+    responses(
+        (status = 204, description = "revoked; no body"),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "no such token", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,4 +291,36 @@ pub async fn revoke_token(
     let id: TokenId = parse_id(&id, "token")?;
     state.store.revoke_token(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a client sends as [`NewAccount`] is what the handler reads.
+    #[test]
+    fn the_described_body_is_the_one_read() {
+        for body in [
+            NewAccount {
+                name: "acme".into(),
+                role: RoleView::Vendor,
+                tier: None,
+            },
+            NewAccount {
+                name: "lab".into(),
+                role: RoleView::Evaluator,
+                tier: Some(TierView::Academic),
+            },
+        ] {
+            let json = serde_json::to_value(&body).expect("serializes");
+            let read: NewAccountBody = serde_json::from_value(json).expect("reads");
+            assert_eq!(read.name, body.name);
+            assert_eq!(read.role, body.role.as_str());
+            assert_eq!(read.tier.as_deref(), body.tier.map(TierView::as_str));
+            assert_eq!(
+                read.role.parse::<Role>().ok().map(role_view),
+                Some(body.role)
+            );
+        }
+    }
 }

@@ -6,54 +6,42 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use proctor_core::JobEnd;
+use proctor_api::ErrorBody;
+use proctor_api::accounts::Tier as TierView;
+use proctor_api::approvals::{PendingDataset, PendingEval, PendingEvaluator, PendingView, Reject};
+use proctor_api::bytes::Bytes;
+use proctor_api::jobs::{JobView, PolicyRefView};
+use proctor_core::{JobEnd, MetricSpec};
 use proctor_store::{Approval, Job, JobId, JobStatus, Tier};
-use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ending::{Closer, end_job};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{PathParam, RawBody, VendorCaller, parse_id};
-use crate::routes::jobs::{JobView, job_view};
+use crate::routes::jobs::job_view;
 use crate::state::{App, AppState};
 
-#[derive(Debug, Serialize)]
-struct EvaluatorView {
-    id: String,
-    name: String,
-    tier: Option<&'static str>,
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(component))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
 }
 
-#[derive(Debug, Serialize)]
-struct EvalView {
-    sha256: String,
-    name: String,
-    version: String,
-    size: u64,
-    metrics: serde_json::Value,
-}
+/// The content type of a waiting job's component, as downloaded.
+const COMPONENT_CONTENT_TYPE: &str = "application/octet-stream";
 
-#[derive(Debug, Serialize)]
-struct DatasetView {
-    sha256: String,
-    items: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct PolicyView {
-    name: String,
-    sha256: String,
-}
-
-/// A job waiting for the vendor, with what it needs to decide.
-#[derive(Debug, Serialize)]
-pub struct PendingView {
-    job: String,
-    grant: String,
-    evaluator: EvaluatorView,
-    eval: EvalView,
-    dataset: DatasetView,
-    policy: PolicyView,
-    created_at: String,
+/// The API's tier of a stored one.
+fn tier_view(tier: Tier) -> TierView {
+    match tier {
+        Tier::Academic => TierView::Academic,
+        Tier::Auditor => TierView::Auditor,
+        Tier::Regulator => TierView::Regulator,
+        Tier::Commercial => TierView::Commercial,
+    }
 }
 
 async fn pending_view(app: &App, job: Job) -> ApiResult<PendingView> {
@@ -65,27 +53,28 @@ async fn pending_view(app: &App, job: Job) -> ApiResult<PendingView> {
     let evaluator = app.store.account(job.evaluator).await?;
     let eval = app.store.eval(&job.eval).await?;
     let dataset = app.store.dataset(&job.dataset).await?;
+    let metrics: Vec<MetricSpec> = serde_json::from_str(&eval.metrics)
+        .map_err(|e| ApiError::internal("stored metric declarations", &e))?;
     Ok(PendingView {
         job: job.id.to_string(),
         grant: under.grant.to_string(),
-        evaluator: EvaluatorView {
+        evaluator: PendingEvaluator {
             id: evaluator.id.to_string(),
             name: evaluator.name,
-            tier: evaluator.tier.map(Tier::as_str),
+            tier: evaluator.tier.map(tier_view),
         },
-        eval: EvalView {
+        eval: PendingEval {
             sha256: eval.digest.to_hex(),
             name: eval.name,
             version: eval.version,
             size: eval.size,
-            metrics: serde_json::from_str(&eval.metrics)
-                .map_err(|e| ApiError::internal("stored metric declarations", &e))?,
+            metrics,
         },
-        dataset: DatasetView {
+        dataset: PendingDataset {
             sha256: dataset.digest.to_hex(),
             items: dataset.items,
         },
-        policy: PolicyView {
+        policy: PolicyRefView {
             name: job.policy_name,
             sha256: job.policy_digest.to_hex(),
         },
@@ -93,6 +82,16 @@ async fn pending_view(app: &App, job: Job) -> ApiResult<PendingView> {
     })
 }
 
+/// Jobs on the caller's models waiting for its approval, oldest first, with what they run.
+#[utoipa::path(
+    get, path = "/approvals", tag = "approvals", operation_id = "list_approvals",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the waiting jobs", body = Vec<PendingView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
@@ -128,6 +127,20 @@ async fn waiting_job(app: &App, vendor: proctor_store::AccountId, id: &str) -> A
     Ok(job)
 }
 
+/// A waiting job's eval component, byte for byte as uploaded, to inspect before deciding.
+#[utoipa::path(
+    get, path = "/approvals/{id}/component", tag = "approvals",
+    operation_id = "get_approval_component",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "the component (a WebAssembly component)", body = inline(Bytes), content_type = "application/octet-stream"),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 404, description = "no such job on the caller's models", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the job is not waiting for approval", body = ErrorBody),
+    ),
+)]
 pub async fn component(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
@@ -135,9 +148,22 @@ pub async fn component(
 ) -> ApiResult<impl IntoResponse> {
     let job = waiting_job(&state, caller.id(), &id).await?;
     let bytes = state.store.eval_bytes(&job.eval).await?;
-    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
+    Ok(([(header::CONTENT_TYPE, COMPONENT_CONTENT_TYPE)], bytes))
 }
 
+/// Approve a waiting job: workers may now run it.
+#[utoipa::path(
+    post, path = "/approvals/{id}/approve", tag = "approvals", operation_id = "approve_job",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "approved: the job, queued", body = JobView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 404, description = "no such job on the caller's models", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the job is not waiting for approval (decided or ended)", body = ErrorBody),
+    ),
+)]
 pub async fn approve(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
@@ -148,28 +174,40 @@ pub async fn approve(
     Ok(Json(job_view(&state, job).await?))
 }
 
-/// `POST /v1/approvals/{job}/reject`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reject {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 const MAX_REASON: usize = 500;
 
+/// Reject a waiting job: it ends `cancelled` with the reason, and its signed result entry in
+/// the log shows it never ran. The body is optional (empty or `null`: no reason given); it is
+/// read whatever its content type.
+#[utoipa::path(
+    post, path = "/approvals/{id}/reject", tag = "approvals", operation_id = "reject_job",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    request_body = Option<Reject>,
+    responses(
+        (status = 200, description = "rejected: the job, cancelled", body = JobView),
+        (status = 400, description = "`malformed_json`: a body that is not JSON or does not fit", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 404, description = "no such job on the caller's models", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the job is not waiting for approval (decided or ended)", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 422, description = "`invalid`: a reason over 500 characters or not on one line", body = ErrorBody),
+    ),
+)]
 pub async fn reject(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
     PathParam(id): PathParam,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<JobView>> {
-    // The body is optional: an empty one rejects without a reason.
+    // The body is optional: an empty one (or `null`) rejects without a reason.
     let body: Reject = if body.is_empty() {
         Reject::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<Reject>>(&body)
             .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid body: {e}")))?
+            .unwrap_or_default()
     };
     let reason = body.reason.unwrap_or_else(|| "no reason given".to_owned());
     if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {

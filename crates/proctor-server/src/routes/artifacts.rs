@@ -1,62 +1,57 @@
 //! Evals and datasets: an evaluator uploads them (validated before anything is stored), lists
 //! its own and reads its own. Both are content-addressed: the id is the sha256 of the bytes.
+//!
+//! Uploads are raw bytes ([`RawBody`]: any content type, described as
+//! `application/octet-stream`), each bounded by its own limit instead of the JSON one.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use proctor_core::{Dataset, Sha256Digest};
+use proctor_api::ErrorBody;
+use proctor_api::artifacts::{DatasetView, EvalView};
+use proctor_api::bytes::Bytes;
+use proctor_core::{Dataset, MetricSpec, Sha256Digest};
 use proctor_store::{DatasetMeta, EvalDescription, EvalMeta, Role, Upload};
-use serde::Serialize;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, PathParam, RawBody, parse_id};
-use crate::state::AppState;
+use crate::state::{AppState, BodyLimits};
 
-/// An eval as the API shows it: its digest and what `describe` declared at upload.
-#[derive(Debug, Serialize)]
-pub struct EvalView {
-    id: String,
-    sha256: String,
-    name: String,
-    version: String,
-    metrics: serde_json::Value,
-    size: u64,
-    created_at: String,
+/// This module's routes, under `/v1`.
+pub fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // The upload's limit replaces the JSON one on its path (the listing reads no body).
+        .routes(routes!(upload_eval, list_evals).layer(DefaultBodyLimit::max(limits.component)))
+        .routes(routes!(get_eval))
+        .routes(routes!(upload_dataset, list_datasets).layer(DefaultBodyLimit::max(limits.dataset)))
+        .routes(routes!(get_dataset))
 }
 
-impl From<EvalMeta> for EvalView {
-    fn from(e: EvalMeta) -> EvalView {
-        EvalView {
-            id: e.digest.to_hex(),
-            sha256: e.digest.to_hex(),
-            name: e.name,
-            version: e.version,
-            metrics: serde_json::from_str(&e.metrics).unwrap_or(serde_json::Value::Null),
-            size: e.size,
-            created_at: e.created_at.to_rfc3339(),
-        }
-    }
+/// An eval's view.
+fn eval_view(e: EvalMeta) -> ApiResult<EvalView> {
+    let metrics: Vec<MetricSpec> = serde_json::from_str(&e.metrics)
+        .map_err(|err| ApiError::internal("stored metric declarations", &err))?;
+    Ok(EvalView {
+        id: e.digest.to_hex(),
+        sha256: e.digest.to_hex(),
+        name: e.name,
+        version: e.version,
+        metrics,
+        size: e.size,
+        created_at: e.created_at.to_rfc3339(),
+    })
 }
 
-/// A dataset as the API shows it (never its lines).
-#[derive(Debug, Serialize)]
-pub struct DatasetView {
-    id: String,
-    sha256: String,
-    items: u64,
-    size: u64,
-    created_at: String,
-}
-
-impl From<DatasetMeta> for DatasetView {
-    fn from(d: DatasetMeta) -> DatasetView {
-        DatasetView {
-            id: d.digest.to_hex(),
-            sha256: d.digest.to_hex(),
-            items: d.items,
-            size: d.size,
-            created_at: d.created_at.to_rfc3339(),
-        }
+/// A dataset's view.
+fn dataset_view(d: DatasetMeta) -> DatasetView {
+    DatasetView {
+        id: d.digest.to_hex(),
+        sha256: d.digest.to_hex(),
+        items: d.items,
+        size: d.size,
+        created_at: d.created_at.to_rfc3339(),
     }
 }
 
@@ -68,6 +63,22 @@ fn upload_status(upload: Upload) -> StatusCode {
     }
 }
 
+/// Upload an eval component (a WebAssembly component, as raw bytes): validated, compiled and
+/// described before anything is stored, so a refused component leaves nothing behind.
+#[utoipa::path(
+    post, path = "/evals", tag = "evals", operation_id = "upload_eval",
+    security(("bearer" = [])),
+    request_body(content = inline(Bytes), content_type = "application/octet-stream", description = "the component's bytes (`.wasm`), at most 64 MiB by default"),
+    responses(
+        (status = 200, description = "the same bytes were stored already: that eval", body = EvalView),
+        (status = 201, description = "stored", body = EvalView),
+        (status = 400, description = "`malformed_request`: a body that cannot be read", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: over the component limit", body = ErrorBody),
+        (status = 422, description = "refused: `empty_component`, `not_wasm`, `core_module`, `unsupported_wasm_version`, `invalid_component`, `forbidden_imports`, `wrong_world`, `describe_failed`, `invalid_declaration`, `too_many_metrics`", body = ErrorBody),
+    ),
+)]
 pub async fn upload_eval(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -92,18 +103,44 @@ pub async fn upload_eval(
         .store
         .put_eval(caller.id(), &bytes, &description)
         .await?;
-    Ok((upload_status(upload), Json(meta.into())))
+    Ok((upload_status(upload), Json(eval_view(meta)?)))
 }
 
+/// The evaluator's evals.
+#[utoipa::path(
+    get, path = "/evals", tag = "evals", operation_id = "list_evals",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the evals the evaluator uploaded", body = Vec<EvalView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn list_evals(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<EvalView>>> {
     caller.require(&[Role::Evaluator])?;
     let evals = state.store.evals_of(caller.id()).await?;
-    Ok(Json(evals.into_iter().map(Into::into).collect()))
+    let views = evals
+        .into_iter()
+        .map(eval_view)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(views))
 }
 
+/// One of the evaluator's evals, by sha256.
+#[utoipa::path(
+    get, path = "/evals/{id}", tag = "evals", operation_id = "get_eval",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the eval's sha256")),
+    responses(
+        (status = 200, description = "the eval", body = EvalView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 404, description = "no such eval of the caller's", body = ErrorBody),
+    ),
+)]
 pub async fn get_eval(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,9 +152,24 @@ pub async fn get_eval(
     if !state.store.owns_eval(caller.id(), &digest).await? {
         return Err(ApiError::not_found("eval"));
     }
-    Ok(Json(state.store.eval(&digest).await?.into()))
+    Ok(Json(eval_view(state.store.eval(&digest).await?)?))
 }
 
+/// Upload a dataset: UTF-8 JSONL, one JSON value per line, as raw bytes.
+#[utoipa::path(
+    post, path = "/datasets", tag = "datasets", operation_id = "upload_dataset",
+    security(("bearer" = [])),
+    request_body(content = inline(Bytes), content_type = "application/octet-stream", description = "UTF-8 JSONL, one JSON value per line; at most 256 MiB by default"),
+    responses(
+        (status = 200, description = "the same bytes were stored already: that dataset", body = DatasetView),
+        (status = 201, description = "stored", body = DatasetView),
+        (status = 400, description = "`malformed_request`: a body that cannot be read", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: over the dataset limit", body = ErrorBody),
+        (status = 422, description = "`invalid_dataset`: not UTF-8 JSONL, empty, or over the line limit; the message names the line", body = ErrorBody),
+    ),
+)]
 pub async fn upload_dataset(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -132,18 +184,40 @@ pub async fn upload_dataset(
         .store
         .put_dataset(caller.id(), &bytes, dataset.len() as u64)
         .await?;
-    Ok((upload_status(upload), Json(meta.into())))
+    Ok((upload_status(upload), Json(dataset_view(meta))))
 }
 
+/// The evaluator's datasets.
+#[utoipa::path(
+    get, path = "/datasets", tag = "datasets", operation_id = "list_datasets",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the datasets the evaluator uploaded", body = Vec<DatasetView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn list_datasets(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<DatasetView>>> {
     caller.require(&[Role::Evaluator])?;
     let datasets = state.store.datasets_of(caller.id()).await?;
-    Ok(Json(datasets.into_iter().map(Into::into).collect()))
+    Ok(Json(datasets.into_iter().map(dataset_view).collect()))
 }
 
+/// One of the evaluator's datasets, by sha256.
+#[utoipa::path(
+    get, path = "/datasets/{id}", tag = "datasets", operation_id = "get_dataset",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the dataset's sha256")),
+    responses(
+        (status = 200, description = "the dataset", body = DatasetView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 404, description = "no such dataset of the caller's", body = ErrorBody),
+    ),
+)]
 pub async fn get_dataset(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,5 +228,5 @@ pub async fn get_dataset(
     if !state.store.owns_dataset(caller.id(), &digest).await? {
         return Err(ApiError::not_found("dataset"));
     }
-    Ok(Json(state.store.dataset(&digest).await?.into()))
+    Ok(Json(dataset_view(state.store.dataset(&digest).await?)))
 }

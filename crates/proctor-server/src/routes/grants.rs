@@ -14,133 +14,103 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use proctor_api::ErrorBody;
+use proctor_api::grants::{
+    ApprovalMode as ApprovalView, BitsBudget, BudgetFigures, BudgetView, CreateGrant,
+    EpsilonBudget, ExactBudget, GrantBudgets, GrantPolicyView, GrantStatus, GrantView,
+    Grantee as GranteeBody, RemainingView, RevokedView, WorstCaseBudget,
+};
 use proctor_core::{Policy, PolicyError, PolicyOverrides};
 use proctor_store::{
     Account, AccountId, ApprovalMode, BudgetUse, Budgets, Grant, GrantId, Grantee, ModelId,
     NewGrant, Remaining, Role, Tier, Timestamp,
 };
-use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ending::revoke_grant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, PathParam, VendorCaller, parse_id};
 use crate::state::{App, AppState};
 
-/// Who a grant is for, as the API spells it: `{"tier": "academic"}` or `{"account": "<id>"}`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum GranteeBody {
-    /// An evaluator tier.
-    Tier(String),
-    /// One evaluator account.
-    Account(String),
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(revoke))
+        .routes(routes!(budget))
 }
 
-/// Budgets as the API spells them (the store's [`Budgets`]); each left out is unlimited.
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Budgets", deny_unknown_fields)]
-struct BudgetsDef {
-    #[serde(default)]
-    jobs_per_day: Option<u64>,
-    #[serde(default)]
-    queries_per_day: Option<u64>,
-    #[serde(default)]
-    tokens_per_day: Option<u64>,
-    #[serde(default)]
-    queries_total: Option<u64>,
-    #[serde(default)]
-    tokens_total: Option<u64>,
-    #[serde(default)]
-    epsilon_total: Option<f64>,
-    #[serde(default)]
-    bits_per_job: Option<f64>,
-    #[serde(default)]
-    bits_total: Option<f64>,
-}
-
-/// `POST /v1/grants`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGrant {
-    model: String,
-    grantee: GranteeBody,
-    #[serde(default)]
-    policy: Option<String>,
-    #[serde(default)]
-    overrides: Option<serde_json::Value>,
-    #[serde(default, with = "BudgetsDef")]
-    budgets: Budgets,
-    #[serde(default)]
-    approval: Option<String>,
-    #[serde(default)]
-    expires_at: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct GrantPolicyView {
-    name: String,
-    sha256: String,
-    effective: serde_json::Value,
-}
-
-/// A grant as the API shows it, to its vendor and to the evaluators it names.
-#[derive(Debug, Serialize)]
-pub struct GrantView {
-    id: String,
-    vendor: String,
-    model: String,
-    grantee: GranteeBody,
-    policy: GrantPolicyView,
-    overrides: serde_json::Value,
-    #[serde(with = "BudgetsDef")]
-    budgets: Budgets,
-    approval: &'static str,
-    expires_at: Option<String>,
-    revoked_at: Option<String>,
-    created_at: String,
-    status: &'static str,
-}
-
-impl GrantView {
-    /// The view of `grant` at `now`.
-    ///
-    /// # Errors
-    ///
-    /// A 500 when the stored policy or overrides no longer make a policy.
-    pub fn new(grant: Grant, now: Timestamp) -> ApiResult<GrantView> {
-        // Checked when the grant was made: a stored one that no longer makes a policy is the
-        // service's fault.
-        let policy = grant_policy(&grant.policy_name, &grant.policy_overrides)
-            .map_err(|e| ApiError::internal("a stored grant's policy", &e))?;
-        let status = match grant.inactive_reason(now) {
-            None => "active",
-            Some(proctor_store::Refusal::Revoked) => "revoked",
-            Some(_) => "expired",
-        };
-        Ok(GrantView {
-            id: grant.id.to_string(),
-            vendor: grant.vendor.to_string(),
-            model: grant.model.to_string(),
-            grantee: match grant.grantee {
-                Grantee::Tier(t) => GranteeBody::Tier(t.as_str().to_owned()),
-                Grantee::Account(a) => GranteeBody::Account(a.to_string()),
-            },
-            policy: GrantPolicyView {
-                name: policy.name.clone(),
-                sha256: policy.digest().to_hex(),
-                effective: serde_json::to_value(&policy)
-                    .map_err(|e| ApiError::internal("a policy", &e))?,
-            },
-            overrides: serde_json::from_str(&grant.policy_overrides)
-                .map_err(|e| ApiError::internal("a stored grant's overrides", &e))?,
-            budgets: grant.budgets,
-            approval: grant.approval.as_str(),
-            expires_at: grant.expires_at.map(|t| t.to_rfc3339()),
-            revoked_at: grant.revoked_at.map(|t| t.to_rfc3339()),
-            created_at: grant.created_at.to_rfc3339(),
-            status,
-        })
+/// The store's budgets as the API spells them.
+fn budgets_view(b: Budgets) -> GrantBudgets {
+    GrantBudgets {
+        jobs_per_day: b.jobs_per_day,
+        queries_per_day: b.queries_per_day,
+        tokens_per_day: b.tokens_per_day,
+        queries_total: b.queries_total,
+        tokens_total: b.tokens_total,
+        epsilon_total: b.epsilon_total,
+        bits_per_job: b.bits_per_job,
+        bits_total: b.bits_total,
     }
+}
+
+/// The API's budgets as the store keeps them.
+fn budgets_of(b: GrantBudgets) -> Budgets {
+    Budgets {
+        jobs_per_day: b.jobs_per_day,
+        queries_per_day: b.queries_per_day,
+        tokens_per_day: b.tokens_per_day,
+        queries_total: b.queries_total,
+        tokens_total: b.tokens_total,
+        epsilon_total: b.epsilon_total,
+        bits_per_job: b.bits_per_job,
+        bits_total: b.bits_total,
+    }
+}
+
+/// The view of `grant` at `now`.
+///
+/// # Errors
+///
+/// A 500 when the stored policy or overrides no longer make a policy.
+pub fn grant_view(grant: Grant, now: Timestamp) -> ApiResult<GrantView> {
+    // Checked when the grant was made: a stored one that no longer makes a policy is the
+    // service's fault.
+    let overrides = PolicyOverrides::from_json(&grant.policy_overrides)
+        .map_err(|e| ApiError::internal("a stored grant's overrides", &e))?;
+    let policy = grant_policy(&grant.policy_name, &grant.policy_overrides)
+        .map_err(|e| ApiError::internal("a stored grant's policy", &e))?;
+    let status = match grant.inactive_reason(now) {
+        None => GrantStatus::Active,
+        Some(proctor_store::Refusal::Revoked) => GrantStatus::Revoked,
+        Some(_) => GrantStatus::Expired,
+    };
+    Ok(GrantView {
+        id: grant.id.to_string(),
+        vendor: grant.vendor.to_string(),
+        model: grant.model.to_string(),
+        grantee: match grant.grantee {
+            Grantee::Tier(t) => GranteeBody::Tier(t.as_str().to_owned()),
+            Grantee::Account(a) => GranteeBody::Account(a.to_string()),
+        },
+        policy: GrantPolicyView {
+            name: policy.name.clone(),
+            sha256: policy.digest().to_hex(),
+            effective: policy,
+        },
+        overrides,
+        budgets: budgets_view(grant.budgets),
+        approval: match grant.approval {
+            ApprovalMode::Auto => ApprovalView::Auto,
+            ApprovalMode::Manual => ApprovalView::Manual,
+        },
+        expires_at: grant.expires_at.map(|t| t.to_rfc3339()),
+        revoked_at: grant.revoked_at.map(|t| t.to_rfc3339()),
+        created_at: grant.created_at.to_rfc3339(),
+        status,
+    })
 }
 
 /// The effective policy of a grant: the shipped policy `name` tightened by `overrides` (JSON
@@ -222,6 +192,23 @@ fn parse_grantee(body: &GranteeBody) -> ApiResult<Grantee> {
     }
 }
 
+/// Grant an evaluator tier or account access to one of the caller's models, under a shipped
+/// policy tightened by overrides, with budgets, an approval mode and an expiry.
+#[utoipa::path(
+    post, path = "/grants", tag = "grants", operation_id = "create_grant",
+    security(("bearer" = [])),
+    request_body = CreateGrant,
+    responses(
+        (status = 201, description = "the grant", body = GrantView),
+        (status = 400, description = "`malformed_json`: a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 404, description = "no such model of the caller's, or no such grantee account", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 415, description = "not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (a body that does not fit, e.g. a negative budget); `unknown_policy`, `policy_loosened` or `invalid_policy` (the policy or its overrides); `policy_beyond_engine`; `noise_scale_too_large` (a DP policy whose noise would pass the safe bound); `epsilon_total_required` (a DP policy without `budgets.epsilon_total`); `invalid` (a commercial or unknown tier, a grantee that is not an evaluator, an approval other than `auto`/`manual`, an expiry not RFC 3339 or in the past, a budget beyond 2^63, or an epsilon or bits limit negative or not finite)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
@@ -252,7 +239,8 @@ pub async fn create(
         })?,
     };
     let expires_at = body.expires_at.as_deref().map(parse_expiry).transpose()?;
-    check_budgets(&body.budgets, &policy)?;
+    let budgets = budgets_of(body.budgets);
+    check_budgets(&budgets, &policy)?;
     let grant = state
         .store
         .create_grant(&NewGrant {
@@ -261,13 +249,13 @@ pub async fn create(
             grantee,
             policy_name: policy_name.to_owned(),
             policy_overrides: overrides,
-            budgets: body.budgets,
+            budgets,
             approval,
             expires_at,
         })
         .await?;
     let now = state.store.now().await?;
-    Ok((StatusCode::CREATED, Json(GrantView::new(grant, now)?)))
+    Ok((StatusCode::CREATED, Json(grant_view(grant, now)?)))
 }
 
 /// Refuses budgets the ledger cannot keep: a negative or non-finite epsilon or bits limit, and
@@ -325,6 +313,16 @@ async fn visible_grant(app: &App, caller: &Caller, id: &str) -> ApiResult<Grant>
     Ok(grant)
 }
 
+/// The vendor's grants, or the grants that name the evaluator (by account or tier).
+#[utoipa::path(
+    get, path = "/grants", tag = "grants", operation_id = "list_grants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the grants", body = Vec<GrantView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "neither a vendor nor an evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -337,11 +335,23 @@ pub async fn list(
     let now = state.store.now().await?;
     let views = grants
         .into_iter()
-        .map(|g| GrantView::new(g, now))
+        .map(|g| grant_view(g, now))
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(views))
 }
 
+/// One grant: the vendor's own, or one that names the evaluator.
+#[utoipa::path(
+    get, path = "/grants/{id}", tag = "grants", operation_id = "get_grant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the grant's id")),
+    responses(
+        (status = 200, description = "the grant", body = GrantView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "neither a vendor nor an evaluator", body = ErrorBody),
+        (status = 404, description = "no such grant of the vendor's, or naming the evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -349,19 +359,23 @@ pub async fn get(
 ) -> ApiResult<Json<GrantView>> {
     let grant = visible_grant(&state, &caller, &id).await?;
     let now = state.store.now().await?;
-    Ok(Json(GrantView::new(grant, now)?))
+    Ok(Json(grant_view(grant, now)?))
 }
 
-/// What a revocation did.
-#[derive(Debug, Serialize)]
-pub struct RevokedView {
-    grant: GrantView,
-    /// Jobs that had not started, ended now as `revoked`.
-    ended: Vec<String>,
-    /// Running jobs, stopping within seconds as `revoked`.
-    stopping: Vec<String>,
-}
-
+/// Revoke a grant: new jobs under it are refused, its queued jobs end `revoked` (with their
+/// result entries) and its running ones stop within seconds. Revoking again keeps the first
+/// time and ends whatever is left.
+#[utoipa::path(
+    post, path = "/grants/{id}/revoke", tag = "grants", operation_id = "revoke_grant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the grant's id")),
+    responses(
+        (status = 200, description = "revoked", body = RevokedView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 404, description = "no such grant of the caller's", body = ErrorBody),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
@@ -374,7 +388,7 @@ pub async fn revoke(
     let revocation = revoke_grant(&state, caller.id(), id).await?;
     let now = state.store.now().await?;
     Ok(Json(RevokedView {
-        grant: GrantView::new(revocation.grant, now)?,
+        grant: grant_view(revocation.grant, now)?,
         ended: revocation
             .ended
             .iter()
@@ -388,86 +402,23 @@ pub async fn revoke(
     }))
 }
 
-/// One budget as the API shows it: exact (`used`, `reserved`), or, for the evaluator of a DP
-/// grant, the worst cases held at acceptance (`worst_case`), which no model output moves.
-#[derive(Debug, Serialize)]
-struct BudgetView {
-    limit: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    used: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reserved: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    worst_case: Option<u64>,
-    remaining: Option<u64>,
-}
-
-impl BudgetView {
-    fn exact(b: BudgetUse) -> BudgetView {
-        BudgetView {
-            limit: b.limit,
-            used: Some(b.used),
-            reserved: Some(b.reserved),
-            worst_case: None,
-            remaining: b.remaining(),
-        }
-    }
-
-    fn worst_case(limit: Option<u64>, held: u64) -> BudgetView {
-        BudgetView {
-            limit,
-            used: None,
-            reserved: None,
-            worst_case: Some(held),
-            remaining: limit.map(|l| l.saturating_sub(held)),
-        }
+/// A budget's exact figures.
+fn exact(b: BudgetUse) -> ExactBudget {
+    ExactBudget {
+        limit: b.limit,
+        used: b.used,
+        reserved: b.reserved,
+        remaining: b.remaining(),
     }
 }
 
-/// Which figures a budget view holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum Figures {
-    /// Exact counts: settled (`used`) and in flight (`reserved`).
-    Exact,
-    /// Limits and the worst cases held at acceptance only (the evaluator of a DP grant).
-    WorstCase,
-}
-
-#[derive(Debug, Serialize)]
-struct EpsilonView {
-    total: Option<f64>,
-    spent: f64,
-    remaining: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-struct BitsView {
-    per_job: Option<f64>,
-    total: Option<f64>,
-    spent: f64,
-    remaining: Option<f64>,
-}
-
-/// A grant's budgets now.
-#[derive(Debug, Serialize)]
-pub struct RemainingView {
-    grant: String,
-    /// The UTC day the daily figures are for.
-    day: String,
-    figures: Figures,
-    /// Whose ledger `epsilon` and `bits` show: the evaluator's on the grant's model (across all
-    /// its grants). Absent for a tier grant read by its vendor: then they are what this grant's
-    /// jobs spent, and `remaining` is null (the limits apply to each evaluator).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    evaluator: Option<String>,
-    jobs_today: BudgetView,
-    queries_today: BudgetView,
-    tokens_today: BudgetView,
-    queries_total: BudgetView,
-    tokens_total: BudgetView,
-    epsilon: EpsilonView,
-    bits: BitsView,
+/// A budget's limit and the worst cases held at acceptance only.
+fn worst_case(limit: Option<u64>, held: u64) -> WorstCaseBudget {
+    WorstCaseBudget {
+        limit,
+        worst_case: held,
+        remaining: limit.map(|l| l.saturating_sub(held)),
+    }
 }
 
 /// `total - spent`, never below 0, rounded to the ledger's resolution (`per` units per one), so
@@ -476,58 +427,71 @@ fn left(total: Option<f64>, spent: f64, per: f64) -> Option<f64> {
     total.map(|t| ((t - spent).max(0.0) * per).round() / per)
 }
 
-impl RemainingView {
-    fn new(
-        grant: &Grant,
-        r: Remaining,
-        figures: Figures,
-        ledger: Option<(AccountId, f64, f64)>,
-    ) -> RemainingView {
-        let day = Timestamp(r.day.saturating_mul(86_400_000)).to_rfc3339();
-        let b = &grant.budgets;
-        let w = r.worst_case;
-        let view = |exact: BudgetUse, held: u64| match figures {
-            Figures::Exact => BudgetView::exact(exact),
-            Figures::WorstCase => BudgetView::worst_case(exact.limit, held),
-        };
-        let (evaluator, epsilon_spent, bits_spent) = match ledger {
-            Some((evaluator, epsilon, bits)) => (Some(evaluator.to_string()), epsilon, bits),
-            None => (None, r.epsilon_spent, r.bits_spent),
-        };
-        let per_evaluator = evaluator.is_some();
-        RemainingView {
-            grant: r.grant.to_string(),
-            day: day[..10].to_owned(),
-            figures,
-            evaluator,
-            // Jobs accepted are the evaluator's own submissions, not model outputs: exact.
-            jobs_today: BudgetView::exact(r.jobs_today),
-            queries_today: view(r.queries_today, w.queries_today),
-            tokens_today: view(r.tokens_today, w.tokens_today),
-            queries_total: view(r.queries_total, w.queries_total),
-            tokens_total: view(r.tokens_total, w.tokens_total),
-            epsilon: EpsilonView {
-                total: b.epsilon_total,
-                spent: epsilon_spent,
-                remaining: left(
-                    b.epsilon_total.filter(|_| per_evaluator),
-                    epsilon_spent,
-                    1e6,
-                ),
-            },
-            bits: BitsView {
-                per_job: b.bits_per_job,
-                total: b.bits_total,
-                spent: bits_spent,
-                remaining: left(b.bits_total.filter(|_| per_evaluator), bits_spent, 1e3),
-            },
-        }
+/// The view of a grant's budgets: `figures` decides whether the query and token budgets are
+/// exact; `ledger` is the evaluator whose ledger on the model `epsilon` and `bits` show, with
+/// what it spent (none: the grant's own spend).
+fn remaining_view(
+    grant: &Grant,
+    r: Remaining,
+    figures: BudgetFigures,
+    ledger: Option<(AccountId, f64, f64)>,
+) -> RemainingView {
+    let day = Timestamp(r.day.saturating_mul(86_400_000)).to_rfc3339();
+    let b = &grant.budgets;
+    let w = r.worst_case;
+    let view = |used: BudgetUse, held: u64| match figures {
+        BudgetFigures::Exact => BudgetView::Exact(exact(used)),
+        BudgetFigures::WorstCase => BudgetView::WorstCase(worst_case(used.limit, held)),
+    };
+    let (evaluator, epsilon_spent, bits_spent) = match ledger {
+        Some((evaluator, epsilon, bits)) => (Some(evaluator.to_string()), epsilon, bits),
+        None => (None, r.epsilon_spent, r.bits_spent),
+    };
+    let per_evaluator = evaluator.is_some();
+    RemainingView {
+        grant: r.grant.to_string(),
+        day: day[..10].to_owned(),
+        figures,
+        evaluator,
+        // Jobs accepted are the evaluator's own submissions, not model outputs: exact.
+        jobs_today: exact(r.jobs_today),
+        queries_today: view(r.queries_today, w.queries_today),
+        tokens_today: view(r.tokens_today, w.tokens_today),
+        queries_total: view(r.queries_total, w.queries_total),
+        tokens_total: view(r.tokens_total, w.tokens_total),
+        epsilon: EpsilonBudget {
+            total: b.epsilon_total,
+            spent: epsilon_spent,
+            remaining: left(
+                b.epsilon_total.filter(|_| per_evaluator),
+                epsilon_spent,
+                1e6,
+            ),
+        },
+        bits: BitsBudget {
+            per_job: b.bits_per_job,
+            total: b.bits_total,
+            spent: bits_spent,
+            remaining: left(b.bits_total.filter(|_| per_evaluator), bits_spent, 1e3),
+        },
     }
 }
 
-/// The evaluator reads its budget under a grant that names it: limits, its ledger on the
-/// model, and, under DP, worst cases only. The vendor reads exact figures, with the named
-/// evaluator's ledger for an account grant and the grant's own spend for a tier grant.
+/// A grant's budgets now. The evaluator reads its budget under a grant that names it: limits,
+/// its ledger on the model, and, under DP, worst cases only. The vendor reads exact figures,
+/// with the named evaluator's ledger for an account grant and the grant's own spend for a tier
+/// grant.
+#[utoipa::path(
+    get, path = "/grants/{id}/budget", tag = "grants", operation_id = "get_grant_budget",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the grant's id")),
+    responses(
+        (status = 200, description = "the budgets", body = RemainingView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "neither a vendor nor an evaluator", body = ErrorBody),
+        (status = 404, description = "no such grant of the vendor's, or naming the evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn budget(
     State(state): State<AppState>,
     caller: Caller,
@@ -539,10 +503,10 @@ pub async fn budget(
         .release
         .is_private();
     let (figures, evaluator) = match (caller.0.role, grant.grantee) {
-        (Role::Vendor, Grantee::Account(account)) => (Figures::Exact, Some(account)),
-        (Role::Vendor, Grantee::Tier(_)) => (Figures::Exact, None),
-        (_, _) if private => (Figures::WorstCase, Some(caller.id())),
-        (_, _) => (Figures::Exact, Some(caller.id())),
+        (Role::Vendor, Grantee::Account(account)) => (BudgetFigures::Exact, Some(account)),
+        (Role::Vendor, Grantee::Tier(_)) => (BudgetFigures::Exact, None),
+        (_, _) if private => (BudgetFigures::WorstCase, Some(caller.id())),
+        (_, _) => (BudgetFigures::Exact, Some(caller.id())),
     };
     let r = state.store.remaining_budget(grant.id).await?;
     let ledger = match evaluator {
@@ -552,5 +516,5 @@ pub async fn budget(
         }
         None => None,
     };
-    Ok(Json(RemainingView::new(&grant, r, figures, ledger)))
+    Ok(Json(remaining_view(&grant, r, figures, ledger)))
 }

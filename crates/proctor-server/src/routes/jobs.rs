@@ -12,69 +12,32 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use proctor_api::ErrorBody;
+use proctor_api::jobs::{
+    ApprovalState, JobStatus, JobView, ListJobs, PolicyRefView, Progress, ResultView, SubmitJob,
+};
 use proctor_core::{JobEnd, Policy, Sha256Digest};
 use proctor_store::{Hold, Job, JobDemand, JobGrant, JobId, ModelId, NewJob, Role};
-use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::attest::{JobContext, sign_accepted, stored_policy};
 use crate::clock::{TimeGrid, VisibleTimes};
 use crate::ending::{Closer, Ended, end_job};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, parse_id};
+use crate::extract::{
+    Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, list_limit, parse_id,
+};
 use crate::routes::grants::grant_policy;
 use crate::state::{App, AppState};
 
-/// `POST /v1/jobs`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitJob {
-    eval: String,
-    dataset: String,
-    model: String,
-    #[serde(default)]
-    policy: Option<String>,
-}
-
-/// A job as its evaluator sees it: status and progress, never per-sample data.
-#[derive(Debug, Serialize)]
-pub struct JobView {
-    id: String,
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    eval: String,
-    dataset: String,
-    model: String,
-    policy: PolicyView,
-    progress: ProgressView,
-    cancel_requested: bool,
-    /// Claims so far; `null` under a private policy (a crash a guest caused would show).
-    attempts: Option<u32>,
-    /// The grant it was accepted under.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    grant: Option<String>,
-    /// `auto`, or where a manual grant's job stands: `pending`, `approved`, `rejected`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    approval: Option<&'static str>,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    started_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finished_at: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct PolicyView {
-    name: String,
-    sha256: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ProgressView {
-    /// Samples processed; `null` under a private policy until the job has ended, since how
-    /// fast samples finish depends on what the model said.
-    done: Option<u64>,
-    total: u64,
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit, list))
+        .routes(routes!(get))
+        .routes(routes!(cancel))
+        .routes(routes!(result))
 }
 
 /// The view of `job` with its grant and approval state.
@@ -84,47 +47,88 @@ struct ProgressView {
 /// A store error; a 500 when the job's stored policy no longer parses.
 pub async fn job_view(app: &App, job: Job) -> ApiResult<JobView> {
     let under = app.store.job_grant(job.id).await?;
-    JobView::new(job, under)
+    view(job, under)
 }
 
-impl JobView {
-    fn new(j: Job, under: Option<JobGrant>) -> ApiResult<JobView> {
-        let policy = stored_policy(&j.policy_json)?;
-        let private = policy.release.is_private();
-        let times = VisibleTimes::of(&j, TimeGrid::of(&policy));
-        // A private job that ran to its end has a report and ran every sample; one stopped
-        // early shows no count, since how far it got depends on its samples' timing.
-        let done = match (private, j.report.is_some()) {
-            (false, _) => Some(j.done),
-            (true, true) => Some(j.total),
-            (true, false) => None,
-        };
-        Ok(JobView {
-            id: j.id.to_string(),
-            status: j.status.as_str(),
-            reason: j.reason,
-            eval: j.eval.to_hex(),
-            dataset: j.dataset.to_hex(),
-            model: j.model.to_string(),
-            policy: PolicyView {
-                name: j.policy_name,
-                sha256: j.policy_digest.to_hex(),
-            },
-            progress: ProgressView {
-                done,
-                total: j.total,
-            },
-            cancel_requested: j.cancel_requested,
-            attempts: (!private).then_some(j.attempts),
-            grant: under.map(|u| u.grant.to_string()),
-            approval: under.map(|u| u.approval.as_str()),
-            created_at: times.created_at.to_rfc3339(),
-            started_at: times.started_at.map(|t| t.to_rfc3339()),
-            finished_at: times.finished_at.map(|t| t.to_rfc3339()),
-        })
+/// The API's status of a stored one.
+pub fn status_view(status: proctor_store::JobStatus) -> JobStatus {
+    use proctor_store::JobStatus as Stored;
+    match status {
+        Stored::Queued => JobStatus::Queued,
+        Stored::Running => JobStatus::Running,
+        Stored::Succeeded => JobStatus::Succeeded,
+        Stored::Failed => JobStatus::Failed,
+        Stored::Cancelled => JobStatus::Cancelled,
+        Stored::Revoked => JobStatus::Revoked,
     }
 }
 
+/// The API's state of a stored approval.
+pub fn approval_view(approval: proctor_store::Approval) -> ApprovalState {
+    use proctor_store::Approval as Stored;
+    match approval {
+        Stored::Auto => ApprovalState::Auto,
+        Stored::Pending => ApprovalState::Pending,
+        Stored::Approved => ApprovalState::Approved,
+        Stored::Rejected => ApprovalState::Rejected,
+    }
+}
+
+/// The view of `j` under its grant.
+fn view(j: Job, under: Option<JobGrant>) -> ApiResult<JobView> {
+    let policy = stored_policy(&j.policy_json)?;
+    let private = policy.release.is_private();
+    let times = VisibleTimes::of(&j, TimeGrid::of(&policy));
+    // A private job that ran to its end has a report and ran every sample; one stopped
+    // early shows no count, since how far it got depends on its samples' timing.
+    let done = match (private, j.report.is_some()) {
+        (false, _) => Some(j.done),
+        (true, true) => Some(j.total),
+        (true, false) => None,
+    };
+    Ok(JobView {
+        id: j.id.to_string(),
+        status: status_view(j.status),
+        reason: j.reason,
+        eval: j.eval.to_hex(),
+        dataset: j.dataset.to_hex(),
+        model: j.model.to_string(),
+        policy: PolicyRefView {
+            name: j.policy_name,
+            sha256: j.policy_digest.to_hex(),
+        },
+        progress: Progress {
+            done,
+            total: j.total,
+        },
+        cancel_requested: j.cancel_requested,
+        attempts: (!private).then_some(j.attempts),
+        grant: under.map(|u| u.grant.to_string()),
+        approval: under.map(|u| approval_view(u.approval)),
+        created_at: times.created_at.to_rfc3339(),
+        started_at: times.started_at.map(|t| t.to_rfc3339()),
+        finished_at: times.finished_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// Submit a job: its pre-registration is in the public log when this answers, in the same
+/// transaction as the job. Only under an active grant that covers the evaluator on the model.
+#[utoipa::path(
+    post, path = "/jobs", tag = "jobs", operation_id = "submit_job",
+    security(("bearer" = [])),
+    request_body = SubmitJob,
+    responses(
+        (status = 201, description = "accepted and logged; queued (or waiting for approval)", body = JobView),
+        (status = 400, description = "a malformed body", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator, or `no_grant`: no active grant covers the evaluator on the model", body = ErrorBody),
+        (status = 404, description = "no such eval, dataset or model of the caller's", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 415, description = "not `application/json`", body = ErrorBody),
+        (status = 422, description = "`policy_mismatch`, or the eval does not fit the grant's policy (e.g. `noise_scale_too_large`)", body = ErrorBody),
+        (status = 429, description = "`budget_exhausted` before anything is logged: jobs per day, a private job's worst case, the leakage bound over `bits_per_job`, the evaluator's ledger on the model or the vendor's model-wide caps", body = ErrorBody),
+    ),
+)]
 pub async fn submit(
     State(state): State<AppState>,
     EvaluatorCaller(caller): EvaluatorCaller,
@@ -195,7 +199,7 @@ pub async fn submit(
     }
     job.clock_created_at = Some(clock);
     state.metrics.jobs.with_label_values(&["queued"]).inc();
-    Ok((StatusCode::CREATED, Json(JobView::new(job, Some(under))?)))
+    Ok((StatusCode::CREATED, Json(view(job, Some(under))?)))
 }
 
 /// What a job takes from its grant when accepted: a DP job spends its epsilon from the
@@ -232,6 +236,18 @@ async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> 
     Ok(job)
 }
 
+/// One of the caller's jobs.
+#[utoipa::path(
+    get, path = "/jobs/{id}", tag = "jobs", operation_id = "get_job",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "the job", body = JobView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 404, description = "no such job of the caller's", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -241,32 +257,51 @@ pub async fn get(
     Ok(Json(job_view(&state, job).await?))
 }
 
-/// `GET /v1/jobs?limit=N`.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
+/// The caller's jobs, newest first.
+#[utoipa::path(
+    get, path = "/jobs", tag = "jobs", operation_id = "list_jobs",
+    security(("bearer" = [])),
+    params(ListJobs),
+    responses(
+        (status = 200, description = "the jobs", body = Vec<JobView>),
+        (status = 400, description = "`malformed_query`: a `limit` outside 1 to 1000", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    QueryParams(q): QueryParams<ListQuery>,
+    QueryParams(q): QueryParams<ListJobs>,
 ) -> ApiResult<Json<Vec<JobView>>> {
     caller.require(&[Role::Evaluator])?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = list_limit(q.limit)?;
     let jobs = state.store.jobs_of(caller.id(), limit).await?;
     let mut under = state.store.job_grants_of(caller.id()).await?;
     let views = jobs
         .into_iter()
         .map(|job| {
             let grant = under.remove(&job.id);
-            JobView::new(job, grant)
+            view(job, grant)
         })
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(views))
 }
 
+/// Cancel a job: at once when it is queued, at its next sample when it runs.
+#[utoipa::path(
+    post, path = "/jobs/{id}/cancel", tag = "jobs", operation_id = "cancel_job",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "cancelled, with its result entry logged", body = JobView),
+        (status = 202, description = "asked to stop: its worker ends it", body = JobView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 404, description = "no such job of the caller's", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the job has ended", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -287,16 +322,19 @@ pub async fn cancel(
     })
 }
 
-/// A job's end as its evaluator sees it: the released report (aggregates only).
-#[derive(Debug, Serialize)]
-pub struct ResultView {
-    job: String,
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    report: Option<serde_json::Value>,
-}
-
+/// An ended job's released result: aggregates only, as released under its policy.
+#[utoipa::path(
+    get, path = "/jobs/{id}/result", tag = "jobs", operation_id = "get_job_result",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "the result", body = ResultView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 404, description = "no such job of the caller's", body = ErrorBody),
+        (status = 409, description = "`not_finished`: the job has not ended", body = ErrorBody),
+    ),
+)]
 pub async fn result(
     State(state): State<AppState>,
     caller: Caller,
@@ -318,7 +356,7 @@ pub async fn result(
         .map_err(|e| ApiError::internal("stored report", &e))?;
     Ok(Json(ResultView {
         job: job.id.to_string(),
-        status: job.status.as_str(),
+        status: status_view(job.status),
         reason: job.reason,
         report,
     }))

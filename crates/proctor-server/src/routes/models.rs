@@ -5,111 +5,165 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proctor_models::{AdapterKind, ModelConfig};
+use proctor_api::ErrorBody;
+use proctor_api::models::{
+    MaxTokensField as ApiMaxTokensField, ModelAdapter, ModelConfig as ApiModelConfig,
+    ModelLedgerView, ModelView, RegisterModel, SetModelLedger,
+};
+use proctor_models::{AdapterKind, MaxTokensField, ModelConfig};
 use proctor_store::{Model, ModelCaps, ModelId, ModelLedger, NewModel, Role};
-use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, PathParam, VendorCaller, parse_id};
 use crate::sealing::model_context;
 use crate::state::AppState;
 
-/// `POST /v1/models`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterModel {
-    name: String,
-    version: String,
-    config: ModelConfig,
-    /// The endpoint's API key; sealed at once, never shown again.
-    #[serde(default)]
-    credential: Option<String>,
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, list))
+        .routes(routes!(get))
+        .routes(routes!(set_ledger))
 }
 
-/// A model as the API shows it. `config` only for its vendor.
-#[derive(Debug, Serialize)]
-pub struct ModelView {
-    id: String,
-    owner: String,
-    name: String,
-    version: String,
-    adapter: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    config: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    has_credential: Option<bool>,
-    created_at: String,
-    /// For an evaluator's listing: the grant that gives it access.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    grant: Option<String>,
-    /// For its vendor: the model-wide caps and what all evaluators spent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ledger: Option<LedgerView>,
-}
-
-/// A model's ledger as its vendor sees it: the caps across all evaluators (`null`: none) and
-/// what their accepted jobs spent.
-#[derive(Debug, Serialize)]
-pub struct LedgerView {
-    model: String,
-    epsilon_total: Option<f64>,
-    bits_total: Option<f64>,
-    epsilon_spent: f64,
-    bits_spent: f64,
-}
-
-impl From<ModelLedger> for LedgerView {
-    fn from(l: ModelLedger) -> LedgerView {
-        LedgerView {
-            model: l.model.to_string(),
-            epsilon_total: l.caps.epsilon_total,
-            bits_total: l.caps.bits_total,
-            epsilon_spent: l.epsilon_spent,
-            bits_spent: l.bits_spent,
-        }
+/// The ledger's view.
+fn ledger_view(l: ModelLedger) -> ModelLedgerView {
+    ModelLedgerView {
+        model: l.model.to_string(),
+        epsilon_total: l.caps.epsilon_total,
+        bits_total: l.caps.bits_total,
+        epsilon_spent: l.epsilon_spent,
+        bits_spent: l.bits_spent,
     }
 }
 
-/// `PUT /v1/models/{id}/ledger`: the caps, each a number or `null` (no cap); a key left out
-/// is `null`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetLedger {
-    #[serde(default)]
-    epsilon_total: Option<f64>,
-    #[serde(default)]
-    bits_total: Option<f64>,
+/// The owner's view has the configuration and the ledger; others' have neither.
+fn owned_view(model: Model, ledger: ModelLedger) -> ApiResult<ModelView> {
+    let mut view = model_view(model, true)?;
+    view.ledger = Some(ledger_view(ledger));
+    Ok(view)
 }
 
-impl ModelView {
-    /// The owner's view has the configuration and the ledger; others' have neither.
-    fn owned(model: Model, ledger: ModelLedger) -> ModelView {
-        let mut view = ModelView::new(model, true);
-        view.ledger = Some(ledger.into());
-        view
-    }
+/// A model's view; with its configuration for its owner.
+fn model_view(model: Model, for_owner: bool) -> ApiResult<ModelView> {
+    let adapter = match model.adapter.as_str() {
+        "openai" => ModelAdapter::Openai,
+        "anthropic" => ModelAdapter::Anthropic,
+        "builtin" => ModelAdapter::Builtin,
+        other => return Err(ApiError::internal("a stored model's adapter", &other)),
+    };
+    // A stored configuration that no longer parses is left out rather than failing the read.
+    let config = for_owner
+        .then(|| serde_json::from_str::<ModelConfig>(&model.config).ok())
+        .flatten()
+        .map(config_view);
+    Ok(ModelView {
+        id: model.id.to_string(),
+        owner: model.owner.to_string(),
+        name: model.name,
+        version: model.version,
+        adapter,
+        config,
+        has_credential: for_owner.then_some(model.has_credential),
+        created_at: model.created_at.to_rfc3339(),
+        grant: None,
+        ledger: None,
+    })
+}
 
-    fn new(model: Model, for_owner: bool) -> ModelView {
-        ModelView {
-            id: model.id.to_string(),
-            owner: model.owner.to_string(),
-            name: model.name,
-            version: model.version,
-            adapter: model.adapter,
-            config: for_owner
-                .then(|| serde_json::from_str(&model.config).ok())
-                .flatten(),
-            has_credential: for_owner.then_some(model.has_credential),
-            created_at: model.created_at.to_rfc3339(),
-            grant: None,
-            ledger: None,
-        }
+/// The API's form of a configuration (every field named, so a new one cannot be forgotten).
+fn config_view(c: ModelConfig) -> ApiModelConfig {
+    let ModelConfig {
+        adapter,
+        model,
+        base_url,
+        api_key_env,
+        version,
+        max_concurrency,
+        requests_per_minute,
+        timeout_s,
+        max_attempts,
+        max_tokens_field,
+    } = c;
+    ApiModelConfig {
+        adapter: match adapter {
+            AdapterKind::Openai => ModelAdapter::Openai,
+            AdapterKind::Anthropic => ModelAdapter::Anthropic,
+            AdapterKind::Builtin => ModelAdapter::Builtin,
+        },
+        model,
+        base_url,
+        api_key_env,
+        version,
+        max_concurrency,
+        requests_per_minute,
+        timeout_s,
+        max_attempts,
+        max_tokens_field: max_tokens_field.map(|f| match f {
+            MaxTokensField::MaxTokens => ApiMaxTokensField::MaxTokens,
+            MaxTokensField::MaxCompletionTokens => ApiMaxTokensField::MaxCompletionTokens,
+        }),
+    }
+}
+
+/// The adapters' configuration of the API's.
+fn config_of(c: ApiModelConfig) -> ModelConfig {
+    let ApiModelConfig {
+        adapter,
+        model,
+        base_url,
+        api_key_env,
+        version,
+        max_concurrency,
+        requests_per_minute,
+        timeout_s,
+        max_attempts,
+        max_tokens_field,
+    } = c;
+    ModelConfig {
+        adapter: match adapter {
+            ModelAdapter::Openai => AdapterKind::Openai,
+            ModelAdapter::Anthropic => AdapterKind::Anthropic,
+            ModelAdapter::Builtin => AdapterKind::Builtin,
+        },
+        model,
+        base_url,
+        api_key_env,
+        version,
+        max_concurrency,
+        requests_per_minute,
+        timeout_s,
+        max_attempts,
+        max_tokens_field: max_tokens_field.map(|f| match f {
+            ApiMaxTokensField::MaxTokens => MaxTokensField::MaxTokens,
+            ApiMaxTokensField::MaxCompletionTokens => MaxTokensField::MaxCompletionTokens,
+        }),
     }
 }
 
 const MAX_FIELD: usize = 128;
 const MAX_CREDENTIAL: usize = 8192;
 
+/// Register a model. Its configuration is validated first; its credential is sealed at once
+/// and never shown again. The service never reads its own environment for a vendor, so
+/// `config.api_key_env` is refused.
+#[utoipa::path(
+    post, path = "/models", tag = "models", operation_id = "register_model",
+    security(("bearer" = [])),
+    request_body = RegisterModel,
+    responses(
+        (status = 201, description = "registered: the vendor's view", body = ModelView),
+        (status = 400, description = "`malformed_json`: a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 409, description = "`conflict`: the vendor has a model of that name", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 415, description = "not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: JSON that is not a registration; `invalid_model`: a name, version, configuration or credential the service refuses (e.g. `config.api_key_env`)", body = ErrorBody),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
@@ -123,7 +177,7 @@ pub async fn register(
             ));
         }
     }
-    let mut config = body.config;
+    let mut config = config_of(body.config);
     // The server's environment is not the vendor's: reading a variable the vendor names
     // would send the server's own secrets to the vendor's endpoint.
     if config.api_key_env.is_some() {
@@ -168,11 +222,20 @@ pub async fn register(
         })
         .await?;
     let ledger = state.store.model_ledger(model.id).await?;
-    Ok((StatusCode::CREATED, Json(ModelView::owned(model, ledger))))
+    Ok((StatusCode::CREATED, Json(owned_view(model, ledger)?)))
 }
 
 /// A vendor lists its own models; an evaluator lists the models an active grant gives it
 /// (each with that grant, the one its jobs would run under).
+#[utoipa::path(
+    get, path = "/models", tag = "models", operation_id = "list_models",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the vendor's models in full, or the evaluator's covered models with their grants", body = Vec<ModelView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "neither a vendor nor an evaluator", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -181,22 +244,21 @@ pub async fn list(
     if caller.0.role == Role::Vendor {
         let models = state.store.models_of(caller.id()).await?;
         let mut ledgers = state.store.model_ledgers_of(caller.id()).await?;
-        return Ok(Json(
-            models
-                .into_iter()
-                .map(|m| {
-                    let ledger = ledgers
-                        .remove(&m.id)
-                        .unwrap_or_else(|| ModelLedger::empty(m.id));
-                    ModelView::owned(m, ledger)
-                })
-                .collect(),
-        ));
+        let views = models
+            .into_iter()
+            .map(|m| {
+                let ledger = ledgers
+                    .remove(&m.id)
+                    .unwrap_or_else(|| ModelLedger::empty(m.id));
+                owned_view(m, ledger)
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        return Ok(Json(views));
     }
     let grants = state.store.covering_grants(caller.id()).await?;
     let mut views = Vec::with_capacity(grants.len());
     for grant in grants {
-        let mut view = ModelView::new(state.store.model(grant.model).await?, false);
+        let mut view = model_view(state.store.model(grant.model).await?, false)?;
         view.grant = Some(grant.id.to_string());
         views.push(view);
     }
@@ -206,6 +268,16 @@ pub async fn list(
 /// A vendor reads its own model in full; an evaluator, regulator or admin reads the public
 /// view of any model (to name it in a job, or to check an attestation); another vendor's model
 /// is not found for a vendor.
+#[utoipa::path(
+    get, path = "/models/{id}", tag = "models", operation_id = "get_model",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the model's id")),
+    responses(
+        (status = 200, description = "the model: in full for its vendor, the public view for others", body = ModelView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such model, or another vendor's", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -219,29 +291,47 @@ pub async fn get(
     }
     if owner {
         let ledger = state.store.model_ledger(model.id).await?;
-        return Ok(Json(ModelView::owned(model, ledger)));
+        return Ok(Json(owned_view(model, ledger)?));
     }
-    Ok(Json(ModelView::new(model, false)))
+    Ok(Json(model_view(model, false)?))
 }
 
 /// The vendor sets its model's caps across all evaluators: a job that would take the model's
 /// epsilon or bits past one is refused at submission (429 `budget_exhausted`). Another
 /// vendor's model is not found; other roles are forbidden.
+#[utoipa::path(
+    put, path = "/models/{id}/ledger", tag = "models", operation_id = "set_model_ledger",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the model's id")),
+    request_body = SetModelLedger,
+    responses(
+        (status = 200, description = "the model's ledger with its new caps", body = ModelLedgerView),
+        (status = 400, description = "`malformed_json`: a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+        (status = 404, description = "no such model of the vendor's", body = ErrorBody),
+        (status = 413, description = "a body over the JSON limit", body = ErrorBody),
+        (status = 415, description = "not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: JSON that is not a pair of caps; `invalid`: a cap that is negative, not finite or too large", body = ErrorBody),
+    ),
+)]
 pub async fn set_ledger(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
     PathParam(id): PathParam,
-    JsonBody(body): JsonBody<SetLedger>,
-) -> ApiResult<Json<LedgerView>> {
+    JsonBody(body): JsonBody<SetModelLedger>,
+) -> ApiResult<Json<ModelLedgerView>> {
     let id: ModelId = parse_id(&id, "model")?;
-    for (key, value) in [
-        ("epsilon_total", body.epsilon_total),
-        ("bits_total", body.bits_total),
+    // The store keeps the caps in millionths and thousandths in 64 bits; the described
+    // maxima sit under that, bits at 9e15, where every integer is still exact as a float.
+    for (key, value, max) in [
+        ("epsilon_total", body.epsilon_total, 9.2e12),
+        ("bits_total", body.bits_total, 9e15),
     ] {
-        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+        if value.is_some_and(|v| !(v.is_finite() && (0.0..=max).contains(&v))) {
             return Err(ApiError::unprocessable(
                 "invalid",
-                format!("`{key}` must be a finite number, 0 or more, or null"),
+                format!("`{key}` must be a number from 0 to {max:e}, or null"),
             ));
         }
     }
@@ -250,5 +340,5 @@ pub async fn set_ledger(
         bits_total: body.bits_total,
     };
     let ledger = state.store.set_model_caps(caller.id(), id, caps).await?;
-    Ok(Json(ledger.into()))
+    Ok(Json(ledger_view(ledger)))
 }

@@ -8,14 +8,42 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use proctor_api::ErrorBody;
+use proctor_api::log::{
+    AttestationQuery, AttestationView, ConsistencyProofView, ConsistencyQuery, DsseEnvelope,
+    EntryKind as KindView, EntryView, Health, HealthStatus, InclusionProofView, InclusionQuery,
+    ListEntries,
+};
 use proctor_attest::proof::{ConsistencyProof, InclusionProof};
 use proctor_attest::{Checkpoint, TreeHead};
 use proctor_store::{EntryKind, JobId, LogEntry};
-use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{PathParam, QueryParams, parse_id};
+use crate::extract::{PathParam, QueryParams, list_limit, parse_id};
 use crate::state::AppState;
+
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(attestation))
+        .routes(routes!(attestation_envelope))
+        .routes(routes!(log_checkpoint))
+        .routes(routes!(log_entries))
+        .routes(routes!(log_entry))
+        .routes(routes!(inclusion_proof))
+        .routes(routes!(consistency_proof))
+        .routes(routes!(public_key))
+}
+
+/// The routes outside `/v1`: health, metrics and this API's description.
+pub fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+}
 
 fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
     let mut response = Response::new(body.into());
@@ -32,25 +60,25 @@ fn checkpoint(state: &AppState, head: TreeHead) -> ApiResult<String> {
         .map_err(|e| ApiError::internal("signing a checkpoint", &e))
 }
 
-fn proof_json(text: String) -> ApiResult<serde_json::Value> {
+/// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
+/// `proctor-attest` writes them (and `proctor verify` reads them).
+fn proof_view<T: serde::de::DeserializeOwned>(text: String) -> ApiResult<T> {
     serde_json::from_str(&text).map_err(|e| ApiError::internal("proof JSON", &e))
 }
 
-/// `?kind=result|accepted` (default `result`).
-#[derive(Debug, Deserialize)]
-pub struct KindQuery {
-    #[serde(default)]
-    kind: Option<String>,
+/// The stored kind of an asked one (`result` when left out).
+fn entry_kind(kind: Option<KindView>) -> EntryKind {
+    match kind.unwrap_or_default() {
+        KindView::Result => EntryKind::Result,
+        KindView::Accepted => EntryKind::Accepted,
+    }
 }
 
-fn entry_kind(kind: Option<&str>) -> ApiResult<EntryKind> {
-    match kind.unwrap_or("result") {
-        "result" => Ok(EntryKind::Result),
-        "accepted" => Ok(EntryKind::Accepted),
-        _ => Err(ApiError::bad_request(
-            "malformed_query",
-            "kind must be `result` or `accepted`",
-        )),
+/// The API's kind of a stored one.
+fn kind_view(kind: EntryKind) -> KindView {
+    match kind {
+        EntryKind::Result => KindView::Result,
+        EntryKind::Accepted => KindView::Accepted,
     }
 }
 
@@ -63,26 +91,23 @@ async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Log
         .ok_or_else(|| ApiError::not_found("attestation"))
 }
 
-/// An attestation with what a regulator needs to check it offline.
-#[derive(Debug, Serialize)]
-pub struct AttestationView {
-    job_id: String,
-    kind: &'static str,
-    log_index: u64,
-    /// The DSSE envelope, byte for byte the log leaf (it is JSON text).
-    envelope: String,
-    /// The signed checkpoint the proof leads to.
-    checkpoint: String,
-    /// `{"log_index", "tree_size", "root_hash", "hashes"}`.
-    inclusion_proof: serde_json::Value,
-}
-
+/// A job's attestation with what a regulator needs to check it offline: the envelope as
+/// logged, its log index, the current checkpoint and the inclusion proof to it.
+#[utoipa::path(
+    get, path = "/attestations/{id}", tag = "log", operation_id = "get_attestation",
+    params(("id" = String, Path, description = "the job's id"), AttestationQuery),
+    responses(
+        (status = 200, description = "the attestation", body = AttestationView),
+        (status = 400, description = "`malformed_query`: a `kind` other than `result` or `accepted`", body = ErrorBody),
+        (status = 404, description = "no such job, or it has no entry of that kind (yet)", body = ErrorBody),
+    ),
+)]
 pub async fn attestation(
     State(state): State<AppState>,
     PathParam(id): PathParam,
-    QueryParams(q): QueryParams<KindQuery>,
+    QueryParams(q): QueryParams<AttestationQuery>,
 ) -> ApiResult<Json<AttestationView>> {
-    let kind = entry_kind(q.kind.as_deref())?;
+    let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
     let head = state.store.tree_head().await?;
     let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
@@ -96,25 +121,41 @@ pub async fn attestation(
         .map_err(|e| ApiError::internal("a stored envelope is not UTF-8", &e))?;
     Ok(Json(AttestationView {
         job_id: entry.job.to_string(),
-        kind: kind.as_str(),
+        kind: kind_view(kind),
         log_index: entry.index,
         envelope,
         checkpoint: checkpoint(&state, head)?,
-        inclusion_proof: proof_json(proof.to_json())?,
+        inclusion_proof: proof_view(proof.to_json())?,
     }))
 }
 
-/// The envelope alone, byte for byte as logged.
+/// A job's DSSE envelope alone, byte for byte the log leaf.
+#[utoipa::path(
+    get, path = "/attestations/{id}/envelope", tag = "log", operation_id = "get_attestation_envelope",
+    params(("id" = String, Path, description = "the job's id"), AttestationQuery),
+    responses(
+        (status = 200, description = "the envelope's bytes as logged", body = DsseEnvelope, content_type = "application/json"),
+        (status = 400, description = "`malformed_query`: a `kind` other than `result` or `accepted`", body = ErrorBody),
+        (status = 404, description = "no such job, or it has no entry of that kind (yet)", body = ErrorBody),
+    ),
+)]
 pub async fn attestation_envelope(
     State(state): State<AppState>,
     PathParam(id): PathParam,
-    QueryParams(q): QueryParams<KindQuery>,
+    QueryParams(q): QueryParams<AttestationQuery>,
 ) -> ApiResult<Response> {
-    let kind = entry_kind(q.kind.as_deref())?;
-    let entry = job_entry(&state, &id, kind).await?;
+    let entry = job_entry(&state, &id, entry_kind(q.kind)).await?;
     Ok(with_type(entry.envelope, "application/json"))
 }
 
+/// The log's current signed checkpoint: a C2SP signed note (origin, size, base64 root hash,
+/// then the service key's Ed25519 signature line).
+#[utoipa::path(
+    get, path = "/log/checkpoint", tag = "log", operation_id = "get_checkpoint",
+    responses(
+        (status = 200, description = "the signed note", body = String, content_type = "text/plain; charset=utf-8"),
+    ),
+)]
 pub async fn log_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     let head = state.store.tree_head().await?;
     Ok(with_type(
@@ -123,38 +164,28 @@ pub async fn log_checkpoint(State(state): State<AppState>) -> ApiResult<Response
     ))
 }
 
-/// `?start=&limit=`.
-#[derive(Debug, Deserialize)]
-pub struct EntriesQuery {
-    #[serde(default)]
-    start: u64,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
-/// A log entry; `envelope` is standard base64 of the leaf bytes. It has no time of its own:
-/// its statement carries the signed times (on the policy's grid for a private job), and the
-/// database's time of the append would show a private job's end off the grid.
-#[derive(Debug, Serialize)]
-pub struct EntryView {
-    index: u64,
-    kind: &'static str,
-    job_id: String,
-    envelope: String,
-}
-
+/// Log entries in index order, envelopes in base64.
+#[utoipa::path(
+    get, path = "/log/entries", tag = "log", operation_id = "list_log_entries",
+    params(ListEntries),
+    responses(
+        (status = 200, description = "the entries from `start` on; empty past the log's end", body = Vec<EntryView>),
+        (status = 400, description = "`malformed_query`: a `start` that is not a non-negative 64-bit integer, or a `limit` outside 1 to 1000", body = ErrorBody),
+        (status = 422, description = "`invalid`: a `start` beyond 2^63 - 1", body = ErrorBody),
+    ),
+)]
 pub async fn log_entries(
     State(state): State<AppState>,
-    QueryParams(q): QueryParams<EntriesQuery>,
+    QueryParams(q): QueryParams<ListEntries>,
 ) -> ApiResult<Json<Vec<EntryView>>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.store.log_entries(q.start, limit).await?;
+    let limit = list_limit(q.limit)?;
+    let entries = state.store.log_entries(q.start.unwrap_or(0), limit).await?;
     Ok(Json(
         entries
             .into_iter()
             .map(|e| EntryView {
                 index: e.index,
-                kind: e.kind.as_str(),
+                kind: kind_view(e.kind),
                 job_id: e.job.to_string(),
                 envelope: base64::engine::general_purpose::STANDARD.encode(&e.envelope),
             })
@@ -162,7 +193,15 @@ pub async fn log_entries(
     ))
 }
 
-/// One entry's leaf bytes.
+/// One entry's leaf bytes: its DSSE envelope as logged.
+#[utoipa::path(
+    get, path = "/log/entries/{id}", tag = "log", operation_id = "get_log_entry",
+    params(("id" = u64, Path, minimum = 0, description = "the entry's index")),
+    responses(
+        (status = 200, description = "the envelope's bytes as logged", body = DsseEnvelope, content_type = "application/json"),
+        (status = 404, description = "no entry at that index (or not an index)", body = ErrorBody),
+    ),
+)]
 pub async fn log_entry(
     State(state): State<AppState>,
     PathParam(index): PathParam,
@@ -172,18 +211,20 @@ pub async fn log_entry(
     Ok(with_type(entry.envelope, "application/json"))
 }
 
-/// `?index=&size=` (size defaults to the current head).
-#[derive(Debug, Deserialize)]
-pub struct InclusionQuery {
-    index: u64,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
+/// The inclusion proof of an entry in the tree of a given size.
+#[utoipa::path(
+    get, path = "/log/proof/inclusion", tag = "log", operation_id = "get_inclusion_proof",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "the proof", body = InclusionProofView),
+        (status = 400, description = "`malformed_query`: `index` missing, or `index` or `size` not a non-negative 64-bit integer", body = ErrorBody),
+        (status = 404, description = "`index` not below the size, or a size beyond the log's", body = ErrorBody),
+    ),
+)]
 pub async fn inclusion_proof(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<InclusionQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<InclusionProofView>> {
     let size = match q.size {
         Some(size) => size,
         None => state.store.tree_head().await?.size,
@@ -199,21 +240,24 @@ pub async fn inclusion_proof(
         root_hash,
         hashes,
     };
-    Ok(Json(proof_json(proof.to_json())?))
+    Ok(Json(proof_view(proof.to_json())?))
 }
 
-/// `?old=&new=` (new defaults to the current head).
-#[derive(Debug, Deserialize)]
-pub struct ConsistencyQuery {
-    old: u64,
-    #[serde(default)]
-    new: Option<u64>,
-}
-
+/// The consistency proof from an older tree size to a newer one.
+#[utoipa::path(
+    get, path = "/log/proof/consistency", tag = "log", operation_id = "get_consistency_proof",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "the proof", body = ConsistencyProofView),
+        (status = 400, description = "`malformed_query`: `old` missing, or `old` or `new` not a non-negative 64-bit integer", body = ErrorBody),
+        (status = 404, description = "a size beyond the log's", body = ErrorBody),
+        (status = 422, description = "`invalid_range`: `old` exceeds `new`", body = ErrorBody),
+    ),
+)]
 pub async fn consistency_proof(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ConsistencyQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ConsistencyProofView>> {
     let new = match q.new {
         Some(new) => new,
         None => state.store.tree_head().await?.size,
@@ -230,9 +274,18 @@ pub async fn consistency_proof(
         new_size: new,
         hashes,
     };
-    Ok(Json(proof_json(proof.to_json())?))
+    Ok(Json(proof_view(proof.to_json())?))
 }
 
+/// The service's Ed25519 public key (PEM), the one its attestations and checkpoints are
+/// signed with.
+#[utoipa::path(
+    get, path = "/public-key", tag = "log", operation_id = "get_public_key",
+    responses(
+        (status = 200, description = "the key, PEM (SubjectPublicKeyInfo)", body = String, content_type = "application/x-pem-file",
+            headers(("x-proctor-key-id" = String, description = "the key's id, as envelopes' `keyid` and checkpoints' signature lines name it"))),
+    ),
+)]
 pub async fn public_key(State(state): State<AppState>) -> Response {
     let mut response = with_type(state.key.verifying_key().to_pem(), "application/x-pem-file");
     if let Ok(id) = HeaderValue::from_str(&state.key.key_id()) {
@@ -241,9 +294,23 @@ pub async fn public_key(State(state): State<AppState>) -> Response {
     response
 }
 
+/// Whether the service and its database answer.
+#[utoipa::path(
+    get, path = "/healthz", tag = "service", operation_id = "get_health",
+    responses(
+        (status = 200, description = "up", body = Health),
+        (status = 503, description = "`unavailable`: the database does not answer", body = ErrorBody),
+    ),
+)]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.now().await {
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Ok(_) => (
+            StatusCode::OK,
+            Json(Health {
+                status: HealthStatus::Ok,
+            }),
+        )
+            .into_response(),
         Err(err) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -254,6 +321,13 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(
+    get, path = "/metrics", tag = "service", operation_id = "get_metrics",
+    responses(
+        (status = 200, description = "the metrics", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     with_type(
         state.metrics.render(),
@@ -261,6 +335,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     )
 }
 
+/// This API's description (OpenAPI 3.1), generated from the handlers.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "service", operation_id = "get_openapi",
+    responses(
+        (status = 200, description = "the OpenAPI document", body = Object, content_type = "application/json"),
+    ),
+)]
 pub async fn openapi() -> Response {
-    with_type(crate::openapi::DOCUMENT, "application/json")
+    with_type(crate::openapi::document(), "application/json")
 }

@@ -6,91 +6,59 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use proctor_api::ErrorBody;
+use proctor_api::usage::{
+    EvaluatorUsage, GrantUsage, JobUsage, ModelUsage, UsageCounters, UsageReport,
+};
 use proctor_store::{AccountId, GrantId, ModelId, UsageRow};
-use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::VendorCaller;
 use crate::state::AppState;
 
-/// Queries and tokens, settled, and queries still in flight.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct Counters {
-    queries: u64,
-    input_tokens: u64,
-    output_tokens: u64,
-    in_flight: u64,
+/// This module's routes, under `/v1`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(report))
 }
 
-impl Counters {
-    fn add(&mut self, row: &UsageRow) {
-        self.queries += row.usage.queries;
-        self.input_tokens += row.usage.input_tokens;
-        self.output_tokens += row.usage.output_tokens;
-        self.in_flight += row.in_flight;
-    }
+/// Adds a job's row to `counters`.
+fn add(counters: &mut UsageCounters, row: &UsageRow) {
+    counters.queries += row.usage.queries;
+    counters.input_tokens += row.usage.input_tokens;
+    counters.output_tokens += row.usage.output_tokens;
+    counters.in_flight += row.in_flight;
 }
 
-#[derive(Debug, Serialize)]
-struct GrantUsage {
-    grant: String,
-    #[serde(flatten)]
-    counters: Counters,
-}
-
-#[derive(Debug, Serialize)]
-struct EvaluatorUsage {
-    evaluator: String,
-    name: String,
-    #[serde(flatten)]
-    counters: Counters,
-}
-
-#[derive(Debug, Serialize)]
-struct ModelUsage {
-    model: String,
-    name: String,
-    #[serde(flatten)]
-    counters: Counters,
-}
-
-#[derive(Debug, Serialize)]
-struct JobUsage {
-    job: String,
-    grant: String,
-    model: String,
-    evaluator: String,
-    #[serde(flatten)]
-    counters: Counters,
-}
-
-/// `GET /v1/usage`.
-#[derive(Debug, Serialize)]
-pub struct UsageReport {
-    total: Counters,
-    by_grant: Vec<GrantUsage>,
-    by_evaluator: Vec<EvaluatorUsage>,
-    by_model: Vec<ModelUsage>,
-    by_job: Vec<JobUsage>,
-}
-
+/// The caller's usage report: exact, metered usage of its models, per job and summed per
+/// grant, evaluator and model.
+#[utoipa::path(
+    get, path = "/usage", tag = "usage", operation_id = "get_usage",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the report", body = UsageReport),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not a vendor", body = ErrorBody),
+    ),
+)]
 pub async fn report(
     State(state): State<AppState>,
     VendorCaller(caller): VendorCaller,
 ) -> ApiResult<Json<UsageReport>> {
     let rows = state.store.usage_report(caller.id()).await?;
-    let mut total = Counters::default();
-    let mut grants: BTreeMap<GrantId, Counters> = BTreeMap::new();
-    let mut evaluators: BTreeMap<AccountId, Counters> = BTreeMap::new();
-    let mut models: BTreeMap<ModelId, Counters> = BTreeMap::new();
+    let mut total = UsageCounters::default();
+    let mut grants: BTreeMap<GrantId, UsageCounters> = BTreeMap::new();
+    let mut evaluators: BTreeMap<AccountId, UsageCounters> = BTreeMap::new();
+    let mut models: BTreeMap<ModelId, UsageCounters> = BTreeMap::new();
     let mut by_job = Vec::with_capacity(rows.len());
     for row in &rows {
-        total.add(row);
-        grants.entry(row.grant).or_default().add(row);
-        evaluators.entry(row.evaluator).or_default().add(row);
-        models.entry(row.model).or_default().add(row);
-        let mut counters = Counters::default();
-        counters.add(row);
+        add(&mut total, row);
+        add(grants.entry(row.grant).or_default(), row);
+        add(evaluators.entry(row.evaluator).or_default(), row);
+        add(models.entry(row.model).or_default(), row);
+        let mut counters = UsageCounters::default();
+        add(&mut counters, row);
         by_job.push(JobUsage {
             job: row.job.to_string(),
             grant: row.grant.to_string(),

@@ -7,6 +7,7 @@ mod crash;
 mod credentials;
 mod end_to_end;
 mod grants;
+mod hostile_clients;
 mod matrix;
 mod raw_text;
 mod router;
