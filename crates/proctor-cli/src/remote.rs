@@ -12,9 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use proctor_api::artifacts::{DatasetView, EvalView};
 use proctor_api::jobs::{ApprovalState, JobStatus, JobView, ResultView, SubmitJob};
 use proctor_api::log::AttestationView;
-use proctor_api::models::{self as api, ModelAdapter, ModelView, RegisterModel};
+use proctor_api::models::{ModelView, RegisterModel};
 use proctor_attest::proof::InclusionProof;
-use proctor_models::{AdapterKind, MaxTokensField, ModelConfig};
+use proctor_models::ModelConfig;
+use proctor_server::routes::models::config_view;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
@@ -180,7 +181,7 @@ pub fn register(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         let body = RegisterModel {
             name: args.name,
             version: args.version,
-            config: api_config(config),
+            config: config_view(config),
             credential,
         };
         let client = args.server.client()?;
@@ -188,42 +189,6 @@ pub fn register(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         println!("{}", model.id);
         Ok(())
     })
-}
-
-/// The API's form of a configuration read from TOML (every field named, so one added to the
-/// configuration cannot be left out of what is sent).
-fn api_config(config: ModelConfig) -> api::ModelConfig {
-    let ModelConfig {
-        adapter,
-        model,
-        base_url,
-        api_key_env,
-        version,
-        max_concurrency,
-        requests_per_minute,
-        timeout_s,
-        max_attempts,
-        max_tokens_field,
-    } = config;
-    api::ModelConfig {
-        adapter: match adapter {
-            AdapterKind::Openai => ModelAdapter::Openai,
-            AdapterKind::Anthropic => ModelAdapter::Anthropic,
-            AdapterKind::Builtin => ModelAdapter::Builtin,
-        },
-        model,
-        base_url,
-        api_key_env,
-        version,
-        max_concurrency,
-        requests_per_minute,
-        timeout_s,
-        max_attempts,
-        max_tokens_field: max_tokens_field.map(|f| match f {
-            MaxTokensField::MaxTokens => api::MaxTokensField::MaxTokens,
-            MaxTokensField::MaxCompletionTokens => api::MaxTokensField::MaxCompletionTokens,
-        }),
-    }
 }
 
 pub fn eval(cmd: EvalCommand) -> anyhow::Result<ExitCode> {

@@ -73,8 +73,9 @@ fn model_view(model: Model, for_owner: bool) -> ApiResult<ModelView> {
     })
 }
 
-/// The API's form of a configuration (every field named, so a new one cannot be forgotten).
-fn config_view(c: ModelConfig) -> ApiModelConfig {
+/// The API's form of a configuration (every field named, so a new one cannot be forgotten);
+/// the CLI sends a TOML configuration in this form too.
+pub fn config_view(c: ModelConfig) -> ApiModelConfig {
     let ModelConfig {
         adapter,
         model,
