@@ -94,6 +94,7 @@ impl Server {
             Some(k) => k,
             None => credential_key_file(&config.path(CREDENTIAL_KEY_FILE))?,
         };
+        private_sqlite_file(&config.database_url)?;
         let store = Store::connect(&config.database_url).await?;
         let admin_token = match &config.admin_token {
             Some(secret) => {
@@ -180,6 +181,28 @@ fn io(path: &Path, source: std::io::Error) -> StartError {
     StartError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// Creates a SQLite database file that does not exist yet readable by its owner only, before
+/// SQLite would create it with the umask's (usually world-readable) mode; its `-wal` and
+/// `-shm` files take the same mode from it. The database holds hashed tokens, sealed
+/// credentials and every job's released figures. An existing file is left as it is.
+fn private_sqlite_file(url: &str) -> Result<(), StartError> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = Path::new(rest.split('?').next().unwrap_or(rest));
+    if rest.contains(":memory:") || path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    match write_secret(path, b"") {
+        Err(StartError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -134,3 +134,23 @@ async fn run_with_credential(s: &TestServer, endpoint: &str) -> anyhow::Result<(
     assert!(!result.to_string().contains(CREDENTIAL));
     Ok(())
 }
+
+/// The database file the server creates holds hashed tokens and sealed credentials: it and its
+/// write-ahead log are readable by their owner only.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_is_created_readable_by_its_owner_only() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let db = TestDb::sqlite()?;
+    let path = db.sqlite_path.clone().expect("a file-backed database");
+    assert!(!path.exists(), "the server creates it");
+    let s = TestServer::start(&db, 0).await?;
+    s.account("acme", "vendor", None).await?;
+    for file in [path.clone(), path.with_extension("db-wal")] {
+        let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+    }
+    s.stop().await;
+    db.cleanup().await
+}
