@@ -16,7 +16,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, EvaluatorCaller, PathParam, RawBody, parse_id};
+use crate::extract::{Caller, PathParam, RawBody, parse_id};
 use crate::state::{AppState, BodyLimits};
 
 /// This module's routes, under `/v1`.
@@ -81,12 +81,14 @@ fn upload_status(upload: Upload) -> StatusCode {
 )]
 pub async fn upload_eval(
     State(state): State<AppState>,
-    EvaluatorCaller(caller): EvaluatorCaller,
+    caller: Result<Caller, ApiError>,
     RawBody(bytes): RawBody,
 ) -> ApiResult<(StatusCode, Json<EvalView>)> {
-    // The token and the role come from the head, before a byte of the body is read: a client
-    // without either cannot make the server hold up to 64 MiB for it. (One refused while still
-    // sending may see its connection closed rather than read the 401 or 403.)
+    // Authentication and the role are checked after the body (bounded by the route's limit)
+    // is read: refusing while a client is still sending makes it see a reset connection
+    // instead of the 401 or 403.
+    let caller = caller?;
+    caller.require(&[Role::Evaluator])?;
     // Validated, compiled and described before anything is stored: a refused component
     // leaves no row.
     let prepared = state.sandbox.prepare(&bytes).await?;
@@ -170,10 +172,13 @@ pub async fn get_eval(
 )]
 pub async fn upload_dataset(
     State(state): State<AppState>,
-    EvaluatorCaller(caller): EvaluatorCaller,
+    caller: Result<Caller, ApiError>,
     RawBody(bytes): RawBody,
 ) -> ApiResult<(StatusCode, Json<DatasetView>)> {
-    // From the head, before the body, as for components.
+    // The role is checked after the body (bounded by the route's limit) is read: refusing
+    // while a client is still sending makes it see a reset connection instead of the 403.
+    let caller = caller?;
+    caller.require(&[Role::Evaluator])?;
     let dataset = Dataset::parse(&bytes, state.config.max_dataset_lines)?;
     let (meta, upload) = state
         .store
