@@ -78,9 +78,12 @@ unset PROCTOR_DATABASE_URL PROCTOR_DATA_DIR PROCTOR_LISTEN PROCTOR_CREDENTIAL_KE
     PROCTOR_SERVER PROCTOR_TOKEN
 admin_token="pct_$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 # Port 0: the kernel picks a free port and the service prints the one it got, so no other
-# process can take it between choosing and binding.
+# process can take it between choosing and binding. The run sends one client's thousands of
+# requests: the per-account upload quota and the per-client connection limit are raised so
+# that every operation is checked, not the 429 of an hour's quota.
 PROCTOR_ADMIN_TOKEN="$admin_token" "$PROCTOR_BIN" serve \
-    --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
+    --data-dir "$work/data" --listen 127.0.0.1:0 \
+    --quota-uploads-per-hour 1000000 --max-client-connections 512 >"$work/serve.log" 2>&1 &
 server_pid=$!
 
 base=""

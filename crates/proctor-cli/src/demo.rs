@@ -100,7 +100,12 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
         .context("cannot listen on a loopback port")
         .map_err(Failure::Internal)?;
     let base = format!("http://{}", listener.local_addr().map_err(internal)?);
-    let serving = tokio::spawn(axum::serve(listener, server.router()).into_future());
+    let serving = tokio::spawn(proctor_server::serve(
+        listener,
+        server.router(),
+        server.state.config.connections,
+        std::future::pending(),
+    ));
     eprintln!("proctor demo: the service is listening on {base} (temporary SQLite database)");
 
     let outcome = session(&server, &base, &builtin, &policy, &args, out.path()).await;

@@ -1,5 +1,6 @@
 //! The client commands: each reads its input, makes its call to the service and renders the
-//! answer. `proctor model register`, `eval upload`, `dataset upload`, `job submit|status|result`,
+//! answer. `proctor model register`, `eval upload`, `dataset upload`,
+//! `job submit|status|result|cancel`,
 //! `attestation get` and `log checkpoint`.
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,20 @@ pub enum JobCommand {
     Status(JobIdArgs),
     /// A finished job's released result.
     Result(ResultArgs),
+    /// Cancel a job: at once when it is queued, at its next sample when it runs.
+    Cancel(CancelArgs),
+}
+
+#[derive(Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The job id.
+    id: String,
+    /// As the service's operator (an admin token): any job, attested as cancelled by the
+    /// operator.
+    #[arg(long)]
+    as_operator: bool,
 }
 
 #[derive(Args)]
@@ -230,7 +245,27 @@ pub fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 .await?;
             print_result(&result, args.json)
         }),
+        JobCommand::Cancel(args) => run_to_exit(cancel(args)),
     }
+}
+
+async fn cancel(args: CancelArgs) -> Result<(), Failure> {
+    let client = args.server.client()?;
+    let id = segment(&args.id)?;
+    let path = if args.as_operator {
+        format!("/v1/admin/jobs/{id}/cancel")
+    } else {
+        format!("/v1/jobs/{id}/cancel")
+    };
+    let job: JobView = client
+        .call(Method::POST, &path, &serde_json::json!({}))
+        .await?;
+    if job.status.is_terminal() {
+        println!("job {} {}", job.id, job.status);
+    } else {
+        println!("job {} asked to stop: its worker ends it", job.id);
+    }
+    Ok(())
 }
 
 /// Like [`run_to_exit`], for commands whose success depends on how the job ended: exit 1 when

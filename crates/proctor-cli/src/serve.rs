@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use proctor_server::{Config, Server};
+use proctor_server::quotas::Quotas;
+use proctor_server::{BodyLimits, Config, ConnectionLimits, Server};
 
 use crate::run::{Failure, run_to_exit};
 
@@ -33,6 +34,30 @@ pub struct ServeArgs {
     /// restart) may take it up: a job whose worker died waits this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     lease: std::time::Duration,
+    /// Connections held at once; beyond them new ones wait in the listen backlog.
+    #[arg(long, default_value_t = ConnectionLimits::default().total)]
+    max_connections: usize,
+    /// Connections one client (an IPv4 address or an IPv6 /64) may hold; one more gets 429.
+    #[arg(long, default_value_t = ConnectionLimits::default().per_client)]
+    max_client_connections: usize,
+    /// How long a request's head may take; a keep-alive connection idle as long is closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// How long a request's whole body may take (408 after it).
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    body_timeout: std::time::Duration,
+    /// Uploads read (and compiled) at once; one more gets 503 before its body is read.
+    #[arg(long, default_value_t = BodyLimits::default().concurrent_uploads)]
+    concurrent_uploads: usize,
+    /// Bytes of evals and datasets one account may hold.
+    #[arg(long, default_value_t = Quotas::default().stored_bytes)]
+    quota_stored_bytes: u64,
+    /// Upload attempts one account may make in an hour (per server process).
+    #[arg(long, default_value_t = Quotas::default().uploads_per_hour)]
+    quota_uploads_per_hour: u32,
+    /// Jobs one evaluator may have queued or running at once.
+    #[arg(long, default_value_t = Quotas::default().unfinished_jobs)]
+    quota_unfinished_jobs: u64,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -68,6 +93,19 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.workers = args.workers;
     config.origin = args.origin;
     config.lease = args.lease;
+    config.limits.read_timeout = args.body_timeout;
+    config.limits.concurrent_uploads = args.concurrent_uploads;
+    config.quotas = Quotas {
+        stored_bytes: args.quota_stored_bytes,
+        uploads_per_hour: args.quota_uploads_per_hour,
+        unfinished_jobs: args.quota_unfinished_jobs,
+    };
+    config.connections = ConnectionLimits {
+        total: args.max_connections,
+        per_client: args.max_client_connections,
+        header_timeout: args.header_timeout,
+        ..ConnectionLimits::default()
+    };
     let server = Server::start(config).await?;
     if let Some(token) = &server.admin_token {
         eprintln!(
@@ -83,14 +121,17 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             .local_addr()
             .map_err(|e| Failure::Internal(e.into()))?
     );
-    axum::serve(listener, server.router())
-        .with_graceful_shutdown(async {
+    proctor_server::serve(
+        listener,
+        server.router(),
+        server.state.config.connections,
+        async {
             // Without a signal handler the server runs until killed, which is also safe:
             // a running job's lease expires and another worker takes it up.
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Failure::Internal(e.into()))?;
+        },
+    )
+    .await;
     server.shutdown().await;
     Ok(())
 }

@@ -70,21 +70,30 @@ pub enum Reason {
     Internal,
     /// Its evaluator cancelled it.
     Cancelled,
+    /// The service's operator (an admin) cancelled it.
+    Operator,
     /// Its vendor revoked the grant.
     Revoked,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::BudgetRanOut,
         Reason::Withheld,
         Reason::WithheldBudgetRanOut,
         Reason::Setup,
         Reason::Internal,
         Reason::Cancelled,
+        Reason::Operator,
         Reason::Revoked,
     ];
+
+    /// The reason whose [`Reason::text`] is `text`: a running job flagged to stop carries
+    /// its canceller's text until its worker ends it.
+    pub fn of_text(text: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.text() == text)
+    }
 
     /// The text the job's row, view and result statement carry.
     pub fn text(self) -> &'static str {
@@ -103,6 +112,7 @@ impl Reason {
             }
             Reason::Internal => "the service could not run the job to its end",
             Reason::Cancelled => "cancelled by its evaluator",
+            Reason::Operator => "cancelled by the service's operator",
             // The store flags a running job with the same text when its grant is revoked.
             Reason::Revoked => "the vendor revoked the grant",
         }
@@ -115,7 +125,7 @@ impl Reason {
             Reason::Withheld | Reason::WithheldBudgetRanOut | Reason::Setup | Reason::Internal => {
                 EndStatus::Failed
             }
-            Reason::Cancelled => EndStatus::Cancelled,
+            Reason::Cancelled | Reason::Operator => EndStatus::Cancelled,
             Reason::Revoked => EndStatus::Revoked,
         }
     }
@@ -174,6 +184,11 @@ pub enum Cancellation {
         /// What the vendor was billed before it ended.
         usage: Usage,
     },
+    /// The service's operator ([`Reason::Operator`]).
+    ByOperator {
+        /// What the vendor was billed before it ended.
+        usage: Usage,
+    },
     /// Its vendor, rejecting it while it waited for approval: it never ran.
     Rejected {
         /// The vendor's reason, one line.
@@ -211,6 +226,11 @@ impl JobEnd {
     /// A job its evaluator cancelled, with the usage it had consumed.
     pub fn cancelled(usage: Usage) -> JobEnd {
         JobEnd::Cancelled(Cancellation::ByEvaluator { usage })
+    }
+
+    /// A job the service's operator cancelled, with the usage it had consumed.
+    pub fn operator_cancelled(usage: Usage) -> JobEnd {
+        JobEnd::Cancelled(Cancellation::ByOperator { usage })
     }
 
     /// A job its vendor rejected before it ran, for `reason`.
@@ -258,6 +278,7 @@ impl JobEnd {
             JobEnd::Failed(Failure::Setup { .. }) => Some(Reason::Setup),
             JobEnd::Failed(Failure::Internal { .. }) => Some(Reason::Internal),
             JobEnd::Cancelled(Cancellation::ByEvaluator { .. }) => Some(Reason::Cancelled),
+            JobEnd::Cancelled(Cancellation::ByOperator { .. }) => Some(Reason::Operator),
             JobEnd::Cancelled(Cancellation::Rejected { .. }) => None,
             JobEnd::Revoked { .. } => Some(Reason::Revoked),
         }
@@ -297,7 +318,9 @@ impl JobEnd {
     pub fn stopped_usage_mut(&mut self) -> Option<&mut Usage> {
         match self {
             JobEnd::Failed(Failure::Setup { usage } | Failure::Internal { usage })
-            | JobEnd::Cancelled(Cancellation::ByEvaluator { usage })
+            | JobEnd::Cancelled(
+                Cancellation::ByEvaluator { usage } | Cancellation::ByOperator { usage },
+            )
             | JobEnd::Revoked { usage } => Some(usage),
             JobEnd::Succeeded { .. }
             | JobEnd::Failed(Failure::Withheld { .. })
@@ -313,7 +336,9 @@ impl JobEnd {
                 report.usage
             }
             JobEnd::Failed(Failure::Setup { usage } | Failure::Internal { usage })
-            | JobEnd::Cancelled(Cancellation::ByEvaluator { usage })
+            | JobEnd::Cancelled(
+                Cancellation::ByEvaluator { usage } | Cancellation::ByOperator { usage },
+            )
             | JobEnd::Revoked { usage } => *usage,
             JobEnd::Cancelled(Cancellation::Rejected { .. }) => Usage::default(),
         }

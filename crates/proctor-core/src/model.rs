@@ -139,6 +139,11 @@ pub enum ModelError {
     /// A budget was spent. The guest sees `budget-exhausted`.
     #[error("budget exhausted")]
     BudgetExhausted,
+    /// The service itself failed before the request went out (its database, while
+    /// metering the query). The sample ends at once, counted as `other`: the guest is not
+    /// told, since any answer it could see would blame the model for the service's fault.
+    #[error("service fault: {0}")]
+    ServiceFault(String),
 }
 
 /// A model under test. Calls are async so that a guest waiting on the model holds no thread.

@@ -35,6 +35,9 @@ pub(crate) enum Violation {
     Policy(&'static str),
     /// A memory or table grow past the limit.
     Resources,
+    /// The service failed under a host call (the model's metering): not the guest's doing
+    /// nor the model's.
+    Service,
 }
 
 /// Which export is running: `describe` may not touch the model, the dataset or scores.
@@ -300,6 +303,10 @@ impl model::Host for SampleState {
             Err(ModelError::BudgetExhausted) => Ok(Err(types::QueryError::BudgetExhausted)),
             Err(ModelError::Unavailable(_)) => Ok(Err(types::QueryError::Unavailable)),
             Err(ModelError::Rejected(reason)) => Ok(Err(types::QueryError::Rejected(reason))),
+            Err(ModelError::ServiceFault(_)) => Err(self.kill(
+                Violation::Service,
+                "the service could not meter a model query",
+            )),
         }
     }
 }

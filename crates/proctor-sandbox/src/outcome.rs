@@ -25,8 +25,11 @@ pub(crate) fn from_trap(error: &wasmtime::Error, state: &SampleState) -> Outcome
     if state.limiter.exceeded || state.violation == Some(Violation::Resources) {
         return Outcome::Memory;
     }
-    if let Some(Violation::Policy(_)) = state.violation {
-        return Outcome::PolicyViolation;
+    match state.violation {
+        Some(Violation::Policy(_)) => return Outcome::PolicyViolation,
+        // Neither the guest's doing nor the model's; `other` blames neither.
+        Some(Violation::Service) => return Outcome::Other,
+        Some(Violation::Resources) | None => {}
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Outcome::OutOfFuel,

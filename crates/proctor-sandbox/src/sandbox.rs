@@ -1,9 +1,10 @@
 //! The engine and what is prepared once per component: validation, compilation, `describe`.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lru::LruCache;
 use proctor_core::{EvalInfo, Policy, Sha256Digest, WasiMode};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
@@ -68,13 +69,19 @@ impl EngineSettings {
     }
 }
 
+/// Prepared evals kept in memory (about a quarter of a MiB each, more for large components):
+/// every distinct upload would otherwise stay for the life of the process.
+const PREPARED_IN_MEMORY: NonZeroUsize = NonZeroUsize::new(128).expect("not zero");
+
 /// The sandbox: one wasmtime engine, its linker, and the components prepared on it.
 pub struct Sandbox {
     pub(crate) engine: Engine,
     linker: Linker<SampleState>,
     pub(crate) settings: EngineSettings,
     cache: CompileCache,
-    prepared: Mutex<HashMap<Sha256Digest, Arc<PreparedEval>>>,
+    /// The most recently used preparations; an evicted one is prepared again from the compile
+    /// cache on disk (milliseconds) when it is next needed.
+    prepared: Mutex<LruCache<Sha256Digest, Arc<PreparedEval>>>,
     /// Bounds samples in flight to the pool's size: past it, instantiation fails outright
     /// instead of waiting.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
@@ -148,7 +155,7 @@ impl Sandbox {
             linker,
             settings,
             cache,
-            prepared: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(LruCache::new(PREPARED_IN_MEMORY)),
             slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_samples as usize,
             )),
@@ -197,6 +204,12 @@ impl Sandbox {
         if let Some(p) = self.lock_prepared().get(&digest) {
             return Ok(p.clone());
         }
+        // The world's names first, from the binary: a component that imports what the host
+        // does not link, or lacks an export, is refused without the cost of compiling it.
+        let surface = validate::surface(bytes)?;
+        let imports = validate::survey_imports(&surface);
+        validate::check_imports(&imports, WasiMode::Inert)?;
+        validate::check_exports(&surface)?;
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         let owned = bytes.to_vec();
@@ -205,9 +218,6 @@ impl Sandbox {
             tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &digest, &owned))
                 .await
                 .map_err(|e| SandboxError::Engine(e.to_string()))??;
-        let imports = validate::survey_imports(&self.engine, &component);
-        validate::check_imports(&imports, WasiMode::Inert)?;
-        validate::check_exports(&self.engine, &component)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -222,7 +232,7 @@ impl Sandbox {
             imports,
             pre,
         });
-        self.lock_prepared().insert(digest, prepared.clone());
+        self.lock_prepared().put(digest, prepared.clone());
         Ok(prepared)
     }
 
@@ -281,7 +291,9 @@ impl Sandbox {
         })
     }
 
-    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, HashMap<Sha256Digest, Arc<PreparedEval>>> {
+    fn lock_prepared(
+        &self,
+    ) -> std::sync::MutexGuard<'_, LruCache<Sha256Digest, Arc<PreparedEval>>> {
         // The map holds only finished preparations; a panic elsewhere cannot leave it torn.
         self.prepared
             .lock()

@@ -1,9 +1,13 @@
-//! Checks on a component before anything of it runs: is it a component at all, and does it
-//! import only what the eval world and the policy's WASI provide.
+//! Checks on a component before anything of it runs, and before it is compiled (compiling
+//! takes up to seconds of CPU, which a refused upload must not cost): is it a component at
+//! all, does it import only what the eval world and the policy's WASI provide, and does it
+//! export what the world asks. Names are read from the binary; the types are checked when it
+//! is linked.
+
+use std::borrow::Cow;
 
 use proctor_core::WasiMode;
-use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmparser::{ComponentExternName, ComponentTypeRef, Parser, Payload};
 
 use crate::error::SandboxError;
 
@@ -53,20 +57,78 @@ pub struct ImportSurvey {
     pub forbidden: Vec<String>,
 }
 
-/// Lists every import, so a refusal names all of them, not only the first (which is all
+/// The names a component imports and exports at its top level, read from its binary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Surface {
+    /// Imports, full names (versions included).
+    pub imports: Vec<String>,
+    /// Exports.
+    pub exports: Vec<String>,
+}
+
+/// Reads the top-level import and export names of a component (one that passed
+/// [`check_header`]) without compiling it: nested modules and components are skipped over.
+///
+/// # Errors
+///
+/// [`SandboxError::Invalid`] when the binary does not parse.
+pub fn surface(bytes: &[u8]) -> Result<Surface, SandboxError> {
+    let invalid = |e: wasmparser::BinaryReaderError| SandboxError::Invalid(e.to_string());
+    let mut surface = Surface::default();
+    // Nested modules' and components' payloads come inline, each closed by its own `End`.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(invalid)?;
+                    // A type import (the world's `use types.{...}`) is no capability.
+                    if !matches!(import.ty, ComponentTypeRef::Type(_)) {
+                        surface.imports.push(full_name(&import.name));
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    surface
+                        .exports
+                        .push(full_name(&export.map_err(invalid)?.name));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(surface)
+}
+
+/// A name with its version suffix, as wasmtime names the import (`a:b/c@0.2` with `.1` is
+/// `a:b/c@0.2.1`).
+fn full_name(name: &ComponentExternName<'_>) -> String {
+    let full = match name.version_suffix {
+        Some(suffix) if name.implements.is_none() && name.name.contains('@') => {
+            Cow::Owned(format!("{}{suffix}", name.name))
+        }
+        _ => Cow::Borrowed(name.name),
+    };
+    full.into_owned()
+}
+
+/// Sorts every import, so a refusal names all of them, not only the first (which is all
 /// wasmtime's link error would give).
-pub fn survey_imports(engine: &Engine, component: &Component) -> ImportSurvey {
+pub fn survey_imports(surface: &Surface) -> ImportSurvey {
     let mut survey = ImportSurvey::default();
-    for (name, _) in component.component_type().imports(engine) {
+    for name in &surface.imports {
         let (path, version) = name.split_once('@').unwrap_or((name, ""));
         let package = path.split_once('/').map_or(path, |(p, _)| p);
         if EVAL_INTERFACES.contains(&path) && version == EVAL_VERSION {
             continue;
         }
         if WASI_PACKAGES.contains(&package) && version.starts_with("0.2.") {
-            survey.wasi.push(name.to_owned());
+            survey.wasi.push(name.clone());
         } else {
-            survey.forbidden.push(name.to_owned());
+            survey.forbidden.push(name.clone());
         }
     }
     survey
@@ -88,12 +150,8 @@ pub fn check_imports(survey: &ImportSurvey, wasi: WasiMode) -> Result<(), Sandbo
 }
 
 /// The eval world exports `describe` and `run-sample`; the types are checked when linking.
-pub fn check_exports(engine: &Engine, component: &Component) -> Result<(), SandboxError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(n, _)| n.to_owned())
-        .collect();
+pub fn check_exports(surface: &Surface) -> Result<(), SandboxError> {
+    let exports = &surface.exports;
     let missing: Vec<&str> = ["describe", "run-sample"]
         .into_iter()
         .filter(|e| !exports.iter().any(|x| x == e))

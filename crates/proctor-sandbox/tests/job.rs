@@ -335,6 +335,46 @@ async fn a_model_that_panics_ends_that_sample_as_other_and_the_job_goes_on() {
     assert!(!totals.cancelled);
 }
 
+/// Sums like the adder, but every third query fails the way the service's metering does when
+/// its database fails.
+#[derive(Default)]
+struct MeteringFailsEveryThird {
+    calls: AtomicU64,
+}
+
+#[async_trait]
+impl Model for MeteringFailsEveryThird {
+    fn descriptor(&self) -> ModelDescriptor {
+        SlowAdder::new(Duration::ZERO).descriptor()
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, ModelError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(3) {
+            return Err(ModelError::ServiceFault("the database failed".into()));
+        }
+        SlowAdder::new(Duration::ZERO).complete(request).await
+    }
+}
+
+/// A service fault under a query ends that sample as `other`, never as the model being
+/// unavailable (which is what the guest would report if it were told `unavailable`).
+#[tokio::test]
+async fn a_service_fault_while_metering_ends_that_sample_as_other_not_as_the_models() {
+    let sandbox = sandbox();
+    let eval = sandbox.prepare(examples::ARITH_WASM).await.expect("arith");
+    let totals = proctor_sandbox::run_job(
+        &sandbox,
+        &spec(eval, Arc::new(MeteringFailsEveryThird::default()), 8, 30),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the job runs to its end");
+    assert_eq!(totals.tally.get(Outcome::Other), 10);
+    assert_eq!(totals.tally.get(Outcome::ModelUnavailable), 0);
+    assert_eq!(totals.tally.get(Outcome::Ok), 20);
+}
+
 /// Answers right, but reports far more tokens than any query could be billed, and records
 /// each query's worst case.
 #[derive(Default)]

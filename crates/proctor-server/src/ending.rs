@@ -1,5 +1,5 @@
 //! How a job ends: [`end_job`] writes one job's [`JobEnd`] (its worker's finish, its
-//! evaluator's cancellation, its vendor's rejection), and [`revoke_grant`] ends a revoked
+//! evaluator's or the operator's cancellation, its vendor's rejection), and [`revoke_grant`] ends a revoked
 //! grant's jobs that had not started and stops its running ones.
 //!
 //! Either way the result statement restates the job's signed pre-registration, read back from
@@ -36,6 +36,9 @@ pub enum Closer<'a> {
     /// Its evaluator, cancelling it: a queued job ends now, a running one is flagged for its
     /// worker to end. The end must be [`Cancellation::ByEvaluator`].
     Evaluator,
+    /// The service's operator (an admin), cancelling any job as an evaluator would its own.
+    /// The end must be [`Cancellation::ByOperator`].
+    Operator,
     /// Its vendor, rejecting it while it waits for approval. The end must be
     /// [`Cancellation::Rejected`].
     Vendor(AccountId),
@@ -88,10 +91,22 @@ pub async fn end_job(app: &App, job: &Job, end: JobEnd, closer: Closer<'_>) -> A
             give_back_hold(app, &ended).await;
             Ok(Ended::Now(ended))
         }
-        Closer::Evaluator => {
-            let JobEnd::Cancelled(Cancellation::ByEvaluator { .. }) = &end else {
-                return Err(ApiError::internal("an evaluator's ending", &end.status()));
-            };
+        Closer::Evaluator | Closer::Operator => {
+            let fits = matches!(
+                (closer, &end),
+                (
+                    Closer::Evaluator,
+                    JobEnd::Cancelled(Cancellation::ByEvaluator { .. })
+                ) | (
+                    Closer::Operator,
+                    JobEnd::Cancelled(Cancellation::ByOperator { .. })
+                )
+            );
+            if !fits {
+                return Err(ApiError::internal("a cancellation", &end.status()));
+            }
+            // A running job is flagged with this text; its worker reads it back to end the
+            // job as cancelled by whoever asked.
             let reason = end.reason_text().unwrap_or_default();
             // A queued job never ran, so its end needs no padding: now, on the grid if it has
             // one.

@@ -118,6 +118,9 @@ impl From<StoreError> for ApiError {
             StoreError::ReservationEnded { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_state", err.to_string())
             }
+            StoreError::GrantInactive { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "grant_inactive", err.to_string())
+            }
             StoreError::NoGrant(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "no_grant", err.to_string())
             }

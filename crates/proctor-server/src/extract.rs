@@ -2,26 +2,31 @@
 //! same JSON error shape as everything else; and the bearer-token [`Caller`].
 
 use std::str::FromStr;
+use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, EXPECT};
 use axum::http::request::Parts;
+use futures::StreamExt;
 use proctor_store::{Account, AccountId, Role};
 use serde::de::DeserializeOwned;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, BodyLimits};
 
-/// A JSON body, which is always an object; its rejection (syntax, shape, size, content type)
-/// is an [`ApiError`].
+/// A JSON body, which is always an object, read within [`BodyLimits::read_timeout`]; its
+/// rejection (syntax, shape, size, content type, time) is an [`ApiError`].
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let read = axum::Json::<serde_json::Value>::from_request(req, state);
+        let axum::Json(value) = within(state.config.limits.read_timeout, read).await?;
         // serde reads a struct from an array of its fields too; every body the API takes is an
         // object, as described, so an array (or anything else) is refused before that.
         if !value.is_object() {
@@ -65,14 +70,118 @@ fn integral(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// A raw body (an upload), limited by the route's `DefaultBodyLimit`.
-pub struct RawBody(pub Bytes);
+/// An evaluator's upload, raw bytes. The caller is known from the head, its attempt counted
+/// against its quota ([`crate::quotas`]) and an upload slot
+/// ([`BodyLimits::concurrent_uploads`]) held before a byte of the body is read; then the
+/// body is read within the route's `DefaultBodyLimit` and [`BodyLimits::read_timeout`]. A
+/// request refused from its head has its body discarded as it arrives ([`discard`]), never
+/// held: a client without a token cannot make the server keep 64 MiB for it.
+pub struct Uploaded {
+    /// Who uploads.
+    pub caller: Caller,
+    /// What was uploaded.
+    pub bytes: Bytes,
+    /// Held until the handler is done with the bytes (validation and compilation included).
+    _slot: OwnedSemaphorePermit,
+}
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<AppState> for Uploaded {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Ok(RawBody(Bytes::from_request(req, state).await?))
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let admitted = async {
+            let EvaluatorCaller(caller) =
+                EvaluatorCaller::from_request_parts(&mut parts, state).await?;
+            state
+                .upload_attempts
+                .admit(caller.id(), state.config.quotas.uploads_per_hour)?;
+            let slot = state.uploads.clone().try_acquire_owned().map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "uploads_busy",
+                    format!(
+                        "the service is reading {} uploads already; try again shortly",
+                        state.config.limits.concurrent_uploads
+                    ),
+                )
+            })?;
+            Ok::<_, ApiError>((caller, slot))
+        }
+        .await;
+        let (caller, slot) = match admitted {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                discard(&parts, body, state.config.limits);
+                return Err(refusal);
+            }
+        };
+        let read = Bytes::from_request(Request::from_parts(parts, body), state);
+        let bytes = within(state.config.limits.read_timeout, read).await?;
+        Ok(Uploaded {
+            caller,
+            bytes,
+            _slot: slot,
+        })
+    }
+}
+
+/// Reads and drops the body of a request refused from its head, in the background, so that a
+/// client still sending reads the refusal rather than a reset connection (a socket closed
+/// with unread bytes is reset, and the reset can overtake the response), and its connection
+/// stays usable. Bounded: at most the largest upload limit, within the body deadline; past
+/// either the body is dropped and the connection closed. A client that sent
+/// `Expect: 100-continue` was never told to go on, so its body is not asked for.
+fn discard(parts: &Parts, body: Body, limits: BodyLimits) {
+    if parts.headers.contains_key(EXPECT) {
+        return;
+    }
+    let most = limits.component.max(limits.dataset);
+    tokio::spawn(async move {
+        let mut chunks = body.into_data_stream();
+        let _ = tokio::time::timeout(limits.read_timeout, async {
+            let mut seen = 0usize;
+            while let Some(Ok(chunk)) = chunks.next().await {
+                seen = seen.saturating_add(chunk.len());
+                if seen > most {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// A raw body within the route's `DefaultBodyLimit` and [`BodyLimits::read_timeout`] (an
+/// optional JSON body read by hand).
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let read = Bytes::from_request(req, state);
+        Ok(RawBody(
+            within(state.config.limits.read_timeout, read).await?,
+        ))
+    }
+}
+
+/// `read`, unless it takes longer than `limit`: then a 408 (what arrived is dropped).
+async fn within<T, E: Into<ApiError>>(
+    limit: Duration,
+    read: impl Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(limit, read).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        )),
     }
 }
 
@@ -171,7 +280,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Callers of one role, checked while the request's head is read: a caller of another role is
 /// refused (403) before its JSON body is parsed, so a wrong role is reported before a malformed
-/// body. (Uploads read their body first: see `routes::artifacts`.)
+/// body. (Uploads check theirs the same way, in [`Uploaded`].)
 macro_rules! role_caller {
     ($(#[$doc:meta])* $name:ident, $role:expr) => {
         $(#[$doc])*

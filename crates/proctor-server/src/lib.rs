@@ -7,9 +7,10 @@
 //! | --- | --- |
 //! | [`state`] | [`Config`] (read once), [`App`], [`AppState`] |
 //! | [`startup`] | [`Server::start`]: data directory, keys, store, first admin, workers |
+//! | [`serving`] | the HTTP/1.1 listener: connection limits (per client, in all), the header timeout |
 //! | [`error`] | [`ApiError`]: every error body, one `IntoResponse` |
-//! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body, path and query extractors whose rejections are [`ApiError`]s |
-//! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, public reads |
+//! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body (with its deadline), upload (authorized from the head), path and query extractors whose rejections are [`ApiError`]s |
+//! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, the operator's cancel, public reads |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
 //! | [`attest`] | the pre-registration and result statements; a pre-registration read back from the log |
 //! | [`ending`] | the one way a job ends (`end_job`), and a revocation's endings |
@@ -18,6 +19,7 @@
 //! | [`metered`] | the job's model: each query reserved from the grant's budgets and settled |
 //! | [`running`] | this process's running jobs, for revocation to stop at once |
 //! | [`metrics`] | Prometheus counters |
+//! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, unfinished jobs |
 //! | [`openapi`] | the API description served at `/openapi.json` |
 //!
 //! # Invariants
@@ -43,9 +45,11 @@ pub mod extract;
 pub mod metered;
 pub mod metrics;
 pub mod openapi;
+pub mod quotas;
 pub mod routes;
 pub mod running;
 pub mod sealing;
+pub mod serving;
 pub mod startup;
 pub mod state;
 pub mod worker;
@@ -58,10 +62,11 @@ use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ApiResult};
+pub use serving::{ConnectionLimits, serve};
 pub use startup::{Server, StartError};
 pub use state::{App, AppState, BodyLimits, BuildModel, Config, ConfiguredModels};
 
-use routes::{accounts, approvals, artifacts, grants, jobs, models, public, usage};
+use routes::{accounts, approvals, artifacts, grants, jobs, models, operator, public, usage};
 
 /// The HTTP API over `state`, testable without a socket.
 pub fn app(state: AppState) -> Router {
@@ -89,6 +94,7 @@ pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .merge(approvals::routes())
         .merge(usage::routes())
         .merge(jobs::routes())
+        .merge(operator::routes())
         .merge(public::routes());
     OpenApiRouter::with_openapi(openapi::base())
         .nest("/v1", v1)

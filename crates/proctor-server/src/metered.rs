@@ -8,7 +8,9 @@
 //! case (as the sandbox tallies them), so an endpoint that reports more cannot widen what one
 //! sample moves a visible figure by.
 //!
-//! A refusal by the grant reaches the guest as `budget-exhausted`, never as a trap. A revoked
+//! A refusal by the grant reaches the guest as `budget-exhausted`, never as a trap; a store
+//! failure while reserving is the service's fault ([`ModelError::ServiceFault`]: the sample
+//! ends as `other`), never reported as the model being unavailable. A revoked
 //! grant also stops the whole job at once (its cancellation token), so a revocation takes
 //! effect at the job's next query on whichever server runs it.
 
@@ -130,9 +132,10 @@ impl Metered {
                 ModelError::BudgetExhausted
             }
             other => {
-                // The budget could not be checked, so the request does not go out.
+                // The budget could not be checked, so the request does not go out; the
+                // service failed, not the model, and the sample is not blamed on it.
                 warn!(err = %other, "reserving a model query failed");
-                ModelError::Unavailable("the budget could not be checked".into())
+                ModelError::ServiceFault("the budget could not be checked".into())
             }
         }
     }
@@ -249,5 +252,59 @@ impl Model for Metered {
                 Err(err)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proctor_core::model::{Message, Params, Role};
+
+    use super::*;
+
+    /// Answers anything; must never be reached when the budget cannot be checked.
+    struct Unreachable;
+
+    #[async_trait]
+    impl Model for Unreachable {
+        fn descriptor(&self) -> ModelDescriptor {
+            ModelDescriptor {
+                reference: "test:unreachable".into(),
+                name: "unreachable".into(),
+                version: "1".into(),
+            }
+        }
+
+        async fn complete(&self, _: CompletionRequest) -> Result<Completion, ModelError> {
+            panic!("the request went out although its budget was not checked");
+        }
+    }
+
+    /// A store that fails while reserving (here: closed) is the service's fault: the request
+    /// does not go out, and the error says so instead of blaming the model.
+    #[tokio::test]
+    async fn a_store_failure_while_reserving_is_a_service_fault() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        store.close().await;
+        let metered = Metered::new(
+            Arc::new(Unreachable),
+            store,
+            (GrantId::new(), JobId::new()),
+            Arc::default(),
+            Arc::default(),
+            CancellationToken::new(),
+        );
+        let request = CompletionRequest {
+            messages: vec![Message {
+                role: Role::User,
+                content: "2+2".into(),
+            }],
+            params: Params {
+                max_tokens: 8,
+                temperature: None,
+                stop: Vec::new(),
+            },
+        };
+        let err = metered.complete(request).await.expect_err("refused");
+        assert!(matches!(err, ModelError::ServiceFault(_)), "{err:?}");
     }
 }

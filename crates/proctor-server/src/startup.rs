@@ -121,6 +121,10 @@ impl Server {
             sealer: CredentialSealer::new(&credential_key),
             metrics: Metrics::new()?,
             running: RunningJobs::default(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.concurrent_uploads,
+            )),
+            upload_attempts: Default::default(),
             config,
         });
         let shutdown = CancellationToken::new();

@@ -11,11 +11,14 @@ use proctor_models::{ConfigError, Credential, ModelConfig};
 use proctor_sandbox::{CompileCache, EngineSettings, Sandbox};
 use proctor_store::Store;
 use proctor_store::accounts::TokenSecret;
+use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
+use crate::quotas::{Quotas, UploadAttempts};
 use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
+use crate::serving::ConnectionLimits;
 use crate::startup::StartError;
 
 /// The environment variable that may hold the credential key (64 hex digits).
@@ -27,7 +30,7 @@ pub const SERVICE_KEY_FILE: &str = "service-key.pem";
 /// The credential key's file in the data directory, when the environment does not give one.
 pub const CREDENTIAL_KEY_FILE: &str = "credential.key";
 
-/// Request body limits, per kind of route.
+/// Request body limits, per kind of route, and how long a body may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimits {
     /// An eval component upload.
@@ -36,6 +39,13 @@ pub struct BodyLimits {
     pub dataset: usize,
     /// Any JSON body.
     pub json: usize,
+    /// How long a whole body may take to arrive, once the caller is known; a body that is
+    /// later is refused (408) and what came of it is dropped.
+    pub read_timeout: Duration,
+    /// Uploads whose bodies this process reads (or whose components it compiles) at once:
+    /// what uploads can make it hold is this many times the largest limit. One more is
+    /// refused (503) without its body being read.
+    pub concurrent_uploads: usize,
 }
 
 impl Default for BodyLimits {
@@ -44,6 +54,9 @@ impl Default for BodyLimits {
             component: 64 << 20,
             dataset: 256 << 20,
             json: 1 << 20,
+            // 256 MiB in two minutes is 2.2 MB/s; an operator with slower evaluators raises it.
+            read_timeout: Duration::from_secs(120),
+            concurrent_uploads: 4,
         }
     }
 }
@@ -70,6 +83,10 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Request body limits.
     pub limits: BodyLimits,
+    /// Connection limits and the header timeout of [`crate::serving::serve`].
+    pub connections: ConnectionLimits,
+    /// What each account may hold and do.
+    pub quotas: Quotas,
     /// Most lines a dataset may have.
     pub max_dataset_lines: usize,
     /// What the sandbox's pool is sized for; [`EngineSettings::service`] admits every policy
@@ -133,6 +150,8 @@ impl Config {
             poll_interval: Duration::from_millis(500),
             progress_interval: Duration::from_millis(500),
             limits: BodyLimits::default(),
+            connections: ConnectionLimits::default(),
+            quotas: Quotas::default(),
             max_dataset_lines: 1_000_000,
             engine: EngineSettings::service(),
             credential_key: None,
@@ -194,6 +213,10 @@ pub struct App {
     pub metrics: Metrics,
     /// The jobs this process runs, so a revocation handled here stops them at once.
     pub running: RunningJobs,
+    /// Free upload slots ([`BodyLimits::concurrent_uploads`]).
+    pub uploads: Arc<Semaphore>,
+    /// Each account's upload attempts in the last hour ([`Quotas::uploads_per_hour`]).
+    pub upload_attempts: UploadAttempts,
     /// The configuration, as read at start.
     pub config: Config,
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use proctor_core::job_end::Reason;
 use proctor_core::{Dataset, JobEnd, Policy, Usage};
 use proctor_models::{Credential, ModelConfig};
 use proctor_sandbox::{CancellationToken, JobSpec, Progress, SandboxError};
@@ -232,7 +233,7 @@ async fn stop_requested(app: &App, job: &Job) -> bool {
 }
 
 /// How a job that was asked to stop ends: `revoked` when its grant was revoked (nothing of it
-/// is released), else `cancelled`.
+/// is released), else `cancelled` by whoever asked (the reason its row was flagged with).
 async fn stopped(app: &App, job: &Job, usage: Usage) -> JobEnd {
     let revoked = match app.store.job_grant(job.id).await {
         Ok(Some(under)) => app
@@ -243,9 +244,12 @@ async fn stopped(app: &App, job: &Job, usage: Usage) -> JobEnd {
         _ => false,
     };
     if revoked {
-        JobEnd::revoked(usage)
-    } else {
-        JobEnd::cancelled(usage)
+        return JobEnd::revoked(usage);
+    }
+    let flagged = app.store.job(job.id).await.ok().and_then(|j| j.reason);
+    match flagged.as_deref().and_then(Reason::of_text) {
+        Some(Reason::Operator) => JobEnd::operator_cancelled(usage),
+        _ => JobEnd::cancelled(usage),
     }
 }
 

@@ -119,10 +119,22 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::NotFound`] for an unknown job or one on another vendor's model;
-    /// [`StoreError::InvalidState`] when it is not waiting (approved, rejected, ended).
+    /// [`StoreError::InvalidState`] when it is not waiting (approved, rejected, ended);
+    /// [`StoreError::GrantInactive`] when its grant expired or was revoked meanwhile.
     pub async fn approve_job(&self, vendor: AccountId, job: JobId) -> Result<Job> {
         self.transaction(async |tx| {
+            let grant = lock_grant_of_job(tx, job)
+                .await?
+                .ok_or(StoreError::NotFound("job"))?;
             let current = Store::pending_job(tx, vendor, job, "approving").await?;
+            // Approval lets the job run under its grant; one that stopped covering anything
+            // cannot give that. The vendor may still reject the job.
+            if let Some(reason) = grant.inactive_reason(tx.now().await?) {
+                return Err(StoreError::GrantInactive {
+                    job: job.to_string(),
+                    reason,
+                });
+            }
             decide(tx, job, Approval::Approved).await?;
             Ok(current)
         })

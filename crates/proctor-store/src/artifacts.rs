@@ -2,7 +2,10 @@
 //!
 //! Evals and datasets are keyed by the sha256 of their bytes. Uploading bytes that are already
 //! stored keeps the one copy and records the uploader as an owner too, so an upload is
-//! idempotent and an evaluator may use what it uploaded, whoever uploaded it first.
+//! idempotent and an evaluator may use what it uploaded, whoever uploaded it first. What an
+//! owner reads of them is its own: its upload's time, and whether the bytes were new *to it*;
+//! never whether, or when, another account uploaded the same bytes (that would tell one
+//! evaluator which private dataset another holds).
 
 use proctor_core::digest::Sha256Digest;
 use sqlx::Row;
@@ -66,7 +69,7 @@ pub struct EvalMeta {
     pub metrics: String,
     /// The component's size in bytes.
     pub size: u64,
-    /// When it was first uploaded.
+    /// When its owner uploaded it (the first upload, for a read without an owner).
     pub created_at: Timestamp,
 }
 
@@ -90,16 +93,16 @@ pub struct DatasetMeta {
     pub items: u64,
     /// The file's size in bytes.
     pub size: u64,
-    /// When it was first uploaded.
+    /// When its owner uploaded it (the first upload, for a read without an owner).
     pub created_at: Timestamp,
 }
 
-/// Whether an upload stored new bytes.
+/// Whether an upload was new to its uploader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upload {
-    /// The bytes were new.
+    /// The uploader had not uploaded these bytes before (whether or not another had).
     Created,
-    /// The same bytes were stored already; nothing changed but the owner list.
+    /// The uploader had uploaded the same bytes already; nothing changed.
     Existing,
 }
 
@@ -107,6 +110,11 @@ const MODEL_COLUMNS: &str = "id, owner_id, name, version, adapter, config, crede
 const EVAL_COLUMNS: &str =
     "e.digest, e.name, e.version, e.metrics, LENGTH(e.bytes) AS size, e.created_at";
 const DATASET_COLUMNS: &str = "d.digest, d.items, LENGTH(d.bytes) AS size, d.created_at";
+/// An owner's view: its own upload's time.
+const OWNED_EVAL: &str = "SELECT e.digest, e.name, e.version, e.metrics, LENGTH(e.bytes) AS size, \
+     o.created_at FROM evals e JOIN eval_owners o ON o.digest = e.digest";
+const OWNED_DATASET: &str = "SELECT d.digest, d.items, LENGTH(d.bytes) AS size, o.created_at \
+     FROM datasets d JOIN dataset_owners o ON o.digest = d.digest";
 
 /// What an upload makes its uploader an owner of.
 #[derive(Clone, Copy)]
@@ -116,8 +124,8 @@ enum Owned {
 }
 
 /// Records `owner` as an owner of the uploaded artifact (content-addressed, so uploading it
-/// again changes nothing).
-async fn own(tx: &mut Tx, what: Owned, digest: &Sha256Digest, owner: AccountId) -> Result<()> {
+/// again changes nothing); whether it is new to `owner`.
+async fn own(tx: &mut Tx, what: Owned, digest: &Sha256Digest, owner: AccountId) -> Result<Upload> {
     let (table, entity) = match what {
         Owned::Eval => ("eval_owners", "eval owner"),
         Owned::Dataset => ("dataset_owners", "dataset owner"),
@@ -126,13 +134,18 @@ async fn own(tx: &mut Tx, what: Owned, digest: &Sha256Digest, owner: AccountId) 
         "INSERT INTO {table} (digest, account_id, created_at) VALUES ($1, $2, {{now}}) \
          ON CONFLICT (digest, account_id) DO NOTHING"
     ));
-    sqlx::query(&sql)
+    let inserted = sqlx::query(&sql)
         .bind(digest.to_hex())
         .bind(owner.to_string())
         .execute(&mut *tx.inner)
         .await
-        .map_err(|e| classify(e, entity, "account"))?;
-    Ok(())
+        .map_err(|e| classify(e, entity, "account"))?
+        .rows_affected();
+    Ok(if inserted > 0 {
+        Upload::Created
+    } else {
+        Upload::Existing
+    })
 }
 
 fn model_from_row(row: &AnyRow) -> Result<Model> {
@@ -276,36 +289,30 @@ impl Store {
         description: &EvalDescription,
     ) -> Result<(EvalMeta, Upload)> {
         let digest = Sha256Digest::of(bytes);
-        let (meta, inserted) = self
-            .transaction(async |tx| {
-                let sql = self.backend.sql(
-                    "INSERT INTO evals (digest, bytes, name, version, metrics, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, {now}) ON CONFLICT (digest) DO NOTHING",
-                );
-                let inserted = sqlx::query(&sql)
-                    .bind(digest.to_hex())
-                    .bind(bytes)
-                    .bind(&description.name)
-                    .bind(&description.version)
-                    .bind(&description.metrics)
-                    .execute(&mut *tx.inner)
-                    .await?
-                    .rows_affected();
-                own(tx, Owned::Eval, &digest, owner).await?;
-                let sql = format!("SELECT {EVAL_COLUMNS} FROM evals e WHERE e.digest = $1");
-                let row = sqlx::query(&sql)
-                    .bind(digest.to_hex())
-                    .fetch_one(&mut *tx.inner)
-                    .await?;
-                Ok((eval_from_row(&row)?, inserted))
-            })
+        self.transaction(async |tx| {
+            let sql = self.backend.sql(
+                "INSERT INTO evals (digest, bytes, name, version, metrics, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, {now}) ON CONFLICT (digest) DO NOTHING",
+            );
+            sqlx::query(&sql)
+                .bind(digest.to_hex())
+                .bind(bytes)
+                .bind(&description.name)
+                .bind(&description.version)
+                .bind(&description.metrics)
+                .execute(&mut *tx.inner)
+                .await?;
+            let upload = own(tx, Owned::Eval, &digest, owner).await?;
+            let row = sqlx::query(&format!(
+                "{OWNED_EVAL} WHERE e.digest = $1 AND o.account_id = $2"
+            ))
+            .bind(digest.to_hex())
+            .bind(owner.to_string())
+            .fetch_one(&mut *tx.inner)
             .await?;
-        let upload = if inserted > 0 {
-            Upload::Created
-        } else {
-            Upload::Existing
-        };
-        Ok((meta, upload))
+            Ok((eval_from_row(&row)?, upload))
+        })
+        .await
     }
 
     /// An eval's metadata.
@@ -342,15 +349,33 @@ impl Store {
     ///
     /// [`StoreError::Database`].
     pub async fn evals_of(&self, owner: AccountId) -> Result<Vec<EvalMeta>> {
-        let sql = format!(
-            "SELECT {EVAL_COLUMNS} FROM evals e JOIN eval_owners o ON o.digest = e.digest \
-             WHERE o.account_id = $1 ORDER BY o.created_at DESC, e.digest"
-        );
+        let sql =
+            format!("{OWNED_EVAL} WHERE o.account_id = $1 ORDER BY o.created_at DESC, e.digest");
         let rows = sqlx::query(&sql)
             .bind(owner.to_string())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(eval_from_row).collect()
+    }
+
+    /// The eval as `owner` uploaded it (its upload's time); `None` when `owner` did not
+    /// upload it, stored or not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn eval_of(
+        &self,
+        owner: AccountId,
+        digest: &Sha256Digest,
+    ) -> Result<Option<EvalMeta>> {
+        let sql = format!("{OWNED_EVAL} WHERE e.digest = $1 AND o.account_id = $2");
+        let row = sqlx::query(&sql)
+            .bind(digest.to_hex())
+            .bind(owner.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(eval_from_row).transpose()
     }
 
     /// Whether `account` uploaded the eval.
@@ -382,34 +407,28 @@ impl Store {
         items: u64,
     ) -> Result<(DatasetMeta, Upload)> {
         let digest = Sha256Digest::of(bytes);
-        let (meta, inserted) = self
-            .transaction(async |tx| {
-                let sql = self.backend.sql(
-                    "INSERT INTO datasets (digest, bytes, items, created_at) VALUES ($1, $2, $3, {now}) \
-                     ON CONFLICT (digest) DO NOTHING",
-                );
-                let inserted = sqlx::query(&sql)
-                    .bind(digest.to_hex())
-                    .bind(bytes)
-                    .bind(to_i64(items, "dataset items")?)
-                    .execute(&mut *tx.inner)
-                    .await?
-                    .rows_affected();
-                own(tx, Owned::Dataset, &digest, owner).await?;
-                let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.digest = $1");
-                let row = sqlx::query(&sql)
-                    .bind(digest.to_hex())
-                    .fetch_one(&mut *tx.inner)
-                    .await?;
-                Ok((dataset_from_row(&row)?, inserted))
-            })
+        self.transaction(async |tx| {
+            let sql = self.backend.sql(
+                "INSERT INTO datasets (digest, bytes, items, created_at) VALUES ($1, $2, $3, {now}) \
+                 ON CONFLICT (digest) DO NOTHING",
+            );
+            sqlx::query(&sql)
+                .bind(digest.to_hex())
+                .bind(bytes)
+                .bind(to_i64(items, "dataset items")?)
+                .execute(&mut *tx.inner)
+                .await?;
+            let upload = own(tx, Owned::Dataset, &digest, owner).await?;
+            let row = sqlx::query(&format!(
+                "{OWNED_DATASET} WHERE d.digest = $1 AND o.account_id = $2"
+            ))
+            .bind(digest.to_hex())
+            .bind(owner.to_string())
+            .fetch_one(&mut *tx.inner)
             .await?;
-        let upload = if inserted > 0 {
-            Upload::Created
-        } else {
-            Upload::Existing
-        };
-        Ok((meta, upload))
+            Ok((dataset_from_row(&row)?, upload))
+        })
+        .await
     }
 
     /// A dataset's metadata.
@@ -446,15 +465,53 @@ impl Store {
     ///
     /// [`StoreError::Database`].
     pub async fn datasets_of(&self, owner: AccountId) -> Result<Vec<DatasetMeta>> {
-        let sql = format!(
-            "SELECT {DATASET_COLUMNS} FROM datasets d JOIN dataset_owners o ON o.digest = d.digest \
-             WHERE o.account_id = $1 ORDER BY o.created_at DESC, d.digest"
-        );
+        let sql =
+            format!("{OWNED_DATASET} WHERE o.account_id = $1 ORDER BY o.created_at DESC, d.digest");
         let rows = sqlx::query(&sql)
             .bind(owner.to_string())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(dataset_from_row).collect()
+    }
+
+    /// The dataset as `owner` uploaded it (its upload's time); `None` when `owner` did not
+    /// upload it, stored or not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn dataset_of(
+        &self,
+        owner: AccountId,
+        digest: &Sha256Digest,
+    ) -> Result<Option<DatasetMeta>> {
+        let sql = format!("{OWNED_DATASET} WHERE d.digest = $1 AND o.account_id = $2");
+        let row = sqlx::query(&sql)
+            .bind(digest.to_hex())
+            .bind(owner.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(dataset_from_row).transpose()
+    }
+
+    /// The bytes of evals and datasets `owner` holds: each it uploaded counts in full,
+    /// whoever else holds the same bytes (its storage quota counts them).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn stored_bytes_of(&self, owner: AccountId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT SUM(LENGTH(e.bytes)) FROM evals e \
+             JOIN eval_owners o ON o.digest = e.digest WHERE o.account_id = $1), 0) \
+             + COALESCE((SELECT SUM(LENGTH(d.bytes)) FROM datasets d \
+             JOIN dataset_owners o ON o.digest = d.digest WHERE o.account_id = $2), 0)",
+        )
+        .bind(owner.to_string())
+        .bind(owner.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        to_u64(n, "stored bytes")
     }
 
     /// Whether `account` uploaded the dataset.

@@ -13,8 +13,8 @@ pub type SignError = Box<dyn StdError + Send + Sync>;
 /// Why a store operation failed.
 ///
 /// Suggested HTTP mapping: [`StoreError::NotFound`] 404, [`StoreError::Conflict`] 409,
-/// [`StoreError::LeaseLost`], [`StoreError::InvalidState`] and [`StoreError::ReservationEnded`]
-/// 409, [`StoreError::Invalid`] 422, [`StoreError::NoGrant`] 403,
+/// [`StoreError::LeaseLost`], [`StoreError::InvalidState`], [`StoreError::GrantInactive`] and
+/// [`StoreError::ReservationEnded`] 409, [`StoreError::Invalid`] 422, [`StoreError::NoGrant`] 403,
 /// [`StoreError::BudgetExhausted`] 429, everything else 500 (with details only in the server's
 /// log).
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,15 @@ pub enum StoreError {
         status: &'static str,
         /// What was tried.
         action: &'static str,
+    },
+    /// The job's grant stopped covering anything (it expired, or was revoked) while the job
+    /// waited for its vendor: it can no longer be approved. HTTP 409.
+    #[error("job {job} can no longer be approved: {}", .reason.message())]
+    GrantInactive {
+        /// The job.
+        job: String,
+        /// Why the grant covers nothing now.
+        reason: Refusal,
     },
     /// No grant lets the evaluator run this (none names it or its tier, or the one that did
     /// was revoked or expired). HTTP 403; the [`Refusal`] says which, for the message.

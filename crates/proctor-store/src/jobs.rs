@@ -470,6 +470,21 @@ impl Store {
         Ok(())
     }
 
+    /// How many of the evaluator's jobs are queued or running (its queue quota counts them).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn unfinished_jobs_count(&self, evaluator: AccountId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE evaluator_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(evaluator.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        to_u64(n, "job count")
+    }
+
     /// An evaluator's jobs, newest first, at most `limit`.
     ///
     /// # Errors
@@ -488,10 +503,15 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Claims the oldest job that is queued or whose lease expired, for `worker` (any id
-    /// unique to the worker, e.g. host, process and task), with a lease of `lease`.
-    /// `None` when there is nothing to do. A job waiting for its vendor's approval (see
-    /// [`Store::approve_job`]) is never handed out.
+    /// Claims a job that is queued or whose lease expired, for `worker` (any id unique to the
+    /// worker, e.g. host, process and task), with a lease of `lease`. `None` when there is
+    /// nothing to do. A job waiting for its vendor's approval (see [`Store::approve_job`]) is
+    /// never handed out.
+    ///
+    /// Which job: fair across evaluators, not one queue. The job comes from the evaluator
+    /// with the fewest jobs running, then from the one served least recently (whose latest
+    /// first claim is oldest; never served comes first), then the oldest job: one evaluator's
+    /// long queue holds another's job back by one claim at most.
     ///
     /// Several workers, also in several processes, never get the same job while its lease
     /// runs: PostgreSQL locks the chosen row (`FOR UPDATE SKIP LOCKED`, so claimers pass each
@@ -531,11 +551,15 @@ impl Store {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
              lease_expires_at = {{now}} + $2, started_at = COALESCE(started_at, {{now}}), \
              clock_started_at = COALESCE(clock_started_at, $3) \
-             WHERE id = (SELECT id FROM jobs \
-                 WHERE (status = 'queued' AND NOT EXISTS (SELECT 1 FROM job_grants g \
-                        WHERE g.job_id = jobs.id AND g.approval = 'pending')) \
-                    OR (status = 'running' AND lease_expires_at <= {{now}}) \
-                 ORDER BY created_at, id LIMIT 1 {skip_locked}) \
+             WHERE id = (SELECT j.id FROM jobs j \
+                 WHERE (j.status = 'queued' AND NOT EXISTS (SELECT 1 FROM job_grants g \
+                        WHERE g.job_id = j.id AND g.approval = 'pending')) \
+                    OR (j.status = 'running' AND j.lease_expires_at <= {{now}}) \
+                 ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.evaluator_id = j.evaluator_id \
+                        AND r.status = 'running' AND r.lease_expires_at > {{now}}), \
+                    (SELECT COALESCE(MAX(r.started_at), 0) FROM jobs r \
+                        WHERE r.evaluator_id = j.evaluator_id), \
+                    j.created_at, j.id LIMIT 1 {skip_locked}) \
              RETURNING {JOB_COLUMNS}"
         ));
         let lease = millis(lease)?;

@@ -161,7 +161,7 @@ pub async fn component(
         (status = 401, description = "no valid token", body = ErrorBody),
         (status = 403, description = "not a vendor", body = ErrorBody),
         (status = 404, description = "no such job on the caller's models", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: the job is not waiting for approval (decided or ended)", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the job is not waiting for approval (decided or ended); `grant_inactive`: its grant expired (or was revoked) while it waited, so it can only be rejected", body = ErrorBody),
     ),
 )]
 pub async fn approve(

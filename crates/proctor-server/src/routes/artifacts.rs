@@ -1,8 +1,9 @@
 //! Evals and datasets: an evaluator uploads them (validated before anything is stored), lists
 //! its own and reads its own. Both are content-addressed: the id is the sha256 of the bytes.
 //!
-//! Uploads are raw bytes ([`RawBody`]: any content type, described as
-//! `application/octet-stream`), each bounded by its own limit instead of the JSON one.
+//! Uploads are raw bytes ([`Uploaded`]: any content type, described as
+//! `application/octet-stream`), each bounded by its own limit instead of the JSON one, read
+//! only once the caller is known to be an evaluator and an upload slot is free.
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,7 +17,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, PathParam, RawBody, parse_id};
+use crate::extract::{Caller, PathParam, Uploaded, parse_id};
+use crate::quotas;
 use crate::state::{AppState, BodyLimits};
 
 /// This module's routes, under `/v1`.
@@ -27,6 +29,33 @@ pub fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(get_eval))
         .routes(routes!(upload_dataset, list_datasets).layer(DefaultBodyLimit::max(limits.dataset)))
         .routes(routes!(get_dataset))
+}
+
+/// Which kind of upload a quota check is for.
+enum Owned {
+    Eval,
+    Dataset,
+}
+
+/// Refuses an upload that would take the caller past its storage quota, before the upload is
+/// parsed or compiled. Bytes the caller holds already count once: uploading them again is
+/// never refused.
+async fn storage_quota(state: &AppState, upload: &Uploaded, kind: Owned) -> ApiResult<()> {
+    let owner = upload.caller.id();
+    let digest = Sha256Digest::of(&upload.bytes);
+    let held = match kind {
+        Owned::Eval => state.store.owns_eval(owner, &digest).await?,
+        Owned::Dataset => state.store.owns_dataset(owner, &digest).await?,
+    };
+    if held {
+        return Ok(());
+    }
+    let used = state.store.stored_bytes_of(owner).await?;
+    quotas::check_storage(
+        used,
+        upload.bytes.len() as u64,
+        state.config.quotas.stored_bytes,
+    )
 }
 
 /// An eval's view.
@@ -55,7 +84,8 @@ fn dataset_view(d: DatasetMeta) -> DatasetView {
     }
 }
 
-/// 201 when the bytes were new, 200 when the same bytes were stored already.
+/// 201 when the bytes were new to the caller, 200 when the caller had uploaded them already:
+/// whether another evaluator holds the same bytes does not show.
 fn upload_status(upload: Upload) -> StatusCode {
     match upload {
         Upload::Created => StatusCode::CREATED,
@@ -70,28 +100,26 @@ fn upload_status(upload: Upload) -> StatusCode {
     security(("bearer" = [])),
     request_body(content = inline(Bytes), content_type = "application/octet-stream", description = "the component's bytes (`.wasm`), at most 64 MiB by default"),
     responses(
-        (status = 200, description = "the same bytes were stored already: that eval", body = EvalView),
-        (status = 201, description = "stored", body = EvalView),
+        (status = 200, description = "the caller had uploaded the same bytes already: that eval", body = EvalView),
+        (status = 201, description = "stored for the caller (new to it, whoever else holds the same bytes)", body = EvalView),
         (status = 400, description = "`malformed_request`: a body that cannot be read", body = ErrorBody),
         (status = 401, description = "no valid token", body = ErrorBody),
         (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within the service's body deadline", body = ErrorBody),
         (status = 413, description = "`body_too_large`: over the component limit", body = ErrorBody),
         (status = 422, description = "refused: `empty_component`, `not_wasm`, `core_module`, `unsupported_wasm_version`, `invalid_component`, `forbidden_imports`, `wrong_world`, `describe_failed`, `invalid_declaration`, `too_many_metrics`", body = ErrorBody),
+        (status = 429, description = "`quota_exceeded`: the caller's uploads per hour, or its stored bytes", body = ErrorBody),
+        (status = 503, description = "`uploads_busy`: as many uploads as the service takes at once are being read; nothing of the body was read", body = ErrorBody),
     ),
 )]
 pub async fn upload_eval(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
-    RawBody(bytes): RawBody,
+    upload: Uploaded,
 ) -> ApiResult<(StatusCode, Json<EvalView>)> {
-    // Authentication and the role are checked after the body (bounded by the route's limit)
-    // is read: refusing while a client is still sending makes it see a reset connection
-    // instead of the 401 or 403.
-    let caller = caller?;
-    caller.require(&[Role::Evaluator])?;
+    storage_quota(&state, &upload, Owned::Eval).await?;
     // Validated, compiled and described before anything is stored: a refused component
-    // leaves no row.
-    let prepared = state.sandbox.prepare(&bytes).await?;
+    // leaves no row. The upload (and its slot) is held until the row is written.
+    let prepared = state.sandbox.prepare(&upload.bytes).await?;
     let metrics = serde_json::to_string(&prepared.info.metrics)
         .map_err(|e| ApiError::internal("eval metrics", &e))?;
     let description = EvalDescription {
@@ -99,11 +127,11 @@ pub async fn upload_eval(
         version: prepared.info.version.clone(),
         metrics,
     };
-    let (meta, upload) = state
+    let (meta, stored) = state
         .store
-        .put_eval(caller.id(), &bytes, &description)
+        .put_eval(upload.caller.id(), &upload.bytes, &description)
         .await?;
-    Ok((upload_status(upload), Json(eval_view(meta)?)))
+    Ok((upload_status(stored), Json(eval_view(meta)?)))
 }
 
 /// The evaluator's evals.
@@ -149,10 +177,10 @@ pub async fn get_eval(
     caller.require(&[Role::Evaluator])?;
     let digest: Sha256Digest = parse_id(&id, "eval")?;
     // Another evaluator's eval is not found, so digests of others' uploads do not leak.
-    if !state.store.owns_eval(caller.id(), &digest).await? {
-        return Err(ApiError::not_found("eval"));
-    }
-    Ok(Json(eval_view(state.store.eval(&digest).await?)?))
+    let eval = state.store.eval_of(caller.id(), &digest).await?;
+    Ok(Json(eval_view(
+        eval.ok_or_else(|| ApiError::not_found("eval"))?,
+    )?))
 }
 
 /// Upload a dataset: UTF-8 JSONL, one JSON value per line, as raw bytes.
@@ -161,30 +189,29 @@ pub async fn get_eval(
     security(("bearer" = [])),
     request_body(content = inline(Bytes), content_type = "application/octet-stream", description = "UTF-8 JSONL, one JSON value per line; at most 256 MiB by default"),
     responses(
-        (status = 200, description = "the same bytes were stored already: that dataset", body = DatasetView),
-        (status = 201, description = "stored", body = DatasetView),
+        (status = 200, description = "the caller had uploaded the same bytes already: that dataset", body = DatasetView),
+        (status = 201, description = "stored for the caller (new to it, whoever else holds the same bytes)", body = DatasetView),
         (status = 400, description = "`malformed_request`: a body that cannot be read", body = ErrorBody),
         (status = 401, description = "no valid token", body = ErrorBody),
         (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within the service's body deadline", body = ErrorBody),
         (status = 413, description = "`body_too_large`: over the dataset limit", body = ErrorBody),
         (status = 422, description = "`invalid_dataset`: not UTF-8 JSONL, empty, or over the line limit; the message names the line", body = ErrorBody),
+        (status = 429, description = "`quota_exceeded`: the caller's uploads per hour, or its stored bytes", body = ErrorBody),
+        (status = 503, description = "`uploads_busy`: as many uploads as the service takes at once are being read; nothing of the body was read", body = ErrorBody),
     ),
 )]
 pub async fn upload_dataset(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
-    RawBody(bytes): RawBody,
+    upload: Uploaded,
 ) -> ApiResult<(StatusCode, Json<DatasetView>)> {
-    // The role is checked after the body (bounded by the route's limit) is read: refusing
-    // while a client is still sending makes it see a reset connection instead of the 403.
-    let caller = caller?;
-    caller.require(&[Role::Evaluator])?;
-    let dataset = Dataset::parse(&bytes, state.config.max_dataset_lines)?;
-    let (meta, upload) = state
+    storage_quota(&state, &upload, Owned::Dataset).await?;
+    let dataset = Dataset::parse(&upload.bytes, state.config.max_dataset_lines)?;
+    let (meta, stored) = state
         .store
-        .put_dataset(caller.id(), &bytes, dataset.len() as u64)
+        .put_dataset(upload.caller.id(), &upload.bytes, dataset.len() as u64)
         .await?;
-    Ok((upload_status(upload), Json(dataset_view(meta))))
+    Ok((upload_status(stored), Json(dataset_view(meta))))
 }
 
 /// The evaluator's datasets.
@@ -225,8 +252,8 @@ pub async fn get_dataset(
 ) -> ApiResult<Json<DatasetView>> {
     caller.require(&[Role::Evaluator])?;
     let digest: Sha256Digest = parse_id(&id, "dataset")?;
-    if !state.store.owns_dataset(caller.id(), &digest).await? {
-        return Err(ApiError::not_found("dataset"));
-    }
-    Ok(Json(dataset_view(state.store.dataset(&digest).await?)))
+    let dataset = state.store.dataset_of(caller.id(), &digest).await?;
+    Ok(Json(dataset_view(
+        dataset.ok_or_else(|| ApiError::not_found("dataset"))?,
+    )))
 }

@@ -28,6 +28,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{
     Caller, EvaluatorCaller, JsonBody, PathParam, QueryParams, list_limit, parse_id,
 };
+use crate::quotas;
 use crate::routes::grants::grant_policy;
 use crate::state::{App, AppState};
 
@@ -126,7 +127,7 @@ fn view(j: Job, under: Option<JobGrant>) -> ApiResult<JobView> {
         (status = 413, description = "a body over the JSON limit", body = ErrorBody),
         (status = 415, description = "not `application/json`", body = ErrorBody),
         (status = 422, description = "`policy_mismatch`, or the eval does not fit the grant's policy (e.g. `noise_scale_too_large`)", body = ErrorBody),
-        (status = 429, description = "`budget_exhausted` before anything is logged: jobs per day, a private job's worst case, the leakage bound over `bits_per_job`, the evaluator's ledger on the model or the vendor's model-wide caps", body = ErrorBody),
+        (status = 429, description = "`budget_exhausted` before anything is logged: jobs per day, a private job's worst case, the leakage bound over `bits_per_job`, the evaluator's ledger on the model or the vendor's model-wide caps; `quota_exceeded`: the evaluator has its quota of jobs queued or running", body = ErrorBody),
     ),
 )]
 pub async fn submit(
@@ -137,6 +138,10 @@ pub async fn submit(
     let eval: Sha256Digest = parse_id(&body.eval, "eval")?;
     let dataset: Sha256Digest = parse_id(&body.dataset, "dataset")?;
     let model: ModelId = parse_id(&body.model, "model")?;
+    quotas::check_jobs(
+        state.store.unfinished_jobs_count(caller.id()).await?,
+        state.config.quotas.unfinished_jobs,
+    )?;
     if !state.store.owns_eval(caller.id(), &eval).await? {
         return Err(ApiError::not_found("eval"));
     }

@@ -8,5 +8,6 @@ pub mod artifacts;
 pub mod grants;
 pub mod jobs;
 pub mod models;
+pub mod operator;
 pub mod public;
 pub mod usage;

@@ -24,6 +24,8 @@ pub const LIMITS: BodyLimits = BodyLimits {
     component: 8 << 20,
     dataset: 1 << 20,
     json: 64 << 10,
+    read_timeout: Duration::from_secs(30),
+    concurrent_uploads: 4,
 };
 
 /// What a test server's fixed clock reads: 2030-01-01T00:00:00Z, a point of every grid the
@@ -177,6 +179,9 @@ impl TestServer {
         config.progress_interval = Duration::from_millis(100);
         config.lease = lease;
         config.limits = LIMITS;
+        // Tests upload and submit more than an account's default hourly share; the quota
+        // tests set their own.
+        config.quotas.uploads_per_hour = 100_000;
         config.credential_key = Some([42; 32]);
         // Sized for the shipped policies, not for every policy core allows: tests run many
         // servers in one process.
@@ -188,9 +193,13 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let router = server.router();
-        let serving = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let connections = server.state.config.connections;
+        let serving = tokio::spawn(proctor_server::serve(
+            listener,
+            router,
+            connections,
+            std::future::pending(),
+        ));
         Ok(TestServer {
             base,
             admin,

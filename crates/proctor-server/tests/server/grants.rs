@@ -1217,3 +1217,52 @@ async fn strict_bits(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
     assert_eq!(predicate["leakage"]["excluded"], json!([]));
     Ok(())
 }
+
+/// A job waiting for approval under a grant that expires meanwhile cannot be approved (409,
+/// `grant_inactive`): approval would let it run under a grant that covers nothing. The vendor
+/// can still reject it.
+#[tokio::test]
+async fn a_job_cannot_be_approved_after_its_grant_expired() -> anyhow::Result<()> {
+    let db = TestDb::sqlite()?;
+    let s = TestServer::start(&db, 0).await?;
+    let (_, vendor) = s.account("acme", "vendor", None).await?;
+    let (evaluator_id, evaluator) = s.account("uni", "evaluator", Some("academic")).await?;
+    let model = s.builtin_model(&vendor, "arith", "arith").await?;
+    s.grant(
+        &vendor,
+        &model,
+        json!({"account": evaluator_id}),
+        json!({"approval": "manual", "expires_at": rfc3339_in(Duration::from_secs(2))}),
+    )
+    .await?;
+    let expires = Instant::now() + Duration::from_secs(2);
+    let (status, job) = s.submit_arith(&evaluator, &model).await?;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let job = str_of(&job, "id")?;
+    tokio::time::sleep_until((expires + Duration::from_millis(300)).into()).await;
+    let (status, refused) = s
+        .call(
+            "POST",
+            &format!("/v1/approvals/{job}/approve"),
+            Some(&vendor),
+            Body::None,
+        )
+        .await?;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::CONFLICT, "grant_inactive"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("expired"), "{refused}");
+    let (status, rejected) = s
+        .call(
+            "POST",
+            &format!("/v1/approvals/{job}/reject"),
+            Some(&vendor),
+            Body::Json(json!({"reason": "too late"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{rejected}");
+    s.stop().await;
+    db.cleanup().await
+}

@@ -376,6 +376,13 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
             body: none,
             expect: [401, 403, 403, 404, 403, 403, 200],
         },
+        // The operator may cancel any job; this one has just ended.
+        Case {
+            method: "POST",
+            path: format!("/v1/admin/jobs/{job}/cancel"),
+            body: none,
+            expect: [401, 409, 403, 403, 403, 403, 403],
+        },
         Case {
             method: "GET",
             path: format!("/v1/jobs/{job}/result"),

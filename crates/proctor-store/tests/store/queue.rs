@@ -374,3 +374,72 @@ async fn progress_and_usage_are_recorded_while_the_lease_is_held() -> anyhow::Re
         assert_eq!(store.job(id).await?.done, 3);
     })
 }
+
+/// One evaluator's long queue does not hold another's job back: the next claim after the
+/// other submits is its job, and with one worker the two alternate. (One FIFO handed out all
+/// sixty first.)
+#[tokio::test]
+async fn claims_are_fair_across_evaluators_not_one_fifo() -> anyhow::Result<()> {
+    on_every_backend!(|store, db| {
+        let fx = Fixture::new(&store).await?;
+        let mut busy = Vec::new();
+        for _ in 0..60 {
+            busy.push(submit(&store, &fx).await?);
+        }
+        let other = store
+            .create_account(
+                "other-lab",
+                proctor_store::Role::Evaluator,
+                Some(proctor_store::Tier::Academic),
+            )
+            .await?;
+        let (eval, _) = store
+            .put_eval(
+                other.id,
+                b"\0asm component",
+                &proctor_store::EvalDescription {
+                    name: "arith".into(),
+                    version: "0.1.0".into(),
+                    metrics: "[]".into(),
+                },
+            )
+            .await?;
+        let (dataset, _) = store
+            .put_dataset(other.id, b"{\"a\":1,\"b\":2}\n", 1)
+            .await?;
+        let claim = async || -> anyhow::Result<JobId> {
+            // Claims a few milliseconds apart, so "served least recently" never ties on the
+            // database's millisecond clock.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let claimed = store
+                .claim("worker", LONG, 3)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("nothing claimed"))?;
+            Ok(claimed.job.id)
+        };
+        // The busy evaluator's first job runs; then the other submits one.
+        assert_eq!(claim().await?, busy[0]);
+        let mut job = fx.job();
+        job.evaluator = other.id;
+        job.eval = eval.digest;
+        job.dataset = dataset.digest;
+        let (single, _) = store.submit_job(&job, sign("accepted")).await?;
+        assert_eq!(
+            claim().await?,
+            single.id,
+            "the single job waited behind the queue"
+        );
+        // Both have one running: the busy one's next job, oldest first.
+        assert_eq!(claim().await?, busy[1]);
+        // With one worker, served in turn: finish everything running, then the other's next
+        // job (submitted after all sixty) comes before the busy one's third.
+        for id in [busy[0], single.id, busy[1]] {
+            store
+                .finish(id, "worker", &succeeded(), sign("result"))
+                .await?;
+        }
+        let (second, _) = store.submit_job(&job, sign("accepted")).await?;
+        assert_eq!(claim().await?, second.id);
+        assert_eq!(claim().await?, busy[2]);
+    })
+}
