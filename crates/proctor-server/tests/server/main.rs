@@ -11,4 +11,5 @@ mod hostile_clients;
 mod matrix;
 mod raw_text;
 mod router;
+mod store_faults;
 mod two_worlds;
