@@ -58,9 +58,12 @@ pub struct Store {
     pub(crate) backend: Backend,
     /// The SQLite file as it was when the store connected; `None` for memory and PostgreSQL.
     pub(crate) file: Option<Arc<DatabaseFile>>,
-    /// The last health probe: when it ended and what it found ([`Store::health`]).
-    pub(crate) last_probe: Arc<Mutex<Option<(Instant, Result<(), Fault>)>>>,
+    /// The last health probe ([`Store::health`]).
+    pub(crate) last_probe: Arc<Mutex<Option<LastProbe>>>,
 }
+
+/// When the last health probe ended and what it found.
+pub(crate) type LastProbe = (Instant, Result<(), Fault>);
 
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;

@@ -52,7 +52,10 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         // Lazy: a failed test's server may still hold the database open.
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -71,8 +74,7 @@ fn fill(path: &Path) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_disk_fails_healthz_and_the_service_recovers_without_a_restart()
--> anyhow::Result<()> {
+async fn a_full_disk_fails_healthz_and_the_server_recovers_unrestarted() -> anyhow::Result<()> {
     let Some(disk) = Tmpfs::mount("32m")? else {
         return Ok(());
     };
@@ -88,11 +90,7 @@ async fn a_full_disk_fails_healthz_and_the_service_recovers_without_a_restart()
 
 /// `/healthz` until `want` answers, for at most `within`: the server reuses a probe for a
 /// second.
-async fn health_until(
-    s: &TestServer,
-    want: StatusCode,
-    within: Duration,
-) -> anyhow::Result<Value> {
+async fn health_until(s: &TestServer, want: StatusCode, within: Duration) -> anyhow::Result<Value> {
     let started = Instant::now();
     loop {
         let (status, health) = s.call("GET", "/healthz", None, Body::None).await?;
@@ -117,15 +115,23 @@ async fn full_disk(s: &TestServer, filler: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(status == StatusCode::CREATED, "{status} {first}");
     let job = json!({"eval": first["eval"], "dataset": first["dataset"], "model": model});
     let submit = async || {
-        s.call("POST", "/v1/jobs", Some(&evaluator), Body::Json(job.clone()))
-            .await
+        s.call(
+            "POST",
+            "/v1/jobs",
+            Some(&evaluator),
+            Body::Json(job.clone()),
+        )
+        .await
     };
     let ended = s
         .wait_ended(&evaluator, &str_of(&first, "id")?, Duration::from_secs(60))
         .await?;
     assert_eq!(ended["status"], "succeeded", "{ended}");
     let (status, health) = s.call("GET", "/healthz", None, Body::None).await?;
-    assert_eq!((status, &health), (StatusCode::OK, &json!({"status": "ok"})));
+    assert_eq!(
+        (status, &health),
+        (StatusCode::OK, &json!({"status": "ok"}))
+    );
 
     fill(filler)?;
     // A write that fits in room SQLite already holds may still pass; the disk's end comes
@@ -146,7 +152,10 @@ async fn full_disk(s: &TestServer, filler: &Path) -> anyhow::Result<()> {
         json!({"status": "fault", "fault": "write_failed", "message": "the database refuses writes"})
     );
     let (status, body) = submit().await?;
-    assert!(status.is_server_error(), "a submit on a full disk: {status} {body}");
+    assert!(
+        status.is_server_error(),
+        "a submit on a full disk: {status} {body}"
+    );
 
     std::fs::remove_file(filler)?;
     let freed = Instant::now();
