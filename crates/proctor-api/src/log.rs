@@ -175,17 +175,80 @@ pub struct DsseSignature {
     pub sig: String,
 }
 
-/// Whether the service is up.
+/// Whether the service can do its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
-    /// The database answers.
+    /// The database took a write just now (and, on SQLite, its file is the one the service
+    /// opened). Answered with 200.
     Ok,
+    /// It did not; `fault` says why. Answered with 503, so an orchestrator replaces the
+    /// replica.
+    Fault,
 }
 
-/// `GET /healthz`.
+/// What a health probe found wrong (`status` = `fault`): a stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthFault {
+    /// The database refused the probe's write: a full disk, a read-only file, an unreachable
+    /// database, connections that cannot start a transaction.
+    WriteFailed,
+    /// No file is at the SQLite database's path any more (deleted or moved away): what the
+    /// service writes now is lost when it stops.
+    FileMissing,
+    /// Another file is at the SQLite database's path (restored or copied over while the
+    /// service ran): the service writes a file no one else sees.
+    FileReplaced,
+    /// The SQLite database's path cannot be examined (permissions, I/O).
+    FileUnreadable,
+    /// The probe did not end in time: the database stalls, or its write lock is held.
+    TimedOut,
+}
+
+impl HealthFault {
+    /// A sentence for people; the database's own error goes only to the service's log.
+    pub fn message(self) -> &'static str {
+        match self {
+            HealthFault::WriteFailed => "the database refuses writes",
+            HealthFault::FileMissing => "the database file is gone from its path",
+            HealthFault::FileReplaced => "another file is at the database's path",
+            HealthFault::FileUnreadable => "the database file's path cannot be examined",
+            HealthFault::TimedOut => "the database did not take a write in time",
+        }
+    }
+}
+
+/// `GET /healthz`: `{"status": "ok"}` with 200, or `{"status": "fault", "fault": CODE,
+/// "message": TEXT}` with 503.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`; a service whose database does not answer says 503 instead.
+    /// `ok`, or `fault` (503).
     pub status: HealthStatus,
+    /// What is wrong; present exactly when `status` is `fault`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<HealthFault>,
+    /// The fault's sentence ([`HealthFault::message`]); present exactly when `fault` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Health {
+    /// All is well.
+    pub fn ok() -> Health {
+        Health {
+            status: HealthStatus::Ok,
+            fault: None,
+            message: None,
+        }
+    }
+
+    /// `fault` was found.
+    pub fn fault(fault: HealthFault) -> Health {
+        Health {
+            status: HealthStatus::Fault,
+            fault: Some(fault),
+            message: Some(fault.message().to_owned()),
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! What the store reports: one enum the server maps to HTTP statuses, and the refusal reasons
-//! it carries ([`Refusal`] for 403, [`Budget`] for 429).
+//! What the store reports: one enum the server maps to HTTP statuses, the refusal reasons it
+//! carries ([`Refusal`] for 403, [`Budget`] for 429), and the [`Fault`]s its health probe finds.
 //!
 //! A leaf: every module of the crate reports through it, and it knows none of them.
 
@@ -85,6 +85,33 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// What a health probe found wrong with the database ([`Store::probe`](crate::Store::probe)).
+/// The server answers `/healthz` with 503 and the fault's code, so an orchestrator replaces the
+/// replica; the text (with the database's own error) is for the server's log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    /// No file is at the SQLite database's path any more (deleted or moved away). SQLite goes
+    /// on writing to the file it opened, unlinked, and all of it is lost when the server stops.
+    #[error("the database file {0} is gone")]
+    FileMissing(String),
+    /// Another file is at the SQLite database's path (restored, copied over, recreated): this
+    /// store still writes the file it opened, and a connection opened now would open the other.
+    #[error("the database file {0} was replaced by another file")]
+    FileReplaced(String),
+    /// The database file's path cannot be examined (a permission or I/O error).
+    #[error("the database file {path} cannot be examined: {error}")]
+    FileUnreadable {
+        /// The path.
+        path: String,
+        /// The operating system's error.
+        error: String,
+    },
+    /// The probe's write did not commit: a full disk, a read-only file, an unreachable
+    /// database, connections that cannot start a transaction.
+    #[error("the database refused a write: {0}")]
+    WriteFailed(String),
 }
 
 /// Why no grant covers an evaluator, a job or a query ([`StoreError::NoGrant`], HTTP 403).

@@ -22,11 +22,13 @@
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
 //! | [`metering`] | query reservations against a grant's budgets (or a job's hold), settle/release, usage reports |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
-//! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, and the [`Refusal`] and [`Budget`] it names |
+//! | [`probe`] | the health probe ([`Store::probe`], [`Store::health`]): a committed write, and the SQLite file still the one opened; the [`Fault`] found |
+//! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, the [`Refusal`] and [`Budget`] it names, and the probe's [`Fault`] |
 //!
 //! Private leaves, imported by the modules above and importing none of them: `rows` (row
 //! decoding), `text_enum` (enums kept as text), `units` (the ledgers' integer units, the UTC
-//! day), `counters` (a grant's used and reserved counts, the room check). No two modules import
+//! day), `counters` (a grant's used and reserved counts, the room check), `file_identity` (the
+//! SQLite file's device and inode, recorded at connect). No two modules import
 //! each other (a unit test, `tidy`, reads the sources and fails on an import cycle).
 //!
 //! # How the server uses it
@@ -75,6 +77,8 @@
 //!     store.finish(job.id, &worker_id, &outcome, |ended, slot| sign the EvalResult with
 //!                  log_index = slot.index and finished_at = slot.at.to_rfc3339()).await?;
 //! }
+//! // /healthz: a committed write, and the SQLite file still the one opened
+//! store.health().await  // Err(Fault::WriteFailed(..) | FileMissing(..) | ..) → 503
 //! // reads
 //! store.tree_head().await?; store.inclusion_proof(i, n).await?; store.consistency_proof(m, n).await?;
 //! store.log_entry(i).await?; store.job_entry(job_id, EntryKind::Result).await?;
@@ -85,6 +89,9 @@
 //! - Every function that writes several rows does so in one transaction
 //!   ([`Store::transaction`]: commit on `Ok`, rollback at once on an error); on SQLite every
 //!   write transaction is `BEGIN IMMEDIATE` (the writer lock at once: no deadlock on upgrade).
+//! - No connection goes back to the pool while sqlx still counts a transaction on it (the
+//!   pool's `after_release` check closes it): one failed write, a full disk, cannot wedge
+//!   later transactions.
 //! - Log appends take the head row lock first (PostgreSQL `SELECT ... FOR UPDATE` on
 //!   `log_head`; SQLite: the immediate transaction), so appends are serialized, also across
 //!   server processes on one database, and the log never forks. Lock order: a job's row, then
@@ -116,6 +123,7 @@ pub mod approval;
 pub mod artifacts;
 mod counters;
 pub mod error;
+mod file_identity;
 pub mod grants;
 pub mod holds;
 pub mod ids;
@@ -123,6 +131,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod log;
 pub mod metering;
+pub mod probe;
 pub mod revocation;
 mod rows;
 pub mod store;
@@ -137,7 +146,7 @@ pub use acceptance::{JobDemand, JobGrant};
 pub use accounts::{Account, NewToken, Role, Tier, TokenInfo};
 pub use approval::Approval;
 pub use artifacts::{DatasetMeta, EvalDescription, EvalMeta, Model, NewModel, Upload};
-pub use error::{Budget, Refusal, Result, SignError, StoreError};
+pub use error::{Budget, Fault, Refusal, Result, SignError, StoreError};
 pub use grants::{ApprovalMode, Budgets, Grant, Grantee, NewGrant};
 pub use holds::Hold;
 pub use ids::{AccountId, GrantId, JobId, ModelId, ReservationId, TokenId};

@@ -1,11 +1,16 @@
 //! The connection pool, the two backends, migrations and transactions.
 
-use std::time::Duration;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 
-use crate::error::{Result, StoreError};
+use crate::error::{Fault, Result, StoreError};
+use crate::file_identity::DatabaseFile;
 use crate::time::Timestamp;
 
 /// Which database is behind a [`Store`]. The SQL is the same on both except for the clock and
@@ -51,7 +56,14 @@ impl Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// The SQLite file as it was when the store connected; `None` for memory and PostgreSQL.
+    pub(crate) file: Option<Arc<DatabaseFile>>,
+    /// The last health probe ([`Store::health`]).
+    pub(crate) last_probe: Arc<Mutex<Option<LastProbe>>>,
 }
+
+/// When the last health probe ended and what it found.
+pub(crate) type LastProbe = (Instant, Result<(), Fault>);
 
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
@@ -116,6 +128,10 @@ impl Store {
                 })
             });
         }
+        if !memory {
+            // The one in-memory connection holds the whole database: it is never closed.
+            options = options.after_release(move |conn, _meta| reusable(conn, backend));
+        }
         let pool = options
             .acquire_timeout(Duration::from_secs(60))
             .connect(url)
@@ -128,7 +144,19 @@ impl Store {
                     .await?
             }
         }
-        Ok(Store { pool, backend })
+        let file = if backend == Backend::Sqlite && !memory {
+            let options = SqliteConnectOptions::from_str(url)?;
+            let file = DatabaseFile::at(options.get_filename()).map_err(sqlx::Error::Io)?;
+            Some(Arc::new(file))
+        } else {
+            None
+        };
+        Ok(Store {
+            pool,
+            backend,
+            file,
+            last_probe: Arc::default(),
+        })
     }
 
     /// Which database this is.
@@ -199,6 +227,39 @@ impl Store {
     }
 }
 
+/// The pool's check on each connection that comes back (`after_release`): whether it may be
+/// handed out again. One that sqlx still counts inside a transaction is closed (it may hold a
+/// real transaction too), and the pool opens a fresh one when it needs one.
+///
+/// This works around a bug of sqlx 0.8.6, not fixes it. sqlx-sqlite keeps the transaction
+/// depth in a counter of its own and lowers it only when its own COMMIT or ROLLBACK succeeds.
+/// On a full disk SQLite rolls the transaction back by itself (`sqlite3VdbeHalt`: always when
+/// COMMIT's write fails, and when a statement fails with SQLITE_FULL, SQLITE_IOERR or
+/// SQLITE_NOMEM outside a statement journal). The ROLLBACK that follows, [`Tx::end`]'s and then
+/// the one a dropped `Transaction` queues, fails with "cannot rollback - no transaction is
+/// active", so the counter stays at 1. The pool's ping on release does not look at it: the
+/// connection went back to the pool, and every later `BEGIN IMMEDIATE` on it failed with
+/// "begin_with at non-zero transaction depth", until restart. sqlx issue 3932 (a custom
+/// `BEGIN` that ran but whose `Transaction` was never made, on an error or a cancellation)
+/// leaves the same counter behind, and is caught here too.
+///
+/// SQLite's counter is kept by the connection's worker thread, which runs a rollback that a
+/// dropped `Transaction` queued only when it gets to it: the ping waits for that, so a rollback
+/// that did succeed is counted before the check. PostgreSQL lowers its counter as it queues
+/// the rollback (and a ROLLBACK outside a transaction is only a warning there), which is why
+/// it recovered by itself; the check guards it all the same, at no cost.
+fn reusable(
+    conn: &mut AnyConnection,
+    backend: Backend,
+) -> Pin<Box<dyn Future<Output = sqlx::Result<bool>> + Send + '_>> {
+    Box::pin(async move {
+        if backend == Backend::Sqlite {
+            conn.ping().await?;
+        }
+        Ok(!conn.is_in_transaction())
+    })
+}
+
 /// A write transaction (see [`Store::begin`]). Rolled back when dropped uncommitted.
 #[derive(Debug)]
 pub struct Tx {
@@ -233,7 +294,8 @@ impl Tx {
     }
 
     /// Commits when `result` is `Ok`, rolls back at once when it is an error, and returns
-    /// `result` (or the commit's failure).
+    /// `result` (or the commit's failure: the transaction is then dropped, which queues a
+    /// rollback, and the connection goes through the same `after_release` check).
     ///
     /// Why not just drop the transaction on an error: sqlx rolls a dropped transaction back
     /// later, from a spawned task, so its row locks outlive the call for a moment, and a
@@ -245,8 +307,11 @@ impl Tx {
                 Ok(value)
             }
             Err(err) => {
-                // The operation's error is what the caller must see; if the rollback fails
-                // too, the connection is broken and the pool drops it, which rolls back.
+                // The operation's error is what the caller must see. If the rollback fails
+                // too (on SQLite: the database already rolled back by itself, after a full
+                // disk), the connection comes back to the pool with sqlx still counting a
+                // transaction, and the pool's `after_release` check (`reusable`, below)
+                // closes it instead of handing it out again.
                 let _ = self.rollback().await;
                 Err(err)
             }

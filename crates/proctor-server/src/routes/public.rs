@@ -11,12 +11,12 @@ use base64::Engine as _;
 use proctor_api::ErrorBody;
 use proctor_api::log::{
     AttestationQuery, AttestationView, ConsistencyProofView, ConsistencyQuery, DsseEnvelope,
-    EntryKind as KindView, EntryView, Health, HealthStatus, InclusionProofView, InclusionQuery,
+    EntryKind as KindView, EntryView, Health, HealthFault, InclusionProofView, InclusionQuery,
     ListEntries,
 };
 use proctor_attest::proof::{ConsistencyProof, InclusionProof};
 use proctor_attest::{Checkpoint, TreeHead};
-use proctor_store::{EntryKind, JobId, LogEntry};
+use proctor_store::{EntryKind, Fault, JobId, LogEntry};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -294,31 +294,41 @@ pub async fn public_key(State(state): State<AppState>) -> Response {
     response
 }
 
-/// Whether the service and its database answer.
+/// How long `/healthz` waits for the store's probe before it answers `timed_out`, so that a
+/// stalled database (or a write lock held for long) is a 503, not a request that hangs; a
+/// healthy probe takes milliseconds.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the service can do its work: its database takes a write (a probe, reused for a
+/// second) and, on SQLite, the file at its path is still the one it opened.
 #[utoipa::path(
     get, path = "/healthz", tag = "service", operation_id = "get_health",
     responses(
-        (status = 200, description = "up", body = Health),
-        (status = 503, description = "`unavailable`: the database does not answer", body = ErrorBody),
+        (status = 200, description = "up: `{\"status\": \"ok\"}`", body = Health),
+        (status = 503, description = "`{\"status\": \"fault\", \"fault\": CODE, \"message\": TEXT}`: \
+            the database refuses writes (`write_failed`), its file is gone (`file_missing`), \
+            replaced (`file_replaced`) or cannot be examined (`file_unreadable`), or the probe \
+            did not end in time (`timed_out`)", body = Health),
     ),
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.now().await {
-        Ok(_) => (
-            StatusCode::OK,
-            Json(Health {
-                status: HealthStatus::Ok,
-            }),
-        )
-            .into_response(),
-        Err(err) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database does not answer",
-        )
-        .with_log(&err)
-        .into_response(),
-    }
+    let fault = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.health()).await {
+        Ok(Ok(())) => return (StatusCode::OK, Json(Health::ok())).into_response(),
+        Ok(Err(fault)) => {
+            tracing::warn!(%fault, "health probe failed");
+            match fault {
+                Fault::WriteFailed(_) => HealthFault::WriteFailed,
+                Fault::FileMissing(_) => HealthFault::FileMissing,
+                Fault::FileReplaced(_) => HealthFault::FileReplaced,
+                Fault::FileUnreadable { .. } => HealthFault::FileUnreadable,
+            }
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?HEALTH_TIMEOUT, "health probe did not end in time");
+            HealthFault::TimedOut
+        }
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(Health::fault(fault))).into_response()
 }
 
 /// Prometheus metrics (text exposition format 0.0.4).

@@ -14,4 +14,5 @@ mod quotas;
 mod raw_text;
 mod router;
 mod slow_clients;
+mod store_faults;
 mod two_worlds;

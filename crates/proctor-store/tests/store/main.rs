@@ -3,6 +3,7 @@
 mod accounts;
 mod common;
 mod connect;
+mod faults;
 mod grants;
 mod log;
 mod queue;
