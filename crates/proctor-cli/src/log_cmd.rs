@@ -13,13 +13,16 @@ use crate::run::run_to_exit;
 pub enum LogCommand {
     #[command(flatten)]
     Read(remote::LogCommand),
-    /// Retire the service key and begin a new log under a new origin, at the database's
-    /// current head. For when `proctor serve` refuses to start because the database's log
-    /// does not extend the last checkpoint it signed (restored or replaced), or for a routine
-    /// key rotation. Stop every server of the data directory first. The old key, its public
-    /// key, the last checkpoint it signed and a rotation note it signs (naming the new origin,
-    /// key and starting head) are kept in DATA_DIR/retired/, so earlier attestations stay
-    /// verifiable. Then start the service with `--origin NEW_ORIGIN`.
+    /// Retire the service key and begin a new log under a new origin (an operator's
+    /// recovery from a refused fork).
+    ///
+    /// The new log starts at the database's current head. For when `proctor serve` refuses
+    /// to start because the database's log does not extend the last checkpoint it signed
+    /// (restored or replaced), or for a routine key rotation. Stop every server of the data
+    /// directory first. The old key, its public key, the last checkpoint it signed and a
+    /// rotation note it signs (naming the new origin, key and starting head) are kept in
+    /// DATA_DIR/retired/, so earlier attestations stay verifiable. Then start the service with
+    /// `--origin NEW_ORIGIN`.
     Rotate(RotateArgs),
 }
 
@@ -46,9 +49,10 @@ pub fn run(cmd: LogCommand) -> anyhow::Result<ExitCode> {
 
 fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     run_to_exit(async move {
-        let database = args.database.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", args.data_dir.join("proctor.db").display())
-        });
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("proctor.db").display()));
         let done =
             proctor_server::rotation::rotate(&args.data_dir, &database, &args.origin).await?;
         match &done.retired_head {
@@ -56,13 +60,19 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
                 "retired key {} of the log `{}` (its last checkpoint: {} entries)",
                 done.retired_key, last.origin, last.size
             ),
-            None => println!("retired key {} (it had signed no checkpoint)", done.retired_key),
+            None => println!(
+                "retired key {} (it had signed no checkpoint)",
+                done.retired_key
+            ),
         }
         println!(
             "new key {} begins the log `{}` at {} entries",
             done.key, done.origin, done.head.size
         );
-        println!("rotation note (signed by the retired key): {}", done.note.display());
+        println!(
+            "rotation note (signed by the retired key): {}",
+            done.note.display()
+        );
         println!("start the service with --origin {}", done.origin);
         Ok(())
     })

@@ -213,12 +213,14 @@ pub fn read_head(
 pub fn write_head(path: &Path, size: u64, note: &str) -> Result<(), GuardError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let lock_path = dir.join(LOCK_FILE);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| io(&lock_path, e))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let lock = options.open(&lock_path).map_err(|e| io(&lock_path, e))?;
     lock.lock().map_err(|e| io(&lock_path, e))?;
     if let Ok(bytes) = std::fs::read(path)
         && let Ok((on_disk, _)) = Checkpoint::parse_unverified(&bytes)
@@ -278,7 +280,10 @@ impl LogGuard {
                 let head = attest_log::tree_head(log)
                     .await
                     .map_err(|e| GuardError::Read(Box::new(e)))?;
-                tracing::info!(size = head.size, "no remembered log head yet: adopting the database's");
+                tracing::info!(
+                    size = head.size,
+                    "no remembered log head yet: adopting the database's"
+                );
                 head
             }
         };
@@ -341,7 +346,10 @@ impl LogGuard {
             Err(err) => return Err(GuardError::Read(Box::new(err))),
         };
         if self.forked.swap(false, Ordering::Relaxed) {
-            tracing::info!(size = head.size, "the database's log extends the remembered head again");
+            tracing::info!(
+                size = head.size,
+                "the database's log extends the remembered head again"
+            );
         }
         if head != vouched {
             self.write(head, key).await?;
@@ -377,7 +385,10 @@ impl LogGuard {
 
     /// The remembered head.
     pub fn vouched(&self) -> TreeHead {
-        *self.vouched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .vouched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The file it is kept in.
@@ -386,15 +397,19 @@ impl LogGuard {
     }
 
     async fn write(&self, head: TreeHead, key: &SigningKey) -> Result<(), GuardError> {
-        let note = signed_head(&self.origin, head, key).map_err(|message| GuardError::HeadFile {
-            path: self.path.display().to_string(),
-            message,
-        })?;
+        let note =
+            signed_head(&self.origin, head, key).map_err(|message| GuardError::HeadFile {
+                path: self.path.display().to_string(),
+                message,
+            })?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_head(&path, head.size, &note))
             .await
             .map_err(|e| io(&self.path, std::io::Error::other(e)))??;
-        *self.vouched.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+        *self
+            .vouched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
         Ok(())
     }
 }
@@ -421,7 +436,9 @@ mod tests {
     async fn log_of(entries: &[&str]) -> MemoryStore {
         let mut log = MemoryStore::new();
         for entry in entries {
-            attest_log::append(&mut log, entry.as_bytes()).await.unwrap();
+            attest_log::append(&mut log, entry.as_bytes())
+                .await
+                .unwrap();
         }
         log
     }
@@ -448,22 +465,38 @@ mod tests {
         let mut three = log_of(&["a", "b", "c"]).await;
         let fork = extends(&mut three, vouched).await.unwrap().unwrap_err();
         assert_eq!(fork.sizes(), (3, 5));
-        assert!(fork.to_string().contains("has 3 entries but this service signed a checkpoint of 5"), "{fork}");
+        assert!(
+            fork.to_string()
+                .contains("has 3 entries but this service signed a checkpoint of 5"),
+            "{fork}"
+        );
 
         let mut other = log_of(&["a", "b", "X", "d", "e"]).await;
         assert!(matches!(
             extends(&mut other, vouched).await.unwrap(),
-            Err(LogFork::Diverged { db: 5, vouched: 5, .. })
+            Err(LogFork::Diverged {
+                db: 5,
+                vouched: 5,
+                ..
+            })
         ));
         let mut longer_other = log_of(&["a", "b", "X", "d", "e", "f"]).await;
         assert!(matches!(
             extends(&mut longer_other, vouched).await.unwrap(),
-            Err(LogFork::Diverged { db: 6, vouched: 5, .. })
+            Err(LogFork::Diverged {
+                db: 6,
+                vouched: 5,
+                ..
+            })
         ));
         let mut empty = MemoryStore::new();
         assert!(matches!(
             extends(&mut empty, vouched).await.unwrap(),
-            Err(LogFork::Behind { db: 0, vouched: 5, .. })
+            Err(LogFork::Behind {
+                db: 0,
+                vouched: 5,
+                ..
+            })
         ));
     }
 
@@ -472,8 +505,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = key();
         let mut log = log_of(&["a", "b", "c"]).await;
-        let guard = LogGuard::open(dir.path(), ORIGIN, &key, &mut log).await.unwrap();
-        assert_eq!(on_disk(dir.path()).size, 3, "a new data directory adopts the log's head");
+        let guard = LogGuard::open(dir.path(), ORIGIN, &key, &mut log)
+            .await
+            .unwrap();
+        assert_eq!(
+            on_disk(dir.path()).size,
+            3,
+            "a new data directory adopts the log's head"
+        );
 
         attest_log::append(&mut log, b"d").await.unwrap();
         let head = guard.vouch_log(&mut log, &key).await.unwrap();
@@ -482,16 +521,39 @@ mod tests {
         // A shorter log (a restored backup) and a different one are refused; the file stays.
         let mut restored = log_of(&["a", "b"]).await;
         let err = guard.vouch_log(&mut restored, &key).await.unwrap_err();
-        assert!(matches!(err, GuardError::Fork(LogFork::Behind { db: 2, vouched: 4, .. })), "{err}");
+        assert!(
+            matches!(
+                err,
+                GuardError::Fork(LogFork::Behind {
+                    db: 2,
+                    vouched: 4,
+                    ..
+                })
+            ),
+            "{err}"
+        );
         let mut replaced = log_of(&["a", "b", "c", "X", "e"]).await;
         assert!(guard.vouch_log(&mut replaced, &key).await.is_err());
         assert_eq!(on_disk(dir.path()), head);
-        assert_eq!(guard.admits(3), Err(LogFork::Behind { db: 3, vouched: 4, root: head.root }));
+        assert_eq!(
+            guard.admits(3),
+            Err(LogFork::Behind {
+                db: 3,
+                vouched: 4,
+                root: head.root
+            })
+        );
         assert_eq!(guard.admits(4), Ok(()));
 
         // A restart reads the file and refuses the same way.
-        let err = LogGuard::open(dir.path(), ORIGIN, &key, &mut restored).await.unwrap_err();
-        assert!(err.to_string().contains("has 2 entries but this service signed a checkpoint of 4"), "{err}");
+        let err = LogGuard::open(dir.path(), ORIGIN, &key, &mut restored)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has 2 entries but this service signed a checkpoint of 4"),
+            "{err}"
+        );
 
         // Only the head file and its lock are left behind: no temporary file.
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
@@ -503,7 +565,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(LOG_HEAD_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(LOG_HEAD_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "{mode:o}");
         }
     }
@@ -513,7 +578,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_HEAD_FILE);
         let key = key();
-        let at = |size| signed_head(ORIGIN, TreeHead { size, root: [size as u8; 32] }, &key).unwrap();
+        let at = |size| {
+            signed_head(
+                ORIGIN,
+                TreeHead {
+                    size,
+                    root: [size as u8; 32],
+                },
+                &key,
+            )
+            .unwrap()
+        };
         write_head(&path, 9, &at(9)).unwrap();
         write_head(&path, 8, &at(8)).unwrap();
         assert_eq!(on_disk(dir.path()).size, 9);
@@ -525,7 +600,10 @@ mod tests {
     fn a_head_file_of_another_origin_or_key_is_refused_with_the_way_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_HEAD_FILE);
-        let head = TreeHead { size: 1, root: [1; 32] };
+        let head = TreeHead {
+            size: 1,
+            root: [1; 32],
+        };
         write_head(&path, 1, &signed_head(ORIGIN, head, &key()).unwrap()).unwrap();
         let err = read_head(&path, "other.local/log", &key().verifying_key()).unwrap_err();
         assert!(err.to_string().contains("--origin test.local/log"), "{err}");
@@ -542,7 +620,15 @@ mod tests {
         let rounds = 200u64;
         let started = std::time::Instant::now();
         for size in 1..=rounds {
-            let note = signed_head(ORIGIN, TreeHead { size, root: [1; 32] }, &key).unwrap();
+            let note = signed_head(
+                ORIGIN,
+                TreeHead {
+                    size,
+                    root: [1; 32],
+                },
+                &key,
+            )
+            .unwrap();
             write_head(&path, size, &note).unwrap();
         }
         let each = started.elapsed() / u32::try_from(rounds).unwrap();

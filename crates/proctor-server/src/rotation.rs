@@ -178,7 +178,12 @@ fn rotation_note(
     }
     let _ = writeln!(text, "successor origin {origin}");
     let _ = writeln!(text, "successor key {new_key}");
-    let _ = writeln!(text, "successor starts at {} {}", head.size, b64(&head.root));
+    let _ = writeln!(
+        text,
+        "successor starts at {} {}",
+        head.size,
+        b64(&head.root)
+    );
     text
 }
 

@@ -32,7 +32,9 @@ impl Seen {
             .call_raw("GET", "/v1/log/checkpoint", None, Body::None)
             .await?;
         anyhow::ensure!(status == StatusCode::OK, "{status}");
-        let (status, pem) = s.call_raw("GET", "/v1/public-key", None, Body::None).await?;
+        let (status, pem) = s
+            .call_raw("GET", "/v1/public-key", None, Body::None)
+            .await?;
         anyhow::ensure!(status == StatusCode::OK, "{status}");
         let key = VerifyingKey::from_pem(std::str::from_utf8(&pem)?)?;
         let checkpoint = Checkpoint::open(&note, &key)?;
@@ -179,7 +181,11 @@ async fn a_restored_backup_stops_the_start_naming_both_sizes_until_the_log_is_ro
         ),
         "{err}"
     );
-    assert_eq!(head_on_disk(data.path())?, signed, "the remembered head stays");
+    assert_eq!(
+        head_on_disk(data.path())?,
+        signed,
+        "the remembered head stays"
+    );
 
     // The recovery: a new origin (the same one is refused), a new key.
     let same = rotation::rotate(data.path(), &db.url, "proctor.local/log").await;
@@ -207,8 +213,10 @@ async fn a_restored_backup_stops_the_start_naming_both_sizes_until_the_log_is_ro
     let note = SignedNote::parse(&std::fs::read_to_string(&rotated.note)?)?;
     note.verify("proctor.local/log", &old_key)?;
     assert!(
-        note.text
-            .contains(&format!("successor origin {NEW_ORIGIN}\nsuccessor key {}\n", rotated.key)),
+        note.text.contains(&format!(
+            "successor origin {NEW_ORIGIN}\nsuccessor key {}\n",
+            rotated.key
+        )),
         "{}",
         note.text
     );
@@ -270,14 +278,31 @@ async fn replaced_while_running(db: &TestDb) -> anyhow::Result<()> {
     let (status, body) = s
         .call("GET", "/v1/log/checkpoint", None, Body::None)
         .await?;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "log_fork"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "log_fork"),
+        "{body}"
+    );
     let (status, body) = s
-        .call("GET", &format!("/v1/attestations/{first}"), None, Body::None)
+        .call(
+            "GET",
+            &format!("/v1/attestations/{first}"),
+            None,
+            Body::None,
+        )
         .await?;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "log_fork"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "log_fork"),
+        "{body}"
+    );
     let jobs = count(db, "SELECT COUNT(*) FROM jobs").await?;
     let (status, body) = s.submit_arith(&evaluator, &model).await?;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "log_fork"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "log_fork"),
+        "{body}"
+    );
     // Nothing half-written: no job, no entry; the remembered head did not move.
     assert_eq!(count(db, "SELECT COUNT(*) FROM jobs").await?, jobs);
     assert_eq!(count(db, "SELECT size FROM log_head").await?, 2);
