@@ -613,11 +613,11 @@ mod tests {
     }
 
     #[test]
-    fn writing_the_head_file_costs_well_under_a_few_milliseconds() {
+    fn each_rewrite_of_the_head_file_leaves_the_newest_head_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_HEAD_FILE);
         let key = key();
-        let rounds = 200u64;
+        let rounds = 50u64;
         let started = std::time::Instant::now();
         for size in 1..=rounds {
             let note = signed_head(
@@ -630,9 +630,10 @@ mod tests {
             )
             .unwrap();
             write_head(&path, size, &note).unwrap();
+            assert_eq!(on_disk(dir.path()).size, size);
         }
+        // The figure (two fsyncs each) for the operator, not a bound: disks differ.
         let each = started.elapsed() / u32::try_from(rounds).unwrap();
-        eprintln!("signing and writing the head file: {each:?} each");
-        assert!(each < std::time::Duration::from_millis(100), "{each:?}");
+        eprintln!("signing, writing and reading back the head file: {each:?} each");
     }
 }
