@@ -6,6 +6,7 @@ mod demo;
 mod examples;
 mod grants;
 mod keys;
+mod log_cmd;
 mod model_cmd;
 mod remote;
 mod run;
@@ -60,9 +61,10 @@ enum Command {
     /// Fetch attestations from the service.
     #[command(subcommand)]
     Attestation(remote::AttestationCommand),
-    /// Read the service's transparency log.
+    /// Read the service's transparency log, or begin a new one (`rotate`, an operator's
+    /// recovery).
     #[command(subcommand)]
-    Log(remote::LogCommand),
+    Log(log_cmd::LogCommand),
     /// Grant evaluators access to your models, revoke it, and read budgets.
     #[command(subcommand)]
     Grant(grants::GrantCommand),
@@ -91,7 +93,7 @@ fn main() -> ExitCode {
         Command::Dataset(cmd) => remote::dataset(cmd),
         Command::Job(cmd) => remote::job(cmd),
         Command::Attestation(cmd) => remote::attestation(cmd),
-        Command::Log(cmd) => remote::log(cmd),
+        Command::Log(cmd) => log_cmd::run(cmd),
         Command::Grant(cmd) => grants::grant(cmd),
         Command::Approval(cmd) => grants::approval(cmd),
         Command::Usage(args) => grants::usage(args),

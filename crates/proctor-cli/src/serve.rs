@@ -12,7 +12,15 @@ use proctor_server::{BodyLimits, Config, ConnectionLimits, Server};
 use crate::run::{Failure, run_to_exit};
 
 #[derive(Args)]
-#[command(about = "Run the HTTP service and its workers")]
+#[command(
+    about = "Run the HTTP service and its workers",
+    after_help = "The service remembers the last log head it signed in DATA_DIR/log-head.checkpoint, \
+beside its key. If the database's log is shorter than that head, or disagrees with it (the \
+database was restored from a backup or replaced), the service refuses to start, naming both \
+sizes, and a running one answers 503 `log_fork` and signs nothing: signing would fork the log. \
+To recover, put the right database back, or begin a new log on purpose with \
+`proctor log rotate --data-dir DATA_DIR --origin NEW_ORIGIN` and start with `--origin NEW_ORIGIN`."
+)]
 pub struct ServeArgs {
     /// `sqlite://FILE?mode=rwc` or `postgres://...`; default: `proctor.db` in the data
     /// directory.
@@ -27,7 +35,8 @@ pub struct ServeArgs {
     /// Worker tasks in this process (0: API only).
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// The log's origin line in checkpoints.
+    /// The log's origin line in checkpoints; it must be the one the service last signed
+    /// (a new one only through `proctor log rotate`).
     #[arg(long, env = "PROCTOR_LOG_ORIGIN", default_value = "proctor.local/log")]
     origin: String,
     /// How long a worker's claim holds a job before another worker (or this server, after a

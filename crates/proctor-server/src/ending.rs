@@ -73,10 +73,14 @@ impl Ended {
 /// # Errors
 ///
 /// A store error (the lease was lost, the job ended meanwhile, it is not waiting for this
-/// vendor); a 500 when the pre-registration does not read back or `end` is not one `closer`
-/// can write.
+/// vendor); 503 `log_fork` when the database's log does not extend the head this service
+/// vouched for (nothing is written); a 500 when the pre-registration does not read back or
+/// `end` is not one `closer` can write.
 pub async fn end_job(app: &App, job: &Job, end: JobEnd, closer: Closer<'_>) -> ApiResult<Ended> {
     let registered = PreRegistration::of(app, job).await?;
+    // Nothing is signed into a log that does not extend the head this service vouched for;
+    // the job stays as it was, for a later attempt.
+    app.log_guard.vouch(&app.store, &app.key).await?;
     let sign = |end| signer(app, &registered, end);
     match closer {
         Closer::Worker { id, at } => {
@@ -86,6 +90,7 @@ pub async fn end_job(app: &App, job: &Job, end: JobEnd, closer: Closer<'_>) -> A
                 .store
                 .finish_at(job.id, id, &outcome, Some(at), sign(&end))
                 .await?;
+            app.log_guard.advance(&app.store, &app.key).await;
             info!(status = %ended.status, log_index = entry.index, "job ended");
             counted(app, &ended);
             give_back_hold(app, &ended).await;
@@ -114,6 +119,7 @@ pub async fn end_job(app: &App, job: &Job, end: JobEnd, closer: Closer<'_>) -> A
                 .store
                 .cancel_at(job.id, &reason, Some(app.config.clock.now()), sign(&end))
                 .await?;
+            app.log_guard.advance(&app.store, &app.key).await;
             Ok(match cancelled {
                 Cancelled::Now(ended, _) => {
                     counted(app, &ended);
@@ -132,6 +138,7 @@ pub async fn end_job(app: &App, job: &Job, end: JobEnd, closer: Closer<'_>) -> A
                 .store
                 .reject_job(vendor, job.id, reason, sign(&end))
                 .await?;
+            app.log_guard.advance(&app.store, &app.key).await;
             counted(app, &ended);
             Ok(Ended::Now(ended))
         }
@@ -144,7 +151,10 @@ fn signer<'a>(
     registered: &'a PreRegistration,
     end: &'a JobEnd,
 ) -> impl FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError> + 'a {
-    move |ended, slot| sign_result(&app.key, registered, ended, end, slot)
+    move |ended, slot| {
+        app.log_guard.admits(slot.index)?;
+        sign_result(&app.key, registered, ended, end, slot)
+    }
 }
 
 /// `end` as a worker attests it: a stopped job's usage noised under a private policy.
@@ -191,6 +201,7 @@ struct AcceptedMeanwhile;
 /// A store error; a 500 when a pre-registration does not read back.
 pub async fn revoke_grant(app: &App, vendor: AccountId, grant: GrantId) -> ApiResult<Revocation> {
     let end = JobEnd::revoked(Usage::default());
+    app.log_guard.vouch(&app.store, &app.key).await?;
     let mut attempts = 0;
     let revocation = loop {
         // Read before the transaction: signing happens under the log's lock. Only a queued
@@ -207,6 +218,7 @@ pub async fn revoke_grant(app: &App, vendor: AccountId, grant: GrantId) -> ApiRe
                 let registered = registered
                     .get(&ended.id)
                     .ok_or_else(|| SignError::from(Box::new(AcceptedMeanwhile)))?;
+                app.log_guard.admits(slot.index)?;
                 sign_result(&app.key, registered, ended, &end, slot)
             })
             .await;
@@ -218,6 +230,7 @@ pub async fn revoke_grant(app: &App, vendor: AccountId, grant: GrantId) -> ApiRe
             other => break other?,
         }
     };
+    app.log_guard.advance(&app.store, &app.key).await;
     for job in &revocation.running {
         app.running.stop(job.id);
     }

@@ -13,6 +13,8 @@ use proctor_core::DatasetError;
 use proctor_sandbox::SandboxError;
 use proctor_store::StoreError;
 
+use crate::log_guard::{GuardError, LogFork};
+
 /// An error as a client sees it.
 #[derive(Debug, thiserror::Error)]
 #[error("{status} {code}: {message}")]
@@ -74,6 +76,19 @@ impl ApiError {
         )
     }
 
+    /// 503 `log_fork`: the database's log does not extend the head this service last signed,
+    /// so it signs nothing about the log until an operator recovers. Both sizes go to the
+    /// service's log ([`crate::log_guard`]).
+    pub fn log_fork() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_fork",
+            "the database's log does not extend the last checkpoint this service signed \
+             (restored or replaced); it signs nothing until an operator recovers \
+             (`proctor log rotate`)",
+        )
+    }
+
     /// Logs `err` (for the operator) and keeps the client's message as it is.
     pub fn with_log(self, err: &dyn std::fmt::Display) -> ApiError {
         tracing::warn!(%err, code = self.code, "request failed");
@@ -132,7 +147,19 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(what) => {
                 ApiError::unprocessable("invalid", format!("invalid {what}"))
             }
+            // A signing closure met a log behind the remembered head; nothing was written.
+            StoreError::Sign(sign) if sign.is::<LogFork>() => ApiError::log_fork().with_log(&err),
             _ => ApiError::internal("store", &err),
+        }
+    }
+}
+
+impl From<GuardError> for ApiError {
+    fn from(err: GuardError) -> ApiError {
+        match &err {
+            // The guard logged the sizes when it found the fork.
+            GuardError::Fork(_) => ApiError::log_fork(),
+            _ => ApiError::internal("the remembered log head", &err),
         }
     }
 }

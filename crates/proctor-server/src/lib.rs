@@ -11,6 +11,8 @@
 //! | [`error`] | [`ApiError`]: every error body, one `IntoResponse` |
 //! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body (with its deadline), upload (authorized from the head), path and query extractors whose rejections are [`ApiError`]s |
 //! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, the operator's cancel, public reads |
+//! | [`log_guard`] | the head this service last vouched for, kept beside its key; the check that the database's log extends it |
+//! | [`rotation`] | `proctor log rotate`: retire the key and begin a new log under a new origin |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
 //! | [`attest`] | the pre-registration and result statements; a pre-registration read back from the log |
 //! | [`ending`] | the one way a job ends (`end_job`), and a revocation's endings |
@@ -29,6 +31,8 @@
 //! - No route returns a model credential, sealed or open; a token's secret appears only in
 //!   the response that created it.
 //! - A 5xx body never carries details; they go to the log.
+//! - Nothing about the log is signed (a checkpoint, an entry naming its index) unless the
+//!   database's log extends the head this service last vouched for ([`log_guard`]).
 //! - A job's pre-registration commits with the job, and its result commits with its final
 //!   status, through the store's transactions.
 //! - Under a private policy (`dp_epsilon`) nothing an evaluator can read of a job depends on
@@ -42,10 +46,12 @@ pub mod clock;
 pub mod ending;
 pub mod error;
 pub mod extract;
+pub mod log_guard;
 pub mod metered;
 pub mod metrics;
 pub mod openapi;
 pub mod quotas;
+pub mod rotation;
 pub mod routes;
 pub mod running;
 pub mod sealing;

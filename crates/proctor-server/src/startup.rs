@@ -13,6 +13,7 @@ use proctor_store::accounts::{AdminToken, TokenSecret};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::task::JoinHandle;
 
+use crate::log_guard::{GuardError, LogGuard};
 use crate::metrics::Metrics;
 use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
@@ -65,6 +66,11 @@ pub enum StartError {
     /// The OS random source failed.
     #[error("the random source failed")]
     Random,
+    /// The database's log does not extend the head this service last signed (it was restored
+    /// or replaced), or the remembered head is of another origin or key: the service refuses
+    /// to sign a fork ([`crate::log_guard`]).
+    #[error(transparent)]
+    Log(#[from] GuardError),
 }
 
 /// A started service: its state, its workers and the first admin's token (only on the start
@@ -96,6 +102,12 @@ impl Server {
         };
         private_sqlite_file(&config.database_url)?;
         let store = Store::connect(&config.database_url).await?;
+        // Before anything is signed: a restored or replaced database stops the start here,
+        // with both sizes named.
+        let log_guard = {
+            let mut log = store.log_reader().await?;
+            LogGuard::open(&config.data_dir, &config.origin, &key, &mut log).await?
+        };
         let admin_token = match &config.admin_token {
             Some(secret) => {
                 adopt_admin_token(&store, secret).await?;
@@ -118,6 +130,7 @@ impl Server {
             store,
             sandbox,
             key,
+            log_guard,
             sealer: CredentialSealer::new(&credential_key),
             metrics: Metrics::new()?,
             running: RunningJobs::default(),
@@ -211,7 +224,7 @@ fn private_sqlite_file(url: &str) -> Result<(), StartError> {
 }
 
 /// Writes a new secret file readable by its owner only; refuses to overwrite.
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -226,16 +239,21 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), StartError> {
 
 fn service_key(path: &Path) -> Result<SigningKey, StartError> {
     if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-        return SigningKey::from_pkcs8_pem(&text).map_err(|e| StartError::ServiceKey {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        });
+        return load_service_key(path);
     }
     let key = SigningKey::generate().map_err(|_| StartError::Random)?;
     write_secret(path, key.to_pkcs8_pem().as_bytes())?;
     tracing::info!(key_id = %key.key_id(), "generated the service key");
     Ok(key)
+}
+
+/// Reads the service key file.
+pub(crate) fn load_service_key(path: &Path) -> Result<SigningKey, StartError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| StartError::ServiceKey {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn credential_key_file(path: &Path) -> Result<[u8; 32], StartError> {

@@ -14,6 +14,7 @@ use proctor_store::accounts::TokenSecret;
 use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
+use crate::log_guard::LogGuard;
 use crate::metrics::Metrics;
 use crate::quotas::{Quotas, UploadAttempts};
 use crate::running::RunningJobs;
@@ -66,10 +67,11 @@ impl Default for BodyLimits {
 pub struct Config {
     /// `sqlite://...` or `postgres://...`.
     pub database_url: String,
-    /// Holds the service key, the credential key (if not from the environment) and the
-    /// compile cache.
+    /// Holds the service key, the head it last signed ([`crate::log_guard::LOG_HEAD_FILE`]),
+    /// the credential key (if not from the environment) and the compile cache.
     pub data_dir: PathBuf,
-    /// The log's origin line in checkpoints.
+    /// The log's origin line in checkpoints; the one the remembered head names (a new one
+    /// only through `proctor log rotate`).
     pub origin: String,
     /// Worker tasks in this process (0: an API-only replica).
     pub workers: usize,
@@ -207,6 +209,9 @@ pub struct App {
     pub sandbox: Arc<Sandbox>,
     /// Signs envelopes and checkpoints.
     pub key: SigningKey,
+    /// The head this service last vouched for, checked before anything about the log is
+    /// signed.
+    pub log_guard: LogGuard,
     /// Seals vendor credentials at rest.
     pub sealer: CredentialSealer,
     /// Prometheus metrics.

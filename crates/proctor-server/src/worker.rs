@@ -32,6 +32,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::attest::stored_policy;
 use crate::clock::TimeGrid;
 use crate::ending::{Closer, end_job};
+use crate::log_guard::GuardError;
 use crate::metered::{GrantRefusals, Metered, UsageCounter};
 use crate::sealing::model_context;
 use crate::state::App;
@@ -41,6 +42,19 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
     loop {
         if shutdown.is_cancelled() {
             return;
+        }
+        // A job is claimed only when its end could be signed: while the database's log does
+        // not extend the head this service vouched for, jobs stay queued, their attempts
+        // unspent (the guard logs the fork once, with both sizes).
+        if let Err(err) = app.log_guard.vouch(&app.store, &app.key).await {
+            if !matches!(err, GuardError::Fork(_)) {
+                warn!(%err, "checking the log before a claim failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(app.config.poll_interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+            continue;
         }
         let claimed = app
             .store

@@ -128,6 +128,7 @@ fn view(j: Job, under: Option<JobGrant>) -> ApiResult<JobView> {
         (status = 415, description = "not `application/json`", body = ErrorBody),
         (status = 422, description = "`policy_mismatch`, or the eval does not fit the grant's policy (e.g. `noise_scale_too_large`)", body = ErrorBody),
         (status = 429, description = "`budget_exhausted` before anything is logged: jobs per day, a private job's worst case, the leakage bound over `bits_per_job`, the evaluator's ledger on the model or the vendor's model-wide caps; `quota_exceeded`: the evaluator has its quota of jobs queued or running", body = ErrorBody),
+        (status = 503, description = "`log_fork`: the database's log does not extend the last checkpoint this service signed; nothing was logged", body = ErrorBody),
     ),
 )]
 pub async fn submit(
@@ -190,12 +191,16 @@ pub async fn submit(
     let ctx = JobContext::for_new(&state, &caller.0, &new_job, &registered, &dataset).await?;
     let demand = demand(&policy, items, ctx.leakage.bits_max);
     let clock = state.config.clock.now();
+    // Nothing is signed into a log that does not extend the head this service vouched for.
+    state.log_guard.vouch(&state.store, &state.key).await?;
     let (mut job, under, _entry) = state
         .store
         .submit_job_under(grant.id, &demand, &new_job, |job, slot| {
+            state.log_guard.admits(slot.index)?;
             sign_accepted(&state.key, &ctx, job, slot, clock)
         })
         .await?;
+    state.log_guard.advance(&state.store, &state.key).await;
     // The reading the pre-registration was signed with, so the job's visible `created_at` is
     // its `accepted_at`. The job is accepted and logged already: should the note fail, its
     // views stand in the database's time of submission on the grid.
@@ -305,6 +310,7 @@ pub async fn list(
         (status = 403, description = "not an evaluator", body = ErrorBody),
         (status = 404, description = "no such job of the caller's", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the job has ended", body = ErrorBody),
+        (status = 503, description = "`log_fork`: the database's log does not extend the last checkpoint this service signed; nothing was logged", body = ErrorBody),
     ),
 )]
 pub async fn cancel(

@@ -53,7 +53,13 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
     response
 }
 
-/// The signed checkpoint of `head`.
+/// The database's head, once the guard has checked that it extends the head this service
+/// last signed and remembered it: the only head a checkpoint is signed of.
+async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
+    Ok(state.log_guard.vouch(&state.store, &state.key).await?)
+}
+
+/// The signed checkpoint of `head` (from [`vouched_head`]).
 fn checkpoint(state: &AppState, head: TreeHead) -> ApiResult<String> {
     Checkpoint::new(&state.config.origin, head)
         .sign(&state.key)
@@ -100,6 +106,7 @@ async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Log
         (status = 200, description = "the attestation", body = AttestationView),
         (status = 400, description = "`malformed_query`: a `kind` other than `result` or `accepted`", body = ErrorBody),
         (status = 404, description = "no such job, or it has no entry of that kind (yet)", body = ErrorBody),
+        (status = 503, description = "`log_fork`: the database's log does not extend the last checkpoint this service signed", body = ErrorBody),
     ),
 )]
 pub async fn attestation(
@@ -109,7 +116,7 @@ pub async fn attestation(
 ) -> ApiResult<Json<AttestationView>> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let head = state.store.tree_head().await?;
+    let head = vouched_head(&state).await?;
     let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
     let proof = InclusionProof {
         log_index: entry.index,
@@ -154,10 +161,11 @@ pub async fn attestation_envelope(
     get, path = "/log/checkpoint", tag = "log", operation_id = "get_checkpoint",
     responses(
         (status = 200, description = "the signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 503, description = "`log_fork`: the database's log does not extend the last checkpoint this service signed", body = ErrorBody),
     ),
 )]
 pub async fn log_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
-    let head = state.store.tree_head().await?;
+    let head = vouched_head(&state).await?;
     Ok(with_type(
         checkpoint(&state, head)?,
         "text/plain; charset=utf-8",

@@ -165,7 +165,8 @@ impl TestServer {
         TestServer::start_configured(db, data, workers, (lease, max_attempts), |_| {}).await
     }
 
-    async fn start_configured(
+    /// [`TestServer::start_at`] with `configure` changing the configuration first.
+    pub async fn start_configured(
         db: &TestDb,
         data: &std::path::Path,
         workers: usize,

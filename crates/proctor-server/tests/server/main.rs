@@ -8,6 +8,7 @@ mod credentials;
 mod end_to_end;
 mod grants;
 mod hostile_clients;
+mod log_fork;
 mod matrix;
 mod operator;
 mod quotas;
