@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use proctor_models::HostPolicy;
 use proctor_server::{Config, Server};
 
 use crate::run::{Failure, run_to_exit};
@@ -33,6 +34,17 @@ pub struct ServeArgs {
     /// restart) may take it up: a job whose worker died waits this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     lease: std::time::Duration,
+    /// Model endpoints the service may call although its host rules refuse them: a
+    /// comma-separated list of host names (`models.internal`), `host:port`, IP addresses
+    /// (`10.0.0.5`, `fd00::5`), `ip:port` (`[fd00::5]:8000`) or CIDR ranges (`10.0.0.0/8`).
+    /// These are called over http too; every other endpoint must be a public host over https.
+    #[arg(
+        long,
+        env = "PROCTOR_ALLOW_MODEL_HOSTS",
+        value_name = "HOSTS",
+        value_parser = HostPolicy::service_allowing
+    )]
+    allow_model_hosts: Option<HostPolicy>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -68,6 +80,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.workers = args.workers;
     config.origin = args.origin;
     config.lease = args.lease;
+    config.model_hosts = args.allow_model_hosts.unwrap_or_else(HostPolicy::service);
     let server = Server::start(config).await?;
     if let Some(token) = &server.admin_token {
         eprintln!(

@@ -8,6 +8,7 @@ use proctor_core::{
 };
 
 use crate::config::{Built, ModelConfig};
+use crate::hosts::HostPolicy;
 use crate::credential::Credential;
 use crate::error::ProbeError;
 
@@ -40,10 +41,15 @@ pub struct TokenCounts {
 }
 
 impl ModelConfig {
-    /// Validates the configuration, sends one tiny request and reports on the answer. The
-    /// reply's text is not returned: a probe has no use for it, and nothing should print it.
-    pub async fn probe(&self, credential: Option<Credential>) -> Result<ProbeReport, ProbeError> {
-        let built = self.build_concrete(credential, None)?;
+    /// Validates the configuration, sends one tiny request under `hosts` and reports on the
+    /// answer. The reply's text is not returned: a probe has no use for it, and nothing should
+    /// print it.
+    pub async fn probe(
+        &self,
+        credential: Option<Credential>,
+        hosts: &HostPolicy,
+    ) -> Result<ProbeReport, ProbeError> {
+        let built = self.build_concrete(credential, None, hosts)?;
         let request = CompletionRequest {
             messages: vec![Message {
                 role: Role::User,
