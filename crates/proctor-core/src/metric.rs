@@ -303,7 +303,10 @@ mod tests {
             assert!(err.starts_with("metric name"), "{err}");
             let mut m = metric("m", 0.0, 1.0);
             m.description = format!("right {c}answer");
-            let err = info(vec![m]).validate().expect_err("description").to_string();
+            let err = info(vec![m])
+                .validate()
+                .expect_err("description")
+                .to_string();
             assert!(err.starts_with("the description of metric `m`"), "{err}");
         }
     }

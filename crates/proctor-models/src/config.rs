@@ -349,11 +349,9 @@ impl ModelConfig {
                 credential.as_ref(),
                 hosts,
             )?),
-            AdapterKind::Anthropic => Built::Anthropic(self.http_model(
-                AnthropicMessages,
-                credential.as_ref(),
-                hosts,
-            )?),
+            AdapterKind::Anthropic => {
+                Built::Anthropic(self.http_model(AnthropicMessages, credential.as_ref(), hosts)?)
+            }
         })
     }
 
@@ -551,14 +549,18 @@ model = "m"
         let config =
             ModelConfig::from_toml("adapter = \"builtin\"\nmodel = \"arith?latency_ms=5\"")
                 .expect("valid");
-        let model = config.build(None, Some(1), &HostPolicy::any()).expect("builds");
+        let model = config
+            .build(None, Some(1), &HostPolicy::any())
+            .expect("builds");
         assert_eq!(model.descriptor().reference, "builtin:arith?latency_ms=5");
     }
 
     #[test]
     fn an_http_model_describes_itself_by_adapter_and_name() {
         let config = ModelConfig::from_toml(&with("version = \"2025-01\"")).expect("valid");
-        let model = config.build(None, None, &HostPolicy::any()).expect("builds");
+        let model = config
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         let d = model.descriptor();
         assert_eq!(
             (d.reference.as_str(), d.name.as_str(), d.version.as_str()),
@@ -579,7 +581,8 @@ model = "m"
         );
         let allowed = HostPolicy::service_allowing("127.0.0.1:8000").expect("valid");
         assert!(local.build(None, None, &allowed).is_ok());
-        let builtin = ModelConfig::from_toml("adapter = \"builtin\"\nmodel = \"arith\"").expect("valid");
+        let builtin =
+            ModelConfig::from_toml("adapter = \"builtin\"\nmodel = \"arith\"").expect("valid");
         assert!(builtin.check_hosts(&HostPolicy::service()).is_ok());
     }
 

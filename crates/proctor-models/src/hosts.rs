@@ -106,7 +106,11 @@ impl fmt::Display for AddressClass {
 
 /// IPv4 ranges that are not public, most specific first where they nest.
 const V4_RANGES: &[(Ipv4Addr, u8, AddressClass)] = &[
-    (Ipv4Addr::new(255, 255, 255, 255), 32, AddressClass::Broadcast),
+    (
+        Ipv4Addr::new(255, 255, 255, 255),
+        32,
+        AddressClass::Broadcast,
+    ),
     (Ipv4Addr::new(0, 0, 0, 0), 8, AddressClass::Unspecified),
     (Ipv4Addr::new(10, 0, 0, 0), 8, AddressClass::Private),
     (Ipv4Addr::new(100, 64, 0, 0), 10, AddressClass::Shared),
@@ -118,8 +122,16 @@ const V4_RANGES: &[(Ipv4Addr, u8, AddressClass)] = &[
     (Ipv4Addr::new(192, 88, 99, 0), 24, AddressClass::Reserved),
     (Ipv4Addr::new(192, 168, 0, 0), 16, AddressClass::Private),
     (Ipv4Addr::new(198, 18, 0, 0), 15, AddressClass::Benchmarking),
-    (Ipv4Addr::new(198, 51, 100, 0), 24, AddressClass::Documentation),
-    (Ipv4Addr::new(203, 0, 113, 0), 24, AddressClass::Documentation),
+    (
+        Ipv4Addr::new(198, 51, 100, 0),
+        24,
+        AddressClass::Documentation,
+    ),
+    (
+        Ipv4Addr::new(203, 0, 113, 0),
+        24,
+        AddressClass::Documentation,
+    ),
     (Ipv4Addr::new(224, 0, 0, 0), 4, AddressClass::Multicast),
     (Ipv4Addr::new(240, 0, 0, 0), 4, AddressClass::Reserved),
 ];
@@ -127,11 +139,27 @@ const V4_RANGES: &[(Ipv4Addr, u8, AddressClass)] = &[
 /// IPv6 ranges inside 2000::/3 (the only global unicast space) that are not public, most
 /// specific first where they nest.
 const V6_RANGES: &[(Ipv6Addr, u8, AddressClass)] = &[
-    (Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48, AddressClass::Benchmarking),
+    (
+        Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0),
+        48,
+        AddressClass::Benchmarking,
+    ),
     // IETF protocol assignments (Teredo, ORCHID and the rest): not globally routable as such.
-    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, AddressClass::Reserved),
-    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, AddressClass::Documentation),
-    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, AddressClass::Documentation),
+    (
+        Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
+        23,
+        AddressClass::Reserved,
+    ),
+    (
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+        32,
+        AddressClass::Documentation,
+    ),
+    (
+        Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
+        20,
+        AddressClass::Documentation,
+    ),
 ];
 
 fn v4_in(ip: Ipv4Addr, base: Ipv4Addr, prefix: u8) -> bool {
@@ -460,12 +488,20 @@ impl Allowance {
 impl AllowedHost {
     fn matches_ip(&self, ip: IpAddr) -> bool {
         match (self, ip) {
-            (AllowedHost::Range { base: IpAddr::V4(base), prefix }, IpAddr::V4(ip)) => {
-                v4_in(ip, *base, *prefix)
-            }
-            (AllowedHost::Range { base: IpAddr::V6(base), prefix }, IpAddr::V6(ip)) => {
-                v6_in(ip, *base, *prefix)
-            }
+            (
+                AllowedHost::Range {
+                    base: IpAddr::V4(base),
+                    prefix,
+                },
+                IpAddr::V4(ip),
+            ) => v4_in(ip, *base, *prefix),
+            (
+                AllowedHost::Range {
+                    base: IpAddr::V6(base),
+                    prefix,
+                },
+                IpAddr::V6(ip),
+            ) => v6_in(ip, *base, *prefix),
             _ => false,
         }
     }
@@ -508,7 +544,13 @@ impl fmt::Display for Allowance {
                 write!(f, "{base}/{prefix}")
             }
             (AllowedHost::Range { base, .. }, None) => write!(f, "{base}"),
-            (AllowedHost::Range { base: IpAddr::V6(ip), .. }, Some(port)) => {
+            (
+                AllowedHost::Range {
+                    base: IpAddr::V6(ip),
+                    ..
+                },
+                Some(port),
+            ) => {
                 write!(f, "[{ip}]:{port}")
             }
             (AllowedHost::Range { base, .. }, Some(port)) => write!(f, "{base}:{port}"),
@@ -525,9 +567,7 @@ impl fmt::Display for HostPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.rules {
             Rules::Any => f.write_str("any host"),
-            Rules::Service(allowed) if allowed.is_empty() => {
-                f.write_str("public hosts over https")
-            }
+            Rules::Service(allowed) if allowed.is_empty() => f.write_str("public hosts over https"),
             Rules::Service(allowed) => {
                 f.write_str("public hosts over https; allowed over http too: ")?;
                 for (i, a) in allowed.iter().enumerate() {

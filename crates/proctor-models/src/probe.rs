@@ -8,9 +8,9 @@ use proctor_core::{
 };
 
 use crate::config::{Built, ModelConfig};
-use crate::hosts::HostPolicy;
 use crate::credential::Credential;
 use crate::error::ProbeError;
+use crate::hosts::HostPolicy;
 
 /// The probe's question: short, and answerable by anything that follows instructions.
 const PROBE_PROMPT: &str = "Reply with the single word OK.";

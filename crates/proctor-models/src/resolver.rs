@@ -44,8 +44,9 @@ impl Resolve for GuardedResolver {
         let host = name.as_str().to_owned();
         Box::pin(async move {
             // Port 0: reqwest puts the URL's port (or the scheme's) in its place.
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let kept = admitted(&policy, port, host, found)?;
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept = admitted(&policy, port, host, found.into_iter())?;
             Ok::<Addrs, BoxError>(Box::new(kept.into_iter()))
         })
     }
@@ -109,7 +110,12 @@ mod tests {
             kept(
                 &service,
                 443,
-                &["127.0.0.1", "::ffff:169.254.169.254", "93.184.215.14", "fd00::1"]
+                &[
+                    "127.0.0.1",
+                    "::ffff:169.254.169.254",
+                    "93.184.215.14",
+                    "fd00::1"
+                ]
             ),
             Ok(vec!["93.184.215.14".to_owned()])
         );
@@ -212,6 +218,9 @@ mod tests {
         // The same request on the user's own machine reaches the listener.
         let err = call(&url, HostPolicy::any()).await;
         assert!(matches!(err, ModelError::Unavailable(_)), "{err:?}");
-        assert!(accepted.load(Ordering::SeqCst) >= 1, "the listener was reached");
+        assert!(
+            accepted.load(Ordering::SeqCst) >= 1,
+            "the listener was reached"
+        );
     }
 }

@@ -71,7 +71,11 @@ async fn the_credential_appears_in_no_log_line_error_or_descriptor() {
         // A wrong key, a hung endpoint, an endpoint that keeps failing, a redirect.
         let wrong = server
             .config("")
-            .build(Some(Credential::new(format!("{SECRET}-wrong"))), None, &HostPolicy::any())
+            .build(
+                Some(Credential::new(format!("{SECRET}-wrong"))),
+                None,
+                &HostPolicy::any(),
+            )
             .expect("builds");
         let err = wrong.complete(question(1, 2)).await.expect_err("401");
         texts.push(format!("{err} {err:?}"));

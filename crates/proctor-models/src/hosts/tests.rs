@@ -96,7 +96,10 @@ fn the_service_rules_refuse_local_and_plain_http_hosts_and_say_why() {
         ("http://[::1]/v1", "is a loopback address"),
         ("https://[::ffff:127.0.0.1]/v1", "is a loopback address"),
         ("https://[fd00::1]/v1", "is a private address"),
-        ("https://100.64.1.1/v1", "is a shared (carrier-grade NAT) address"),
+        (
+            "https://100.64.1.1/v1",
+            "is a shared (carrier-grade NAT) address",
+        ),
         ("https://0.0.0.0/v1", "is the unspecified address"),
         ("https://[::]/v1", "is the unspecified address"),
         ("https://224.0.0.1/v1", "is a multicast address"),
@@ -106,14 +109,32 @@ fn the_service_rules_refuse_local_and_plain_http_hosts_and_say_why() {
         ("https://2130706433/v1", "is a loopback address"),
         ("https://127.1/v1", "is a loopback address"),
         ("https://0x7f.0.0.1/v1", "is a loopback address"),
-        ("http://localhost:8000/v1", "names the service's own machine"),
+        (
+            "http://localhost:8000/v1",
+            "names the service's own machine",
+        ),
         ("https://localhost./v1", "names the service's own machine"),
         ("https://LOCALHOST/v1", "names the service's own machine"),
-        ("https://api.localhost/v1", "names the service's own machine"),
-        ("https://localhost.localdomain/v1", "names the service's own machine"),
-        ("https://ip6-localhost/v1", "names the service's own machine"),
-        ("http://example.com/v1", "over https only; plain http to example.com"),
-        ("http://8.8.8.8/v1", "over https only; plain http to 8.8.8.8"),
+        (
+            "https://api.localhost/v1",
+            "names the service's own machine",
+        ),
+        (
+            "https://localhost.localdomain/v1",
+            "names the service's own machine",
+        ),
+        (
+            "https://ip6-localhost/v1",
+            "names the service's own machine",
+        ),
+        (
+            "http://example.com/v1",
+            "over https only; plain http to example.com",
+        ),
+        (
+            "http://8.8.8.8/v1",
+            "over https only; plain http to 8.8.8.8",
+        ),
     ];
     for (text, why) in refused {
         let message = verdict(&service, text).expect_err(text);
@@ -211,7 +232,7 @@ fn the_allowance_list_reads_names_ports_addresses_and_ranges() {
         ("10.0.0.1/8", "bits set past the prefix length"),
         ("example.com/8", "a range must be an IP address"),
         ("10.0.0.0/x", "the prefix length is not a number"),
-        ("http://x", "the port is not a number"),
+        ("http://x", "a range must be an IP address"),
         ("a b", "not a host name or address"),
         (":80", "names no host"),
         ("user@host", "not a host name or address"),

@@ -6,11 +6,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proctor_api::ErrorBody;
-use proctor_core::text;
 use proctor_api::models::{
     MaxTokensField as ApiMaxTokensField, ModelAdapter, ModelConfig as ApiModelConfig,
     ModelLedgerView, ModelView, RegisterModel, SetModelLedger,
 };
+use proctor_core::text;
 use proctor_models::{AdapterKind, MaxTokensField, ModelConfig};
 use proctor_store::{Model, ModelCaps, ModelId, ModelLedger, NewModel, Role};
 use utoipa_axum::router::OpenApiRouter;

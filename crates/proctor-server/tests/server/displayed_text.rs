@@ -33,7 +33,10 @@ async fn model_names_versions_and_endpoint_names_refuse_invisible_characters_and
         });
         let s = &s;
         let vendor = vendor.clone();
-        async move { s.call("POST", "/v1/models", Some(&vendor), Body::Json(body)).await }
+        async move {
+            s.call("POST", "/v1/models", Some(&vendor), Body::Json(body))
+                .await
+        }
     };
     for (c, shown) in INVISIBLE {
         let (status, body) = register(format!("gpt{c}txt.exe"), "1".into(), "m".into()).await?;
@@ -133,7 +136,12 @@ async fn a_reject_reason_for_the_public_log_refuses_invisible_characters() -> an
     refused(status, &body, "invalid", "`reason`", "U+2028");
     // Refused reasons decided nothing: the job still waits, and a plain reason rejects it.
     let (_, view) = s
-        .call("GET", &format!("/v1/jobs/{job}"), Some(&evaluator), Body::None)
+        .call(
+            "GET",
+            &format!("/v1/jobs/{job}"),
+            Some(&evaluator),
+            Body::None,
+        )
         .await?;
     assert_eq!(view["approval"], "pending", "{view}");
     let (status, body) = reject("asks for too much".into()).await?;

@@ -39,7 +39,10 @@ async fn registration_refuses_endpoints_inside_the_service_network_and_plain_htt
         ("http://[::1]/v1", "is a loopback address"),
         ("https://[::ffff:127.0.0.1]/v1", "is a loopback address"),
         ("http://127.0.0.1:8000/v1", "is a loopback address"),
-        ("http://localhost:8000/v1", "names the service's own machine"),
+        (
+            "http://localhost:8000/v1",
+            "names the service's own machine",
+        ),
         ("https://localhost./v1", "names the service's own machine"),
         ("http://example.com/v1", "over https only"),
     ];
