@@ -3,11 +3,16 @@
 //! service, loopback or the service's private network. Registration refuses such a
 //! `base_url`; the checks at connect time are `proctor-models`' (`resolver.rs`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use proctor_models::HostPolicy;
+use proctor_store::{NewModel, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Body, TestDb, TestServer, code};
+use crate::common::{Body, TestDb, TestServer, code, str_of};
 
 async fn register(s: &TestServer, vendor: &str, name: &str, base_url: &str) -> (StatusCode, Value) {
     s.call(
@@ -114,6 +119,63 @@ async fn a_host_the_operator_allows_is_registered_over_plain_http_on_its_port_on
             "{url}: {body}"
         );
     }
+    s.stop().await;
+    db.cleanup().await
+}
+
+/// A model stored while its host was allowed (inserted here as the store holds it), run after
+/// the operator withdrew the allowance: the worker's build refuses the endpoint, the job fails
+/// before it runs, and the endpoint never sees a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_model_whose_host_is_no_longer_allowed_is_never_called() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}/v1", listener.local_addr()?);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let serving = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let db = TestDb::sqlite()?;
+    let s = TestServer::start_with(&db, 1, |config| {
+        config.model_hosts = HostPolicy::service();
+    })
+    .await?;
+    let (vendor_id, vendor) = s.account("acme", "vendor", None).await?;
+    let (_, evaluator) = s.account("lab", "evaluator", Some("academic")).await?;
+    // Valid under any rules: the host rule is the only thing the worker's build can refuse.
+    let store = Store::connect(&db.url).await?;
+    let config = json!({"adapter": "openai", "model": "m", "base_url": endpoint, "version": "1"});
+    let model = store
+        .register_model(&NewModel {
+            owner: vendor_id.parse()?,
+            name: "once-allowed".into(),
+            version: "1".into(),
+            adapter: "openai".into(),
+            config: config.to_string(),
+            credential: None,
+        })
+        .await?;
+    let model = model.id.to_string();
+    s.grant(&vendor, &model, json!({"tier": "academic"}), json!({}))
+        .await?;
+    let (status, job) = s.submit_arith(&evaluator, &model).await?;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let ended = s
+        .wait_ended(&evaluator, &str_of(&job, "id")?, Duration::from_secs(60))
+        .await?;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("model configuration was refused")),
+        "{ended}"
+    );
+    assert_eq!(ended["progress"]["done"], 0, "{ended}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "no connection was made");
+    serving.abort();
     s.stop().await;
     db.cleanup().await
 }
