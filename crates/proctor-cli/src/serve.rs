@@ -81,6 +81,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.origin = args.origin;
     config.lease = args.lease;
     config.model_hosts = args.allow_model_hosts.unwrap_or_else(HostPolicy::service);
+    tracing::info!(rules = %config.model_hosts, "model endpoints the service may call");
     let server = Server::start(config).await?;
     if let Some(token) = &server.admin_token {
         eprintln!(
