@@ -126,10 +126,14 @@ pub struct TokenView {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// A label for people: at most 128 characters, no control characters. Empty when left
+    /// A label for people: at most 128 characters, no control, invisible format (Unicode Cf)
+    /// or line separator characters (the pattern lists those of the BMP). Empty when left
     /// out.
     #[serde(default)]
-    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u0600-\\u0605\\u061C\\u06DD\\u070F\\u0890\\u0891\\u08E2\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
+    )]
     pub label: String,
 }
 

@@ -74,9 +74,13 @@ pub struct PendingDataset {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reject {
-    /// Why, in the job's attested reason: one line, at most 500 characters; `no reason
-    /// given` when left out.
+    /// Why, in the job's attested reason: one line, at most 500 characters, without
+    /// control, invisible format (Unicode Cf) or separator characters (the pattern lists those
+    /// of the BMP); `no reason given` when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u0600-\\u0605\\u061C\\u06DD\\u070F\\u0890\\u0891\\u08E2\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
+    )]
     pub reason: Option<String>,
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use proctor_core::FinishReason;
-use proctor_models::{ModelConfig, ProbeError, ProbeReport};
+use proctor_models::{HostPolicy, ModelConfig, ProbeError, ProbeReport};
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
@@ -54,7 +54,8 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match runtime.block_on(config.probe(credential)) {
+    // Like `proctor run`, a probe runs on the user's machine, under no host rules.
+    match runtime.block_on(config.probe(credential, &HostPolicy::any())) {
         Ok(report) => {
             print!("{}", render(&report));
             Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use proctor_core::{Dataset, Model, Policy, RunReport};
+use proctor_models::HostPolicy;
 use proctor_sandbox::{
     CancellationToken, CompileCache, EngineSettings, JobSpec, Progress, Sandbox,
 };
@@ -213,7 +214,9 @@ fn load_model(args: &RunArgs) -> anyhow::Result<Arc<dyn Model>> {
     let config = proctor_models::ModelConfig::from_toml(&text)
         .with_context(|| format!("model config {}", path.display()))?;
     let credential = config.credential_from_env()?;
-    Ok(config.build(credential, Some(args.seed))?)
+    // A local run calls the user's own endpoints from the user's machine: no host rules (the
+    // service's are for its network, not the user's).
+    Ok(config.build(credential, Some(args.seed), &HostPolicy::any())?)
 }
 
 pub fn render_table(r: &RunReport) -> String {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use proctor_models::HostPolicy;
 use proctor_server::quotas::Quotas;
 use proctor_server::{BodyLimits, Config, ConnectionLimits, Server};
 
@@ -67,6 +68,17 @@ pub struct ServeArgs {
     /// Jobs one evaluator may have queued or running at once.
     #[arg(long, default_value_t = Quotas::default().unfinished_jobs)]
     quota_unfinished_jobs: u64,
+    /// Model endpoints the service may call although its host rules refuse them: a
+    /// comma-separated list of host names (`models.internal`), `host:port`, IP addresses
+    /// (`10.0.0.5`, `fd00::5`), `ip:port` (`[fd00::5]:8000`) or CIDR ranges (`10.0.0.0/8`).
+    /// These are called over http too; every other endpoint must be a public host over https.
+    #[arg(
+        long,
+        env = "PROCTOR_ALLOW_MODEL_HOSTS",
+        value_name = "HOSTS",
+        value_parser = HostPolicy::service_allowing
+    )]
+    allow_model_hosts: Option<HostPolicy>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -115,6 +127,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         header_timeout: args.header_timeout,
         ..ConnectionLimits::default()
     };
+    config.model_hosts = args.allow_model_hosts.unwrap_or_else(HostPolicy::service);
+    tracing::info!(rules = %config.model_hosts, "model endpoints the service may call");
     let server = Server::start(config).await?;
     if let Some(token) = &server.admin_token {
         eprintln!(

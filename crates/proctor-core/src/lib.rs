@@ -16,6 +16,7 @@ pub mod policy;
 pub mod release;
 pub mod report;
 pub mod stats;
+pub mod text;
 
 pub use dataset::{Dataset, DatasetError};
 pub use digest::Sha256Digest;

@@ -282,6 +282,35 @@ mod tests {
         ));
     }
 
+    /// `describe`'s strings are printable ASCII, so Unicode's invisible characters (bidi
+    /// overrides, zero-width and format characters, line separators) never reach an
+    /// attestation; each refusal names its field.
+    #[test]
+    fn invisible_characters_are_refused_in_every_declared_string() {
+        for c in ['\u{202E}', '\u{200B}', '\u{2060}', '\u{FEFF}', '\u{2028}'] {
+            let mut i = info(vec![metric("m", 0.0, 1.0)]);
+            i.name = format!("arith{c}");
+            let err = i.validate().expect_err("name").to_string();
+            assert!(err.starts_with("eval name"), "{err}");
+            let mut i = info(vec![metric("m", 0.0, 1.0)]);
+            i.version = format!("1.0{c}");
+            let err = i.validate().expect_err("version").to_string();
+            assert!(err.starts_with("eval version"), "{err}");
+            let err = info(vec![metric(&format!("m{c}"), 0.0, 1.0)])
+                .validate()
+                .expect_err("metric name")
+                .to_string();
+            assert!(err.starts_with("metric name"), "{err}");
+            let mut m = metric("m", 0.0, 1.0);
+            m.description = format!("right {c}answer");
+            let err = info(vec![m])
+                .validate()
+                .expect_err("description")
+                .to_string();
+            assert!(err.starts_with("the description of metric `m`"), "{err}");
+        }
+    }
+
     #[test]
     fn names_and_versions_are_bounded() {
         let mut i = info(vec![metric("m", 0.0, 1.0)]);

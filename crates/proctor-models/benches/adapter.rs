@@ -19,7 +19,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use proctor_core::{CompletionRequest, Message, Model, Params, Role};
-use proctor_models::ModelConfig;
+use proctor_models::{HostPolicy, ModelConfig};
 
 const CONCURRENCY: usize = 256;
 const LATENCY: Duration = Duration::from_millis(20);
@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
                 "adapter = \"{adapter}\"\nbase_url = \"{base_url}\"\nmodel = \"bench\"\n\
                  max_concurrency = {CONCURRENCY}\ntimeout_s = 30\n"
             ))?;
-            let model = config.build(None, None)?;
+            let model = config.build(None, None, &HostPolicy::any())?;
             // Warm up: open the connections, fill the pools.
             drive(&model, CONCURRENCY * 4).await?;
             let stats_url = format!("http://127.0.0.1:{port}/stats");

@@ -28,6 +28,7 @@ use crate::anthropic::AnthropicMessages;
 use crate::builtin::Builtin;
 use crate::credential::Credential;
 use crate::error::ConfigError;
+use crate::hosts::{HostPolicy, HostRefused};
 use crate::http::{RetryPolicy, SharedKey, Transport};
 use crate::openai::OpenAiChat;
 
@@ -143,11 +144,11 @@ impl ModelConfig {
         if self.model.trim().is_empty() {
             return invalid("model", "must not be empty");
         }
-        if self.model.len() > MAX_MODEL_NAME || self.model.chars().any(char::is_control) {
-            return invalid(
-                "model",
-                "must be at most 256 bytes, without control characters",
-            );
+        if self.model.len() > MAX_MODEL_NAME {
+            return invalid("model", "must be at most 256 bytes");
+        }
+        if let Err(e) = proctor_core::text::displayable_name(&self.model) {
+            return invalid("model", &e.to_string());
         }
         if self.adapter == AdapterKind::Builtin {
             return self.validate_builtin();
@@ -229,6 +230,26 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Whether `hosts` lets the model's endpoint be called: its `base_url`'s host and scheme
+    /// (a built-in calls nothing). The configuration is assumed valid
+    /// ([`validate`](ModelConfig::validate)); the addresses a name resolves to are checked
+    /// when connecting.
+    ///
+    /// # Errors
+    ///
+    /// Why the host is refused.
+    pub fn check_hosts(&self, hosts: &HostPolicy) -> Result<(), HostRefused> {
+        if self.adapter == AdapterKind::Builtin {
+            return Ok(());
+        }
+        let url = self
+            .base_url
+            .as_deref()
+            .and_then(|text| reqwest::Url::parse(text).ok())
+            .ok_or(HostRefused::NoHost)?;
+        hosts.check_url(&url)
+    }
+
     /// The validated base URL without a trailing slash.
     fn base_url(&self) -> Result<String, ConfigError> {
         let invalid = |reason: &str| ConfigError::Invalid {
@@ -291,14 +312,17 @@ impl ModelConfig {
         }
     }
 
-    /// Validates the configuration and builds the model. `credential` goes, as the protocol's
-    /// header, to `base_url` and nowhere else; `seed` steers a built-in's choices.
+    /// Validates the configuration, checks it against `hosts` and builds the model.
+    /// `credential` goes, as the protocol's header, to `base_url` and nowhere else; `seed`
+    /// steers a built-in's choices. The service passes its [`HostPolicy::service`] rules, a
+    /// local run [`HostPolicy::any`]; the model then connects under the same rules.
     pub fn build(
         &self,
         credential: Option<Credential>,
         seed: Option<u64>,
+        hosts: &HostPolicy,
     ) -> Result<Arc<dyn Model>, ConfigError> {
-        Ok(match self.build_concrete(credential, seed)? {
+        Ok(match self.build_concrete(credential, seed, hosts)? {
             Built::Openai(model) => Arc::new(model),
             Built::Anthropic(model) => Arc::new(model),
             Built::Builtin(model) => Arc::new(model),
@@ -309,8 +333,10 @@ impl ModelConfig {
         &self,
         credential: Option<Credential>,
         seed: Option<u64>,
+        hosts: &HostPolicy,
     ) -> Result<Built, ConfigError> {
         self.validate()?;
+        self.check_hosts(hosts)?;
         Ok(match self.adapter {
             AdapterKind::Builtin => Built::Builtin(Builtin::parse(
                 &format!("builtin:{}", self.model),
@@ -321,9 +347,10 @@ impl ModelConfig {
                     max_tokens_field: self.max_tokens_field.unwrap_or_default(),
                 },
                 credential.as_ref(),
+                hosts,
             )?),
             AdapterKind::Anthropic => {
-                Built::Anthropic(self.http_model(AnthropicMessages, credential.as_ref())?)
+                Built::Anthropic(self.http_model(AnthropicMessages, credential.as_ref(), hosts)?)
             }
         })
     }
@@ -332,6 +359,7 @@ impl ModelConfig {
         &self,
         dialect: D,
         credential: Option<&Credential>,
+        hosts: &HostPolicy,
     ) -> Result<HttpModel<D>, ConfigError> {
         let url = D::url(&self.base_url()?);
         let headers = D::headers(credential)?;
@@ -346,6 +374,7 @@ impl ModelConfig {
             }),
             max_concurrency: self.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
             requests_per_minute: self.requests_per_minute,
+            hosts: hosts.clone(),
         };
         let policy = RetryPolicy {
             timeout: Duration::from_secs_f64(self.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
@@ -520,18 +549,49 @@ model = "m"
         let config =
             ModelConfig::from_toml("adapter = \"builtin\"\nmodel = \"arith?latency_ms=5\"")
                 .expect("valid");
-        let model = config.build(None, Some(1)).expect("builds");
+        let model = config
+            .build(None, Some(1), &HostPolicy::any())
+            .expect("builds");
         assert_eq!(model.descriptor().reference, "builtin:arith?latency_ms=5");
     }
 
     #[test]
     fn an_http_model_describes_itself_by_adapter_and_name() {
         let config = ModelConfig::from_toml(&with("version = \"2025-01\"")).expect("valid");
-        let model = config.build(None, None).expect("builds");
+        let model = config
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         let d = model.descriptor();
         assert_eq!(
             (d.reference.as_str(), d.name.as_str(), d.version.as_str()),
             ("openai:m", "m", "2025-01")
+        );
+    }
+
+    #[test]
+    fn building_for_the_service_checks_the_endpoint_against_its_host_rules() {
+        // Registered while the operator allowed loopback, built after the allowance went.
+        let local = ModelConfig::from_toml(OPENAI).expect("valid");
+        let refused = local.build(None, None, &HostPolicy::service());
+        assert_eq!(
+            refused.err().map(|e| e.to_string()).as_deref(),
+            Some(
+                "base_url: 127.0.0.1 is a loopback address, which the service does not call unless its operator allows the host (proctor serve --allow-model-hosts)"
+            )
+        );
+        let allowed = HostPolicy::service_allowing("127.0.0.1:8000").expect("valid");
+        assert!(local.build(None, None, &allowed).is_ok());
+        let builtin =
+            ModelConfig::from_toml("adapter = \"builtin\"\nmodel = \"arith\"").expect("valid");
+        assert!(builtin.check_hosts(&HostPolicy::service()).is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_model_name_refuses_invisible_characters() {
+        let text = "adapter = \"openai\"\nbase_url = \"https://h/v1\"\nmodel = \"gpt\u{202E}\"";
+        assert_eq!(
+            error(text),
+            "model: must not hold the invisible format character U+202E"
         );
     }
 
@@ -548,7 +608,11 @@ model = "m"
         );
         let keyless = ModelConfig::from_toml(OPENAI).expect("valid");
         assert_eq!(keyless.credential_from_env(), Ok(None));
-        let bad = keyless.build(Some(Credential::new("line\nbreak")), None);
+        let bad = keyless.build(
+            Some(Credential::new("line\nbreak")),
+            None,
+            &HostPolicy::any(),
+        );
         assert_eq!(
             bad.err().map(|e| e.to_string()).as_deref(),
             Some("the credential cannot be sent in an HTTP header (it holds control characters)")

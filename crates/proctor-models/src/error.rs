@@ -68,6 +68,9 @@ pub enum ConfigError {
     /// The HTTP client could not be set up (TLS roots, resolver).
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// The host rules refuse the endpoint's `base_url`.
+    #[error(transparent)]
+    HostRefused(#[from] crate::hosts::HostRefused),
 }
 
 fn location(line: Option<usize>, key: Option<&str>) -> String {

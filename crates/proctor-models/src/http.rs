@@ -13,8 +13,11 @@
 //!   5xx: a truncated body or a misbehaving proxy is the usual cause, and if the endpoint
 //!   keeps doing it the call still ends, as `unavailable`, after `max_attempts`.
 //! - Not retried: every other 4xx (the same request would get the same answer) and any 3xx.
-//!   Redirects are never followed, so the credential goes to the configured endpoint only;
-//!   both become `rejected` with a host-written message.
+//!   Redirects are never followed, so the credential goes to the configured endpoint only and
+//!   no answer can point a request past the host rules (`hosts.rs`); both become `rejected`
+//!   with a host-written message.
+//! - Under the service's host rules the client resolves names through `resolver.rs`, which
+//!   drops refused addresses: such a request fails as `unavailable` without connecting.
 //! - Waits: `Retry-After` (seconds or an HTTP date) or `retry-after-ms` when the endpoint sends
 //!   one, capped at [`MAX_RETRY_AFTER`]; otherwise exponential backoff from [`BACKOFF_BASE`]
 //!   with equal jitter, capped at [`MAX_BACKOFF`]. A `Retry-After` pauses every request to
@@ -32,7 +35,9 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 
 use crate::error::ConfigError;
+use crate::hosts::HostPolicy;
 use crate::limits::Limits;
+use crate::resolver::{AddressesRefused, GuardedResolver};
 
 /// First backoff; doubled on each further failure.
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -71,6 +76,8 @@ pub(crate) struct SharedKey {
     pub(crate) max_concurrency: u32,
     /// Request starts allowed per minute.
     pub(crate) requests_per_minute: Option<u32>,
+    /// The host rules the client connects under.
+    pub(crate) hosts: HostPolicy,
 }
 
 /// The pooled client and the limits of one model, shared by all jobs in the process.
@@ -84,18 +91,27 @@ struct Shared {
 static SHARED: LazyLock<Mutex<HashMap<SharedKey, Weak<Shared>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn shared_for(key: SharedKey) -> Result<Arc<Shared>, ConfigError> {
+fn shared_for(key: SharedKey, url: &reqwest::Url) -> Result<Arc<Shared>, ConfigError> {
     let mut map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(live) = map.get(&key).and_then(Weak::upgrade) {
         return Ok(live);
     }
     map.retain(|_, entry| entry.strong_count() > 0);
-    let client = reqwest::Client::builder()
-        // Following a redirect could carry the credential to another host.
+    let mut builder = reqwest::Client::builder()
+        // Following a redirect could carry the credential to another host, or the request
+        // to one the host rules refuse.
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
-        .user_agent(concat!("proctor/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("proctor/", env!("CARGO_PKG_VERSION")));
+    if key.hosts.guards_resolution_for(url) {
+        // One client serves one URL, so the resolver may judge addresses by its port.
+        builder = builder.dns_resolver(Arc::new(GuardedResolver::new(
+            key.hosts.clone(),
+            url.port_or_known_default(),
+        )));
+    }
+    let client = builder
         .build()
         .map_err(|e| ConfigError::Client(e.without_url().to_string()))?;
     let shared = Arc::new(Shared {
@@ -142,7 +158,7 @@ impl Transport {
             reason: "is not a valid URL".to_owned(),
         })?;
         Ok(Transport {
-            shared: shared_for(key)?,
+            shared: shared_for(key, &url)?,
             url,
             headers,
             policy,
@@ -225,7 +241,9 @@ impl Transport {
                 let connect = e.is_connect();
                 let e = e.without_url();
                 tracing::debug!(model = %self.label, error = %chain(&e), "a model request could not be sent");
-                let why = if connect {
+                let why = if refused_by_host_rules(&e) {
+                    "the endpoint's name resolves only to addresses the service does not call"
+                } else if connect {
                     "could not connect to the endpoint"
                 } else {
                     "the connection failed before the endpoint answered"
@@ -350,6 +368,19 @@ fn unit_random() -> f64 {
 
 fn seconds(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Whether the resolver found no address the host rules admit.
+fn refused_by_host_rules(e: &reqwest::Error) -> bool {
+    use std::error::Error;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<AddressesRefused>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// An error and its sources on one line.

@@ -9,7 +9,10 @@
 //!
 //! Architecture invariants: nothing here logs or returns model text or credentials in an
 //! error; error messages are written by this crate. A credential is sent to the configured
-//! endpoint only (redirects are not followed) and prints as `<redacted>`.
+//! endpoint only (redirects are not followed) and prints as `<redacted>`. Building an HTTP
+//! model takes a [`HostPolicy`]: the service's refuses endpoints inside its own network, on
+//! the URL and on every address a name resolves to (`hosts.rs`, `resolver.rs`); a local run's
+//! ([`HostPolicy::any`]) calls whatever it is given.
 
 mod adapter;
 mod anthropic;
@@ -17,10 +20,12 @@ pub mod builtin;
 mod config;
 mod credential;
 mod error;
+mod hosts;
 mod http;
 mod limits;
 mod openai;
 mod probe;
+mod resolver;
 
 pub use builtin::{Builtin, BuiltinKind};
 pub use config::{
@@ -29,6 +34,7 @@ pub use config::{
 };
 pub use credential::Credential;
 pub use error::{ConfigError, ModelRefError, ProbeError};
+pub use hosts::{AddressClass, AllowanceError, HostPolicy, HostRefused};
 pub use probe::{ProbeReport, TokenCounts};
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use proctor_core::{
 use crate::config::{Built, ModelConfig};
 use crate::credential::Credential;
 use crate::error::ProbeError;
+use crate::hosts::HostPolicy;
 
 /// The probe's question: short, and answerable by anything that follows instructions.
 const PROBE_PROMPT: &str = "Reply with the single word OK.";
@@ -40,10 +41,15 @@ pub struct TokenCounts {
 }
 
 impl ModelConfig {
-    /// Validates the configuration, sends one tiny request and reports on the answer. The
-    /// reply's text is not returned: a probe has no use for it, and nothing should print it.
-    pub async fn probe(&self, credential: Option<Credential>) -> Result<ProbeReport, ProbeError> {
-        let built = self.build_concrete(credential, None)?;
+    /// Validates the configuration, sends one tiny request under `hosts` and reports on the
+    /// answer. The reply's text is not returned: a probe has no use for it, and nothing should
+    /// print it.
+    pub async fn probe(
+        &self,
+        credential: Option<Credential>,
+        hosts: &HostPolicy,
+    ) -> Result<ProbeReport, ProbeError> {
+        let built = self.build_concrete(credential, None, hosts)?;
         let request = CompletionRequest {
             messages: vec![Message {
                 role: Role::User,

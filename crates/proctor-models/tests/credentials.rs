@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Dialect, Endpoint, Reply, question};
-use proctor_models::{Credential, ModelConfig};
+use proctor_models::{Credential, HostPolicy, ModelConfig};
 
 const SECRET: &str = "sk-proctor-test-5ecret-Zq9";
 
@@ -59,7 +59,7 @@ async fn the_credential_appears_in_no_log_line_error_or_descriptor() {
         let server = Endpoint::start(dialect, Some(SECRET), Duration::ZERO, script).await;
         let model = server
             .config("max_attempts = 4")
-            .build(Some(Credential::new(SECRET)), None)
+            .build(Some(Credential::new(SECRET)), None, &HostPolicy::any())
             .expect("builds");
         let answer = model
             .complete(question(1, 2))
@@ -71,7 +71,11 @@ async fn the_credential_appears_in_no_log_line_error_or_descriptor() {
         // A wrong key, a hung endpoint, an endpoint that keeps failing, a redirect.
         let wrong = server
             .config("")
-            .build(Some(Credential::new(format!("{SECRET}-wrong"))), None)
+            .build(
+                Some(Credential::new(format!("{SECRET}-wrong"))),
+                None,
+                &HostPolicy::any(),
+            )
             .expect("builds");
         let err = wrong.complete(question(1, 2)).await.expect_err("401");
         texts.push(format!("{err} {err:?}"));
@@ -83,7 +87,7 @@ async fn the_credential_appears_in_no_log_line_error_or_descriptor() {
             let failing = Endpoint::start(dialect, Some(SECRET), Duration::ZERO, script).await;
             let model = failing
                 .config("timeout_s = 0.3\nmax_attempts = 2")
-                .build(Some(Credential::new(SECRET)), None)
+                .build(Some(Credential::new(SECRET)), None, &HostPolicy::any())
                 .expect("builds");
             let err = model.complete(question(1, 2)).await.expect_err("fails");
             texts.push(format!("{err} {err:?}"));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{Dialect, Endpoint, Reply, question};
 use proctor_core::{FinishReason, ModelError};
+use proctor_models::HostPolicy;
 use serde_json::json;
 
 const BOTH: [Dialect; 2] = [Dialect::OpenAi, Dialect::Anthropic];
@@ -19,7 +20,10 @@ async fn endpoint(dialect: Dialect, script: Vec<Reply>) -> Endpoint {
 async fn an_openai_request_is_sent_as_chat_completions_documents_it() {
     let server = Endpoint::start(Dialect::OpenAi, Some("sk-test"), Duration::ZERO, vec![]).await;
     let key = proctor_models::Credential::new("sk-test");
-    let model = server.config("").build(Some(key), None).expect("builds");
+    let model = server
+        .config("")
+        .build(Some(key), None, &HostPolicy::any())
+        .expect("builds");
     let mut request = question(2, 3);
     request.messages.insert(
         0,
@@ -60,7 +64,10 @@ async fn an_anthropic_request_is_sent_as_the_messages_api_documents_it() {
     )
     .await;
     let key = proctor_models::Credential::new("sk-ant-test");
-    let model = server.config("").build(Some(key), None).expect("builds");
+    let model = server
+        .config("")
+        .build(Some(key), None, &HostPolicy::any())
+        .expect("builds");
     let mut request = question(40, 2);
     request.messages.insert(
         0,
@@ -97,7 +104,10 @@ async fn an_anthropic_request_is_sent_as_the_messages_api_documents_it() {
 async fn the_version_is_the_configured_one_else_the_endpoint_s_else_the_model_name() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![]).await;
-        let model = server.config("").build(None, None).expect("builds");
+        let model = server
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         assert_eq!(
             model.descriptor().version,
             "test-model",
@@ -107,7 +117,7 @@ async fn the_version_is_the_configured_one_else_the_endpoint_s_else_the_model_na
         assert_eq!(model.descriptor().version, "test-model-2025-01-01");
         let pinned = server
             .config("version = \"pinned-7\"")
-            .build(None, None)
+            .build(None, None, &HostPolicy::any())
             .expect("builds");
         pinned.complete(question(1, 1)).await.expect("answered");
         assert_eq!(pinned.descriptor().version, "pinned-7");
@@ -118,7 +128,10 @@ async fn the_version_is_the_configured_one_else_the_endpoint_s_else_the_model_na
 async fn a_429_with_retry_after_is_waited_out_and_then_retried() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![Reply::Status(429, Some("1")), Reply::Answer]).await;
-        let model = server.config("").build(None, None).expect("builds");
+        let model = server
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         let answer = model.complete(question(3, 4)).await.expect("answered");
         assert_eq!(answer.text, "7");
         let seen = server.seen();
@@ -138,7 +151,10 @@ async fn a_retry_after_holds_back_every_request_to_the_model() {
         vec![Reply::Status(429, Some("1")), Reply::Answer],
     )
     .await;
-    let model = server.config("").build(None, None).expect("builds");
+    let model = server
+        .config("")
+        .build(None, None, &HostPolicy::any())
+        .expect("builds");
     let first = tokio::spawn({
         let model = model.clone();
         async move { model.complete(question(1, 2)).await }
@@ -165,7 +181,10 @@ async fn a_retry_after_holds_back_every_request_to_the_model() {
 async fn a_500_then_success_is_retried_after_a_backoff() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![Reply::Status(500, None), Reply::Answer]).await;
-        let model = server.config("").build(None, None).expect("builds");
+        let model = server
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         assert_eq!(
             model.complete(question(5, 5)).await.expect("answered").text,
             "10"
@@ -187,7 +206,7 @@ async fn an_endpoint_that_keeps_failing_is_unavailable_after_max_attempts() {
         let server = endpoint(dialect, vec![Reply::Status(529, None)]).await;
         let model = server
             .config("max_attempts = 3")
-            .build(None, None)
+            .build(None, None, &HostPolicy::any())
             .expect("builds");
         let err = model.complete(question(1, 1)).await.expect_err("fails");
         assert_eq!(
@@ -204,7 +223,7 @@ async fn a_hung_endpoint_times_out_each_attempt_and_the_request_ends_at_its_dead
         let server = endpoint(dialect, vec![Reply::Hang]).await;
         let model = server
             .config("timeout_s = 0.4\nmax_attempts = 2")
-            .build(None, None)
+            .build(None, None, &HostPolicy::any())
             .expect("builds");
         let started = Instant::now();
         let err = model.complete(question(1, 1)).await.expect_err("times out");
@@ -225,7 +244,10 @@ async fn a_hung_endpoint_times_out_each_attempt_and_the_request_ends_at_its_dead
 async fn malformed_json_is_retried_and_ends_unavailable_if_it_persists() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![Reply::Malformed, Reply::Answer]).await;
-        let model = server.config("").build(None, None).expect("builds");
+        let model = server
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         assert_eq!(
             model.complete(question(2, 2)).await.expect("answered").text,
             "4"
@@ -235,7 +257,7 @@ async fn malformed_json_is_retried_and_ends_unavailable_if_it_persists() {
         let server = endpoint(dialect, vec![Reply::Malformed]).await;
         let model = server
             .config("max_attempts = 2")
-            .build(None, None)
+            .build(None, None, &HostPolicy::any())
             .expect("builds");
         let err = model.complete(question(2, 2)).await.expect_err("fails");
         assert!(
@@ -255,7 +277,7 @@ async fn an_answer_without_choices_or_content_is_unavailable_after_retries() {
         let server = endpoint(dialect, vec![Reply::Empty]).await;
         let model = server
             .config("max_attempts = 2")
-            .build(None, None)
+            .build(None, None, &HostPolicy::any())
             .expect("builds");
         let err = model.complete(question(2, 2)).await.expect_err("fails");
         assert_eq!(
@@ -272,7 +294,10 @@ async fn an_answer_without_choices_or_content_is_unavailable_after_retries() {
 async fn a_refusal_is_mapped_to_refused() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![Reply::Refusal]).await;
-        let model = server.config("").build(None, None).expect("builds");
+        let model = server
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         let answer = model.complete(question(2, 2)).await.expect("answered");
         assert_eq!(answer.finish, FinishReason::Refused, "{dialect:?}");
         assert_eq!(server.count(), 1, "a refusal is an answer, not a fault");
@@ -283,7 +308,10 @@ async fn a_refusal_is_mapped_to_refused() {
 async fn a_client_error_is_rejected_at_once_with_host_written_text() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![Reply::Status(400, None)]).await;
-        let model = server.config("").build(None, None).expect("builds");
+        let model = server
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         let err = model.complete(question(2, 2)).await.expect_err("rejected");
         assert_eq!(
             err,
@@ -294,7 +322,11 @@ async fn a_client_error_is_rejected_at_once_with_host_written_text() {
         let guarded = Endpoint::start(dialect, Some("right"), Duration::ZERO, vec![]).await;
         let model = guarded
             .config("")
-            .build(Some(proctor_models::Credential::new("wrong")), None)
+            .build(
+                Some(proctor_models::Credential::new("wrong")),
+                None,
+                &HostPolicy::any(),
+            )
             .expect("builds");
         let err = model.complete(question(2, 2)).await.expect_err("rejected");
         assert_eq!(
@@ -313,7 +345,11 @@ async fn a_redirect_is_not_followed_so_the_credential_stays_with_the_endpoint() 
         let server = endpoint(dialect, vec![Reply::Redirect(target)]).await;
         let model = server
             .config("")
-            .build(Some(proctor_models::Credential::new("sk-secret")), None)
+            .build(
+                Some(proctor_models::Credential::new("sk-secret")),
+                None,
+                &HostPolicy::any(),
+            )
             .expect("builds");
         let err = model.complete(question(2, 2)).await.expect_err("rejected");
         assert!(
@@ -339,7 +375,9 @@ async fn an_unreachable_endpoint_is_retried_then_unavailable() {
         "adapter = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\nmax_attempts = 2"
     ))
     .expect("valid");
-    let model = config.build(None, None).expect("builds");
+    let model = config
+        .build(None, None, &HostPolicy::any())
+        .expect("builds");
     let err = model.complete(question(1, 1)).await.expect_err("fails");
     assert_eq!(
         err,
@@ -354,7 +392,7 @@ async fn requests_past_the_rate_limit_are_spaced_evenly() {
         let server = endpoint(dialect, vec![]).await;
         let model = server
             .config("requests_per_minute = 600\nmax_concurrency = 16")
-            .build(None, None)
+            .build(None, None, &HostPolicy::any())
             .expect("builds");
         let started = Instant::now();
         let calls: Vec<_> = (0..12)
@@ -391,8 +429,12 @@ async fn concurrency_never_exceeds_max_concurrency_even_across_jobs() {
         let config = server.config("max_concurrency = 4");
         // Two models built from one configuration stand for two jobs: they share the limit.
         let jobs = [
-            config.build(None, None).expect("builds"),
-            config.build(None, None).expect("builds"),
+            config
+                .build(None, None, &HostPolicy::any())
+                .expect("builds"),
+            config
+                .build(None, None, &HostPolicy::any())
+                .expect("builds"),
         ];
         let calls: Vec<_> = (0..40)
             .map(|i| {
@@ -416,22 +458,33 @@ async fn concurrency_never_exceeds_max_concurrency_even_across_jobs() {
 async fn the_probe_reports_latency_finish_and_whether_usage_came_back() {
     for dialect in BOTH {
         let server = endpoint(dialect, vec![Reply::Answer]).await;
-        let report = server.config("").probe(None).await.expect("probed");
+        let report = server
+            .config("")
+            .probe(None, &HostPolicy::any())
+            .await
+            .expect("probed");
         assert_eq!(report.finish, FinishReason::Stop);
         assert!(report.usage.is_some());
         assert!(report.latency < Duration::from_secs(5));
         assert_eq!(report.model.version, "test-model-2025-01-01");
 
         let bare = endpoint(dialect, vec![Reply::AnswerWithoutUsage]).await;
-        let report = bare.config("").probe(None).await.expect("probed");
+        let report = bare
+            .config("")
+            .probe(None, &HostPolicy::any())
+            .await
+            .expect("probed");
         assert_eq!(report.usage, None, "{dialect:?}");
-        let model = bare.config("").build(None, None).expect("builds");
+        let model = bare
+            .config("")
+            .build(None, None, &HostPolicy::any())
+            .expect("builds");
         let answer = model.complete(question(1, 2)).await.expect("answered");
         assert_eq!((answer.text.as_str(), answer.input_tokens), ("3", 0));
     }
     let down = endpoint(Dialect::OpenAi, vec![Reply::Status(400, None)]).await;
     assert!(matches!(
-        down.config("").probe(None).await,
+        down.config("").probe(None, &HostPolicy::any()).await,
         Err(proctor_models::ProbeError::Model(ModelError::Rejected(_)))
     ));
 }

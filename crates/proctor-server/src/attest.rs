@@ -16,7 +16,7 @@ use proctor_attest::{Envelope, EvalResult, JobAccepted, SigningKey, Statement};
 use proctor_core::{
     DatasetRef, EvalRef, JobEnd, Leakage, MetricSpec, Model, Policy, PolicyRef, SampleCounts,
 };
-use proctor_models::ModelConfig;
+use proctor_models::{HostPolicy, ModelConfig};
 use proctor_store::{
     Account, DatasetMeta, EntryKind, Job, LogEntry, LogSlot, Model as StoredModel, NewJob,
     SignError, Timestamp,
@@ -208,12 +208,13 @@ pub fn stored_policy(policy_json: &str) -> ApiResult<Policy> {
 }
 
 /// Builds a stored model without its credential, for its descriptor: building contacts no
-/// endpoint, and the credential is opened only by the worker that runs the job.
+/// endpoint, and the credential is opened only by the worker that runs the job. The model is
+/// never called, so no host rules apply here; the worker's build applies the service's.
 pub fn model_without_credential(config_json: &str) -> ApiResult<Arc<dyn Model>> {
     let config: ModelConfig = serde_json::from_str(config_json)
         .map_err(|e| ApiError::internal("stored model configuration", &e))?;
     config
-        .build(None, Some(0))
+        .build(None, Some(0), &HostPolicy::any())
         .map_err(|e| ApiError::internal("building a stored model", &e))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proctor_attest::SigningKey;
 use proctor_core::Model;
-use proctor_models::{ConfigError, Credential, ModelConfig};
+use proctor_models::{ConfigError, Credential, HostPolicy, ModelConfig};
 use proctor_sandbox::{CompileCache, EngineSettings, Sandbox};
 use proctor_store::Store;
 use proctor_store::accounts::TokenSecret;
@@ -105,22 +105,28 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// Builds the model a job calls from its registration ([`ConfiguredModels`] but in tests).
     pub models: Arc<dyn BuildModel>,
+    /// The endpoints models may be called at, checked when a model is registered, when it is
+    /// built for a job and when a connection is opened: [`HostPolicy::service`] (public hosts
+    /// over https) unless the operator allows more (`proctor serve --allow-model-hosts`).
+    pub model_hosts: HostPolicy,
 }
 
-/// Builds the model a job calls from its registration, with its opened credential and the
-/// job's seed. The service builds the configured adapter ([`ConfiguredModels`]); a test may
-/// hand in models of its own (one that panics, say) to see how a worker copes.
+/// Builds the model a job calls from its registration, with its opened credential, the job's
+/// seed and the service's host rules ([`Config::model_hosts`]). The service builds the
+/// configured adapter ([`ConfiguredModels`]); a test may hand in models of its own (one that
+/// panics, say) to see how a worker copes.
 pub trait BuildModel: Send + Sync + std::fmt::Debug {
-    /// The model for `config`.
+    /// The model for `config`, calling only endpoints `hosts` admits.
     ///
     /// # Errors
     ///
-    /// The configuration does not validate.
+    /// The configuration does not validate, or `hosts` refuses its endpoint.
     fn build(
         &self,
         config: &ModelConfig,
         credential: Option<Credential>,
         seed: u64,
+        hosts: &HostPolicy,
     ) -> Result<Arc<dyn Model>, ConfigError>;
 }
 
@@ -134,8 +140,9 @@ impl BuildModel for ConfiguredModels {
         config: &ModelConfig,
         credential: Option<Credential>,
         seed: u64,
+        hosts: &HostPolicy,
     ) -> Result<Arc<dyn Model>, ConfigError> {
-        config.build(credential, Some(seed))
+        config.build(credential, Some(seed), hosts)
     }
 }
 
@@ -160,6 +167,7 @@ impl Config {
             admin_token: None,
             clock: Arc::new(SystemClock),
             models: Arc::new(ConfiguredModels),
+            model_hosts: HostPolicy::service(),
         }
     }
 

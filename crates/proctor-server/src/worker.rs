@@ -417,7 +417,7 @@ async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Ve
     let model = app
         .config
         .models
-        .build(&config, credential, job.seed)
+        .build(&config, credential, job.seed, &app.config.model_hosts)
         .map_err(|e| refused("model configuration", &e))?;
     let under = app
         .store

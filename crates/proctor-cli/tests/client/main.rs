@@ -561,7 +561,13 @@ async fn two_serve_processes_on_one_postgres_never_overspend_a_grants_query_budg
     // Two replicas on one database and one data directory (one service key); one worker
     // each, so two jobs running at once run in two processes.
     let data = tempfile::tempdir().expect("temp dir");
-    let extra = ["--database", database.as_str()];
+    // The mock endpoint is on loopback, which the service calls only when allowed.
+    let extra = [
+        "--database",
+        database.as_str(),
+        "--allow-model-hosts",
+        "127.0.0.1",
+    ];
     let one = ServeChild::start_in(data.path(), &extra, true);
     let two = ServeChild::start_in(data.path(), &extra, false);
     let vendor = one.account("acme", "vendor", None).await;

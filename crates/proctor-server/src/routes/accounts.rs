@@ -7,6 +7,7 @@ use proctor_api::ErrorBody;
 use proctor_api::accounts::{
     AccountView, CreatedToken, NewAccount, NewToken, Role as RoleView, Tier as TierView, TokenView,
 };
+use proctor_core::text;
 use proctor_store::{Account, AccountId, Role, Tier, TokenId, TokenInfo};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -217,7 +218,7 @@ pub async fn me(caller: Caller) -> Json<AccountView> {
         (status = 404, description = "no such account", body = ErrorBody),
         (status = 413, description = "a body over the JSON limit", body = ErrorBody),
         (status = 415, description = "not `application/json`", body = ErrorBody),
-        (status = 422, description = "`invalid_body` (an unknown field, a label not a string) or `invalid_label` (over 128 characters, or a control character)", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (an unknown field, a label not a string) or `invalid_label` (over 128 characters, or a control, invisible format or line separator character)", body = ErrorBody),
     ),
 )]
 pub async fn create_token(
@@ -227,12 +228,15 @@ pub async fn create_token(
     JsonBody(body): JsonBody<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let id: AccountId = parse_id(&id, "account")?;
-    if body.label.chars().count() > MAX_NAME || body.label.chars().any(char::is_control) {
+    if body.label.chars().count() > MAX_NAME {
         return Err(ApiError::unprocessable(
             "invalid_label",
             format!("a label is at most {MAX_NAME} printable characters"),
         ));
     }
+    // A label may be empty (none given), but not hold what would hide or disguise text.
+    text::displayable(&body.label)
+        .map_err(|e| ApiError::unprocessable("invalid_label", format!("`label` {e}")))?;
     // The account must exist; the store would say so too, but as a foreign-key error.
     state.store.account(id).await?;
     let token = state.store.create_token(id, &body.label).await?;

@@ -11,7 +11,7 @@ use proctor_api::accounts::Tier as TierView;
 use proctor_api::approvals::{PendingDataset, PendingEval, PendingEvaluator, PendingView, Reject};
 use proctor_api::bytes::Bytes;
 use proctor_api::jobs::{JobView, PolicyRefView};
-use proctor_core::{JobEnd, MetricSpec};
+use proctor_core::{JobEnd, MetricSpec, text};
 use proctor_store::{Approval, Job, JobId, JobStatus, Tier};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -192,7 +192,7 @@ const MAX_REASON: usize = 500;
         (status = 404, description = "no such job on the caller's models", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the job is not waiting for approval (decided or ended)", body = ErrorBody),
         (status = 413, description = "a body over the JSON limit", body = ErrorBody),
-        (status = 422, description = "`invalid`: a reason over 500 characters or not on one line", body = ErrorBody),
+        (status = 422, description = "`invalid`: a reason over 500 characters, not on one line, or holding an invisible format character", body = ErrorBody),
     ),
 )]
 pub async fn reject(
@@ -210,12 +210,15 @@ pub async fn reject(
             .unwrap_or_default()
     };
     let reason = body.reason.unwrap_or_else(|| "no reason given".to_owned());
-    if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
+    if reason.chars().count() > MAX_REASON {
         return Err(ApiError::unprocessable(
             "invalid",
             format!("reason must be at most {MAX_REASON} characters, on one line"),
         ));
     }
+    // The reason is signed into the public log: what a reader sees must be what was signed.
+    text::displayable(&reason)
+        .map_err(|e| ApiError::unprocessable("invalid", format!("`reason` {e}")))?;
     let job = waiting_job(&state, caller.id(), &id).await?;
     let end = JobEnd::rejected(reason);
     let ended = end_job(&state, &job, end, Closer::Vendor(caller.id()))

@@ -10,6 +10,7 @@ use proctor_api::models::{
     MaxTokensField as ApiMaxTokensField, ModelAdapter, ModelConfig as ApiModelConfig,
     ModelLedgerView, ModelView, RegisterModel, SetModelLedger,
 };
+use proctor_core::text;
 use proctor_models::{AdapterKind, MaxTokensField, ModelConfig};
 use proctor_store::{Model, ModelCaps, ModelId, ModelLedger, NewModel, Role};
 use utoipa_axum::router::OpenApiRouter;
@@ -162,7 +163,7 @@ const MAX_CREDENTIAL: usize = 8192;
         (status = 409, description = "`conflict`: the vendor has a model of that name", body = ErrorBody),
         (status = 413, description = "a body over the JSON limit", body = ErrorBody),
         (status = 415, description = "not `application/json`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`: JSON that is not a registration; `invalid_model`: a name, version, configuration or credential the service refuses (e.g. `config.api_key_env`)", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: JSON that is not a registration; `invalid_model`: a name, version, configuration or credential the service refuses (e.g. `config.api_key_env`, or a name holding an invisible format character); `model_host_refused`: a `base_url` the service's host rules refuse (a loopback, link-local, private or other non-public address, a `localhost` name, or plain http to a host the operator did not allow with `--allow-model-hosts`)", body = ErrorBody),
     ),
 )]
 pub async fn register(
@@ -171,12 +172,14 @@ pub async fn register(
     JsonBody(body): JsonBody<RegisterModel>,
 ) -> ApiResult<(StatusCode, Json<ModelView>)> {
     for (what, value) in [("name", &body.name), ("version", &body.version)] {
-        if value.is_empty() || value.len() > MAX_FIELD || value.chars().any(char::is_control) {
+        if value.is_empty() || value.len() > MAX_FIELD {
             return Err(ApiError::unprocessable(
                 "invalid_model",
                 format!("`{what}` must be 1 to {MAX_FIELD} printable characters"),
             ));
         }
+        text::displayable_name(value)
+            .map_err(|e| ApiError::unprocessable("invalid_model", format!("`{what}` {e}")))?;
     }
     let mut config = config_of(body.config);
     // The server's environment is not the vendor's: reading a variable the vendor names
@@ -194,6 +197,10 @@ pub async fn register(
     config
         .validate()
         .map_err(|e| ApiError::unprocessable("invalid_model", e.to_string()))?;
+    // Checked again when a job builds the model, and on every address its name resolves to.
+    config
+        .check_hosts(&state.config.model_hosts)
+        .map_err(|e| ApiError::unprocessable("model_host_refused", e.to_string()))?;
     let credential = match body.credential {
         Some(c) if c.is_empty() || c.len() > MAX_CREDENTIAL => {
             return Err(ApiError::unprocessable(

@@ -188,6 +188,7 @@ impl TestServer {
         // servers in one process.
         config.engine = EngineSettings::for_policy(&Policy::standard());
         config.clock = fixed_clock();
+        config.model_hosts = proctor_models::HostPolicy::service_allowing("127.0.0.1")?;
         configure(&mut config);
         let server = Server::start(config).await?;
         let admin = server.admin_token.clone().unwrap_or_default();

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use proctor_attest::Checkpoint;
 use proctor_attest::proof::ConsistencyProof;
 use proctor_core::{Completion, CompletionRequest, Model, ModelDescriptor, ModelError};
-use proctor_models::{ConfigError, Credential, ModelConfig};
+use proctor_models::{ConfigError, Credential, HostPolicy, ModelConfig};
 use proctor_server::clock::Clock;
 use proctor_server::{BuildModel, ConfiguredModels};
 use proctor_store::Timestamp;
@@ -265,8 +265,9 @@ impl BuildModel for EchoPanics {
         config: &ModelConfig,
         credential: Option<Credential>,
         seed: u64,
+        hosts: &HostPolicy,
     ) -> Result<Arc<dyn Model>, ConfigError> {
-        let model = ConfiguredModels.build(config, credential, seed)?;
+        let model = ConfiguredModels.build(config, credential, seed, hosts)?;
         Ok(if config.model == "echo" {
             Arc::new(Panicking(model))
         } else {
