@@ -128,8 +128,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         ..ConnectionLimits::default()
     };
     config.model_hosts = args.allow_model_hosts.unwrap_or_else(HostPolicy::service);
-    tracing::info!(rules = %config.model_hosts, "model endpoints the service may call");
     let server = Server::start(config).await?;
+    // After the start: a refused start says one line, its reason.
+    tracing::info!(rules = %server.state.config.model_hosts, "model endpoints the service may call");
     if let Some(token) = &server.admin_token {
         eprintln!(
             "proctor serve: created the first admin account `admin`; its token is shown once:\n  {token}"

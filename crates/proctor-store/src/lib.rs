@@ -121,6 +121,7 @@ pub mod acceptance;
 pub mod accounts;
 pub mod approval;
 pub mod artifacts;
+pub mod claims;
 mod counters;
 pub mod error;
 mod file_identity;

@@ -117,8 +117,12 @@ async fn uploading_the_same_eval_twice_keeps_one_copy_and_both_owners() -> anyho
         assert_eq!(first.size, bytes.len() as u64);
         let (again, upload) = store.put_eval(a.id, bytes, &description()).await?;
         assert_eq!((again.clone(), upload), (first.clone(), Upload::Existing));
+        // New to b, whoever holds the same bytes: b reads its own upload, never a's.
         let (by_b, upload) = store.put_eval(b.id, bytes, &description()).await?;
-        assert_eq!((by_b, upload), (first.clone(), Upload::Existing));
+        assert_eq!(upload, Upload::Created);
+        assert_eq!((by_b.digest, by_b.size), (first.digest, first.size));
+        assert!(by_b.created_at >= first.created_at);
+        assert_eq!(store.eval_of(b.id, &first.digest).await?, Some(by_b));
         assert_eq!(store.eval_bytes(&first.digest).await?, bytes.to_vec());
         assert!(store.owns_eval(a.id, &first.digest).await?);
         assert!(store.owns_eval(b.id, &first.digest).await?);
