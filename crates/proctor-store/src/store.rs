@@ -60,6 +60,9 @@ pub struct Store {
     pub(crate) file: Option<Arc<DatabaseFile>>,
     /// The last health probe ([`Store::health`]).
     pub(crate) last_probe: Arc<Mutex<Option<LastProbe>>>,
+    /// When a write transaction last failed for want of storage, and how
+    /// ([`Store::transaction`]; the probe reads it).
+    pub(crate) storage_fault: Arc<Mutex<Option<(Instant, String)>>>,
 }
 
 /// When the last health probe ended and what it found.
@@ -156,6 +159,7 @@ impl Store {
             backend,
             file,
             last_probe: Arc::default(),
+            storage_fault: Arc::default(),
         })
     }
 
@@ -205,6 +209,17 @@ impl Store {
     /// [`StoreError::Database`] when the transaction cannot begin or commit; any error of
     /// `work`, after the rollback.
     pub async fn transaction<T>(&self, work: impl AsyncFnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+        let result = self.unnoted_transaction(work).await;
+        self.note_write(&result);
+        result
+    }
+
+    /// [`Store::transaction`] without noting how it went for the health probe (the probe's
+    /// own write, which must not vouch for the others).
+    pub(crate) async fn unnoted_transaction<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T>,
+    ) -> Result<T> {
         let mut tx = self.begin().await?;
         let result = work(&mut tx).await;
         tx.end(result).await

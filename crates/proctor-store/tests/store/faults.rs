@@ -220,7 +220,6 @@ async fn full_disk(store: &Store, filler: &Path) -> anyhow::Result<()> {
 
     std::fs::remove_file(filler)?;
     // No restart: the same store, its same pool.
-    store.probe().await?;
     let claimed = store
         .claim("w1", Duration::from_secs(60), 3)
         .await?
@@ -232,5 +231,10 @@ async fn full_disk(store: &Store, filler: &Path) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("submit {i} once room returned: {e}"))?;
     }
+    // The probe still reports the refused writes while they are recent, then passes.
+    let found = store.probe().await;
+    assert!(matches!(found, Err(Fault::WriteFailed(_))), "{found:?}");
+    tokio::time::sleep(proctor_store::probe::STORAGE_FAULT_FRESH).await;
+    store.probe().await?;
     Ok(())
 }
