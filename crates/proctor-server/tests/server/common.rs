@@ -355,7 +355,7 @@ pub fn code(v: &Value) -> &str {
 
 impl TestServer {
     /// Polls `job` as `evaluator` until `done` holds for its view; fails after `timeout`.
-    async fn wait_job(
+    pub async fn wait_job(
         &self,
         evaluator: &str,
         job: &str,

@@ -1,7 +1,7 @@
 //! The operator (an admin) cancels any job: a queued one at once, a running one at its next
 //! sample; either way the job ends `cancelled` and its signed result says the operator did it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -16,43 +16,19 @@ async fn the_operator_cancels_any_job_and_its_attestation_says_so() -> anyhow::R
     let s = TestServer::start(&db, 1).await?;
     let (_, vendor) = s.account("acme", "vendor", None).await?;
     let (_, evaluator) = s.account("lab", "evaluator", Some("academic")).await?;
-    let (_, model) = s
-        .call(
-            "POST",
-            "/v1/models",
-            Some(&vendor),
-            Body::Json(json!({
-                "name": "slow", "version": "1",
-                "config": {"adapter": "builtin", "model": "arith?latency_ms=3000"}
-            })),
-        )
+    let model = s
+        .builtin_model(&vendor, "slow", "arith?latency_ms=3000")
         .await?;
-    let model = str_of(&model, "id")?;
     s.grant(&vendor, &model, json!({"tier": "academic"}), json!({}))
         .await?;
     // The first job runs (one worker, slow model); the second waits in the queue.
     let (_, running) = s.submit_arith(&evaluator, &model).await?;
     let (_, queued) = s.submit_arith(&evaluator, &model).await?;
     let (running, queued) = (str_of(&running, "id")?, str_of(&queued, "id")?);
-    let started = Instant::now();
-    loop {
-        let (_, view) = s
-            .call(
-                "GET",
-                &format!("/v1/jobs/{running}"),
-                Some(&evaluator),
-                Body::None,
-            )
-            .await?;
-        if view["status"] == "running" {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "never ran: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.wait_job(&evaluator, &running, Duration::from_secs(30), |view| {
+        view["status"] == "running"
+    })
+    .await?;
     let cancel = async |job: &str, token: &str| {
         s.call(
             "POST",
