@@ -417,8 +417,11 @@ async fn claims_are_fair_across_evaluators_not_one_fifo() -> anyhow::Result<()> 
                 .ok_or_else(|| anyhow::anyhow!("nothing claimed"))?;
             Ok(claimed.job.id)
         };
-        // The busy evaluator's first job runs; then the other submits one.
-        assert_eq!(claim().await?, busy[0]);
+        // Sixty jobs submitted in a burst share milliseconds of `created_at`, so which of the
+        // busy evaluator's jobs comes first among them is not fixed: only whose it is.
+        let busy_first = claim().await?;
+        assert!(busy.contains(&busy_first));
+        // Then the other evaluator submits one: it is the next claim.
         let mut job = fx.job();
         job.evaluator = other.id;
         job.eval = eval.digest;
@@ -429,17 +432,19 @@ async fn claims_are_fair_across_evaluators_not_one_fifo() -> anyhow::Result<()> 
             single.id,
             "the single job waited behind the queue"
         );
-        // Both have one running: the busy one's next job, oldest first.
-        assert_eq!(claim().await?, busy[1]);
+        // Both have one running: the busy one's next job.
+        let busy_second = claim().await?;
+        assert!(busy.contains(&busy_second) && busy_second != busy_first);
         // With one worker, served in turn: finish everything running, then the other's next
         // job (submitted after all sixty) comes before the busy one's third.
-        for id in [busy[0], single.id, busy[1]] {
+        for id in [busy_first, single.id, busy_second] {
             store
                 .finish(id, "worker", &succeeded(), sign("result"))
                 .await?;
         }
         let (second, _) = store.submit_job(&job, sign("accepted")).await?;
         assert_eq!(claim().await?, second.id);
-        assert_eq!(claim().await?, busy[2]);
+        let busy_third = claim().await?;
+        assert!(busy.contains(&busy_third) && ![busy_first, busy_second].contains(&busy_third));
     })
 }
