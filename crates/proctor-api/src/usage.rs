@@ -14,7 +14,8 @@ pub struct UsageCounters {
     pub input_tokens: u64,
     /// Output tokens the models billed.
     pub output_tokens: u64,
-    /// Queries reserved and not yet settled or released.
+    /// Queries leased for jobs and not yet settled or given back: in flight, or held in a
+    /// job's reservation block for its next queries; zero for a job that has ended.
     pub in_flight: u64,
 }
 

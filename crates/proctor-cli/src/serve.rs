@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use proctor_models::HostPolicy;
+use proctor_sandbox::CancellationToken;
 use proctor_server::quotas::Quotas;
 use proctor_server::{BodyLimits, Config, ConnectionLimits, Server};
 
@@ -44,6 +45,11 @@ pub struct ServeArgs {
     /// restart) may take it up: a job whose worker died waits this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     lease: std::time::Duration,
+    /// On SIGTERM or Ctrl-C the server stops claiming jobs and gives running ones this long to
+    /// end; then (or at a second signal) it hands them back to the queue, returning what their
+    /// meters leased, for another server to take up at once, and exits.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain: std::time::Duration,
     /// Connections held at once; beyond them new ones wait in the listen backlog.
     #[arg(long, default_value_t = ConnectionLimits::default().total)]
     max_connections: usize,
@@ -145,17 +151,53 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             .local_addr()
             .map_err(|e| Failure::Internal(e.into()))?
     );
-    proctor_server::serve(
+    let signals = Signals::listen().map_err(|e| Failure::Internal(e.into()))?;
+    let stopping = CancellationToken::new();
+    let http = proctor_server::serve(
         listener,
         server.router(),
         server.state.config.connections,
-        async {
-            // Without a signal handler the server runs until killed, which is also safe:
-            // a running job's lease expires and another worker takes it up.
-            let _ = tokio::signal::ctrl_c().await;
-        },
-    )
-    .await;
-    server.shutdown().await;
+        stopping.clone().cancelled_owned(),
+    );
+    let drained = async {
+        signals.next().await;
+        tracing::info!(drain = ?args.drain, "stopping: no more claims; running jobs have until the drain deadline");
+        stopping.cancel();
+        server.drain(args.drain, signals.next()).await;
+    };
+    tokio::join!(http, drained);
     Ok(())
+}
+
+/// SIGTERM (what Kubernetes and systemd send) and SIGINT (Ctrl-C).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::sync::Mutex<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::sync::Mutex::new(tokio::signal::unix::signal(
+                tokio::signal::unix::SignalKind::terminate(),
+            )?),
+        })
+    }
+
+    /// The next signal.
+    async fn next(&self) {
+        #[cfg(unix)]
+        {
+            let mut term = self.term.lock().await;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -130,9 +130,6 @@ impl From<StoreError> for ApiError {
             StoreError::LeaseLost(_) => {
                 ApiError::new(StatusCode::CONFLICT, "lease_lost", err.to_string())
             }
-            StoreError::ReservationEnded { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_state", err.to_string())
-            }
             StoreError::GrantInactive { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "grant_inactive", err.to_string())
             }

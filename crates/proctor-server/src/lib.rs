@@ -18,7 +18,8 @@
 //! | [`ending`] | the one way a job ends (`end_job`), and a revocation's endings |
 //! | [`clock`] | the injectable clock, and the time grid an evaluator sees a job's times on |
 //! | [`sealing`] | vendor credentials at rest (AES-256-GCM) |
-//! | [`metered`] | the job's model: each query reserved from the grant's budgets and settled |
+//! | [`meter`] | a job's meter: reservation blocks leased from its grant, drawn in memory, settled in batches; stops the job when the grant no longer covers it |
+//! | [`metered`] | the job's model: each query drawn from the job's meter and settled |
 //! | [`running`] | this process's running jobs, for revocation to stop at once |
 //! | [`metrics`] | Prometheus counters |
 //! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, unfinished jobs |
@@ -47,6 +48,7 @@ pub mod ending;
 pub mod error;
 pub mod extract;
 pub mod log_guard;
+pub mod meter;
 pub mod metered;
 pub mod metrics;
 pub mod openapi;

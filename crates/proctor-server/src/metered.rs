@@ -1,7 +1,7 @@
-//! The model a service job calls: every query reserves budget from the job's grant before the
-//! request goes out and is settled with the tokens the model reported (or given back when the
-//! request failed), and the job's running usage is counted for its progress and for an
-//! attestation of a job that ends early.
+//! The model a service job calls: every query draws budget from the job's meter
+//! ([`crate::meter`]: blocks leased from the grant) before the request goes out and is settled
+//! with the tokens the model reported (or given back when the request failed), and the job's
+//! running usage is counted for its progress and for an attestation of a job that ends early.
 //!
 //! The grant is billed what the endpoint reported; the job's running usage, which its
 //! attestation and its evaluator see, counts each query's tokens clamped to the query's worst
@@ -9,10 +9,10 @@
 //! sample moves a visible figure by.
 //!
 //! A refusal by the grant reaches the guest as `budget-exhausted`, never as a trap; a store
-//! failure while reserving is the service's fault ([`ModelError::ServiceFault`]: the sample
+//! failure while leasing is the service's fault ([`ModelError::ServiceFault`]: the sample
 //! ends as `other`), never reported as the model being unavailable. A revoked
 //! grant also stops the whole job at once (its cancellation token), so a revocation takes
-//! effect at the job's next query on whichever server runs it.
+//! effect on whichever server runs the job within [`crate::meter::STOP_BOUND`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +20,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use proctor_core::{Completion, CompletionRequest, Model, ModelDescriptor, ModelError, Usage};
 use proctor_sandbox::CancellationToken;
-use proctor_store::{Budget, GrantId, JobId, Refusal, ReservationId, Store, StoreError};
+use proctor_store::{Budget, Refusal, StoreError};
 use tracing::warn;
+
+use crate::meter::{Draw, Meter};
+use crate::metrics::ModelTiming;
 
 /// Running totals of one job's model calls.
 #[derive(Debug, Default)]
@@ -85,56 +88,63 @@ impl GrantRefusals {
 /// A job's model, metered against its grant.
 pub struct Metered {
     inner: Arc<dyn Model>,
-    store: Store,
-    grant: GrantId,
-    job: JobId,
-    usage: Arc<UsageCounter>,
-    refusals: Arc<GrantRefusals>,
-    stop_job: CancellationToken,
+    meter: Arc<Meter>,
+    job: JobMetering,
+    timing: ModelTiming,
+}
+
+/// What a job's model reports to: its usage, the grant's refusals, and the token that stops
+/// the job when the grant was revoked.
+#[derive(Clone)]
+pub struct JobMetering {
+    /// The job's running usage.
+    pub usage: Arc<UsageCounter>,
+    /// What the grant refused.
+    pub refusals: Arc<GrantRefusals>,
+    /// Stops the job.
+    pub stop_job: CancellationToken,
 }
 
 impl Metered {
-    /// Wraps `inner` for `job` under `grant`: counts into `usage`, notes refusals in
-    /// `refusals`, and cancels `stop_job` when the grant was revoked.
+    /// Wraps `inner`, drawing from `meter`: counts into `job.usage`, notes refusals in
+    /// `job.refusals`, cancels `job.stop_job` when the grant was revoked, and times each
+    /// request into `timing`.
     pub fn new(
         inner: Arc<dyn Model>,
-        store: Store,
-        (grant, job): (GrantId, JobId),
-        usage: Arc<UsageCounter>,
-        refusals: Arc<GrantRefusals>,
-        stop_job: CancellationToken,
+        meter: Arc<Meter>,
+        job: JobMetering,
+        timing: ModelTiming,
     ) -> Metered {
         Metered {
             inner,
-            store,
-            grant,
+            meter,
             job,
-            usage,
-            refusals,
-            stop_job,
+            timing,
         }
     }
 
     fn refused(&self, err: StoreError) -> ModelError {
         match err {
             StoreError::BudgetExhausted(budget) => {
-                self.refusals.note(budget_reason(budget));
+                self.job.refusals.note(budget_reason(budget));
                 ModelError::BudgetExhausted
             }
             StoreError::NoGrant(Refusal::Revoked) => {
-                self.refusals.revoked.store(true, Ordering::SeqCst);
-                self.refusals.note(Refusal::Revoked.message().to_owned());
-                self.stop_job.cancel();
+                self.job.refusals.revoked.store(true, Ordering::SeqCst);
+                self.job
+                    .refusals
+                    .note(Refusal::Revoked.message().to_owned());
+                self.job.stop_job.cancel();
                 ModelError::BudgetExhausted
             }
             StoreError::NoGrant(refusal) => {
-                self.refusals.note(refusal.message().to_owned());
+                self.job.refusals.note(refusal.message().to_owned());
                 ModelError::BudgetExhausted
             }
             other => {
                 // The budget could not be checked, so the request does not go out; the
                 // service failed, not the model, and the sample is not blamed on it.
-                warn!(err = %other, "reserving a model query failed");
+                warn!(err = %other, "leasing budget for a model query failed");
                 ModelError::ServiceFault("the budget could not be checked".into())
             }
         }
@@ -150,55 +160,23 @@ fn budget_reason(budget: Budget) -> String {
     )
 }
 
-/// Runs a store call to its end in a task of its own, even if the sample awaiting it is
-/// dropped meanwhile (a stopped job drops its samples; so does a sample's timeout). A write
-/// transaction cut off mid-statement would leave its pooled SQLite connection holding the
-/// database's write lock until that connection is used again, and every other write of the
-/// service would wait on it.
-async fn to_end<T: Send + 'static>(
-    call: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::spawn(call).await {
-        Ok(result) => result,
-        // The call panicked (or the runtime is shutting down): nothing was committed.
-        Err(err) => Err(StoreError::Invalid(if err.is_panic() {
-            "a store call panicked"
-        } else {
-            "a store call was cancelled"
-        })),
+/// A draw whose request is in flight. Dropped before it is settled (the job was stopped
+/// mid-request), it counts at its worst case: the request may have reached the endpoint.
+struct InFlight<'a> {
+    meter: &'a Meter,
+    draw: Option<Draw>,
+}
+
+impl InFlight<'_> {
+    fn take(mut self) -> Draw {
+        self.draw.take().expect("an in-flight draw is taken once")
     }
 }
 
-/// A reservation whose request is in flight. Dropped before it is settled (the job was
-/// stopped mid-request), it is settled at its worst case in the background: the request may
-/// have reached the endpoint, so it must count.
-struct InFlight {
-    store: Store,
-    id: Option<ReservationId>,
-    worst_case: u64,
-}
-
-impl InFlight {
-    fn take(mut self) -> ReservationId {
-        self.id
-            .take()
-            .expect("an in-flight reservation is taken once")
-    }
-}
-
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let Some(id) = self.id.take() else {
-            return;
-        };
-        let store = self.store.clone();
-        let tokens = self.worst_case;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(err) = store.settle(id, tokens, 0).await {
-                    warn!(%err, "settling a stopped query failed; the job's end settles it");
-                }
-            });
+        if let Some(draw) = self.draw.take() {
+            self.meter.settle_worst(draw);
         }
     }
 }
@@ -213,42 +191,36 @@ impl Model for Metered {
         let worst_case = request.worst_case_tokens();
         let max_output = u64::from(request.params.max_tokens);
         let max_input = worst_case.saturating_sub(max_output);
-        let (store, grant, job) = (self.store.clone(), self.grant, self.job);
-        let reservation = to_end(async move { store.reserve_query(grant, job, worst_case).await })
+        let draw = self
+            .meter
+            .draw(worst_case)
             .await
             .map_err(|e| self.refused(e))?;
         let in_flight = InFlight {
-            store: self.store.clone(),
-            id: Some(reservation.id),
-            worst_case,
+            meter: &self.meter,
+            draw: Some(draw),
         };
+        let started = std::time::Instant::now();
         let answer = self.inner.complete(request).await;
-        let id = in_flight.take();
+        self.timing
+            .observe(started.elapsed().as_secs_f64(), &answer);
+        let draw = in_flight.take();
         match answer {
             Ok(completion) => {
-                let store = self.store.clone();
-                let (input, output) = (completion.input_tokens, completion.output_tokens);
-                let settled =
-                    to_end(
-                        async move { store.settle(id, u64::from(input), u64::from(output)).await },
-                    )
-                    .await;
-                if let Err(err) = settled {
-                    // Left reserved, it keeps holding its worst case; the job's end settles it.
-                    warn!(%err, "settling a model query failed");
-                }
-                self.usage.add((
+                self.meter.settle(
+                    draw,
+                    u64::from(completion.input_tokens),
+                    u64::from(completion.output_tokens),
+                );
+                self.job.usage.add((
                     u64::from(completion.input_tokens).min(max_input),
                     u64::from(completion.output_tokens).min(max_output),
                 ));
                 Ok(completion)
             }
             Err(err) => {
-                // Failed requests are not billed: the reservation goes back.
-                let store = self.store.clone();
-                if let Err(release) = to_end(async move { store.release(id).await }).await {
-                    warn!(err = %release, "giving back a failed query's reservation failed");
-                }
+                // Failed requests are not billed: the draw goes back.
+                self.meter.give_back(draw);
                 Err(err)
             }
         }
@@ -258,8 +230,10 @@ impl Model for Metered {
 #[cfg(test)]
 mod tests {
     use proctor_core::model::{Message, Params, Role};
+    use proctor_store::{GrantId, JobId, Store};
 
     use super::*;
+    use crate::metrics::Metrics;
 
     /// Answers anything; must never be reached when the budget cannot be checked.
     struct Unreachable;
@@ -279,19 +253,29 @@ mod tests {
         }
     }
 
-    /// A store that fails while reserving (here: closed) is the service's fault: the request
+    /// A store that fails while leasing (here: closed) is the service's fault: the request
     /// does not go out, and the error says so instead of blaming the model.
     #[tokio::test]
-    async fn a_store_failure_while_reserving_is_a_service_fault() {
+    async fn a_store_failure_while_leasing_is_a_service_fault() {
         let store = Store::connect("sqlite::memory:").await.expect("store");
         store.close().await;
-        let metered = Metered::new(
-            Arc::new(Unreachable),
+        let stop_job = CancellationToken::new();
+        let metrics = Metrics::new().expect("metrics");
+        let (meter, task) = Meter::start(
             store,
             (GrantId::new(), JobId::new()),
-            Arc::default(),
-            Arc::default(),
-            CancellationToken::new(),
+            stop_job.clone(),
+            metrics.meter(),
+        );
+        let metered = Metered::new(
+            Arc::new(Unreachable),
+            meter,
+            JobMetering {
+                usage: Arc::default(),
+                refusals: Arc::default(),
+                stop_job,
+            },
+            metrics.model_timing("unreachable"),
         );
         let request = CompletionRequest {
             messages: vec![Message {
@@ -306,5 +290,6 @@ mod tests {
         };
         let err = metered.complete(request).await.expect_err("refused");
         assert!(matches!(err, ModelError::ServiceFault(_)), "{err:?}");
+        task.close().await;
     }
 }

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use proctor_attest::SigningKey;
@@ -121,7 +122,7 @@ impl Server {
         // What a crash between a job's end and its clean-up left held goes back (or, for a
         // query that may have reached the endpoint, counts at its worst case).
         let holds = store.release_ended_holds().await?;
-        let abandoned = store.settle_abandoned_of_ended().await?;
+        let abandoned = store.abandon_blocks_of_ended().await?;
         if holds + abandoned > 0 {
             tracing::info!(holds, abandoned, "settled what ended jobs still held");
         }
@@ -134,6 +135,7 @@ impl Server {
             sealer: CredentialSealer::new(&credential_key),
             metrics: Metrics::new()?,
             running: RunningJobs::default(),
+            hand_back: CancellationToken::new(),
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.concurrent_uploads,
             )),
@@ -164,17 +166,49 @@ impl Server {
         crate::app(self.state.clone())
     }
 
-    /// Stops the workers between jobs. A job that is running is dropped; its lease expires
-    /// and another worker (or this one, after a restart) takes it up again.
+    /// Stops at once: [`Server::drain`] with no time for running jobs, which go back to the
+    /// queue.
     pub async fn shutdown(self) {
+        self.drain(Duration::ZERO, std::future::pending()).await;
+    }
+
+    /// Drains the server: its workers claim no more jobs, and the jobs they run have until
+    /// `deadline` to end as they would have. Past it, each running job stops, gives back what
+    /// its meter leased and is handed back to the queue without spending an attempt, so the
+    /// next claim, on any server, takes it up at once. A worker still busy [`HAND_BACK_GRACE`]
+    /// later (writing an end padded to its policy's time grid) is aborted; its lease expires.
+    /// Then the store closes. `cut_short` ends the deadline early (a second signal).
+    pub async fn drain(self, deadline: Duration, cut_short: impl Future<Output = ()>) {
         self.shutdown.cancel();
-        for worker in self.workers {
-            worker.abort();
-            let _ = worker.await;
+        let aborts: Vec<_> = self.workers.iter().map(JoinHandle::abort_handle).collect();
+        let mut workers = futures::future::join_all(self.workers);
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(deadline, &mut workers) => ended.is_ok(),
+            () = cut_short => false,
+        };
+        if !ended {
+            tracing::info!(
+                ?deadline,
+                "draining: handing running jobs back to the queue"
+            );
+            self.state.hand_back.cancel();
+            if tokio::time::timeout(HAND_BACK_GRACE, &mut workers)
+                .await
+                .is_err()
+            {
+                tracing::warn!("draining: workers still busy are stopped; their leases expire");
+                for worker in aborts {
+                    worker.abort();
+                }
+                workers.await;
+            }
         }
         self.state.store.close().await;
     }
 }
+
+/// How long workers have after their jobs were handed back before they are aborted.
+pub const HAND_BACK_GRACE: Duration = Duration::from_secs(10);
 
 /// Makes the given admin token live; logs what it did, never the token.
 async fn adopt_admin_token(store: &Store, secret: &TokenSecret) -> Result<(), StartError> {

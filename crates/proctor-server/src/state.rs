@@ -8,7 +8,7 @@ use std::time::Duration;
 use proctor_attest::SigningKey;
 use proctor_core::Model;
 use proctor_models::{ConfigError, Credential, HostPolicy, ModelConfig};
-use proctor_sandbox::{CompileCache, EngineSettings, Sandbox};
+use proctor_sandbox::{CancellationToken, CompileCache, EngineSettings, Sandbox};
 use proctor_store::Store;
 use proctor_store::accounts::TokenSecret;
 use tokio::sync::Semaphore;
@@ -226,6 +226,9 @@ pub struct App {
     pub metrics: Metrics,
     /// The jobs this process runs, so a revocation handled here stops them at once.
     pub running: RunningJobs,
+    /// Fires when a draining server's deadline passed ([`crate::startup::Server::drain`]): its
+    /// running jobs stop and go back to the queue for another server.
+    pub hand_back: CancellationToken,
     /// Free upload slots ([`BodyLimits::concurrent_uploads`]).
     pub uploads: Arc<Semaphore>,
     /// Each account's upload attempts in the last hour ([`Quotas::uploads_per_hour`]).

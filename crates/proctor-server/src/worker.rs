@@ -33,7 +33,8 @@ use crate::attest::stored_policy;
 use crate::clock::TimeGrid;
 use crate::ending::{Closer, end_job};
 use crate::log_guard::GuardError;
-use crate::metered::{GrantRefusals, Metered, UsageCounter};
+use crate::meter::{Meter, MeterTask};
+use crate::metered::{GrantRefusals, JobMetering, Metered, UsageCounter};
 use crate::sealing::model_context;
 use crate::state::App;
 
@@ -56,6 +57,7 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
             }
             continue;
         }
+        let claiming = std::time::Instant::now();
         let claimed = app
             .store
             .claim_at(
@@ -65,8 +67,15 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
                 Some(app.config.clock.now()),
             )
             .await;
+        app.metrics
+            .claim_seconds
+            .observe(claiming.elapsed().as_secs_f64());
         match claimed {
             Ok(Some(claimed)) => {
+                let waited = app.config.clock.now().0 - claimed.job.created_at.0;
+                app.metrics
+                    .queue_wait_seconds
+                    .observe(waited.max(0) as f64 / 1000.0);
                 let span = info_span!("job", job = %claimed.job.id, worker = %worker_id);
                 drive_guarded(&app, &worker_id, claimed)
                     .instrument(span)
@@ -123,6 +132,9 @@ enum Verdict {
 enum Leave {
     /// The lease was lost: the job may be another worker's now.
     LeaseLost,
+    /// The server drained past its deadline ([`App::hand_back`]): the job goes back to the
+    /// queue at once, its attempt unspent.
+    HandedBack,
     /// The service failed to load what the job runs (the database, a credential that does
     /// not open), which says nothing of the job itself.
     ServiceFailed,
@@ -171,6 +183,16 @@ async fn drive(app: Arc<App>, worker: String, claimed: Claimed) {
     };
     match verdict {
         Verdict::End(end) => conclude(&app, &worker, &job, end, heartbeat).await,
+        Verdict::Leave(Leave::HandedBack) => {
+            if heartbeat.stop().await {
+                info!("the lease was lost while handing the job back");
+                return;
+            }
+            match app.store.hand_back(job.id, &worker).await {
+                Ok(()) => info!("handed the job back to the queue: the next claim takes it up"),
+                Err(err) => warn!(%err, "handing the job back failed; its lease expires instead"),
+            }
+        }
         Verdict::Leave(why) => {
             heartbeat.stop().await;
             info!(
@@ -184,11 +206,12 @@ async fn drive(app: Arc<App>, worker: String, claimed: Claimed) {
 /// Ends a job that is over: settles what it left in flight, pads its end to the policy's time
 /// grid, and writes the end with its signed result.
 async fn conclude(app: &App, worker: &str, job: &Job, end: JobEnd, heartbeat: Heartbeat) {
-    // No query of the job is in flight any more: what is still reserved was left by a dead
-    // attempt (or by a request this one stopped), and counts at its worst case before the end
-    // is written, so the vendor's usage is whole once the job reads as ended.
-    if let Err(err) = app.store.settle_abandoned(job.id).await {
-        warn!(%err, "settling the job's abandoned queries failed; the next start settles them");
+    // No query of the job is in flight any more and its meter wrote its last batches: a
+    // block still open was left by a dead attempt (or by a meter whose writes failed), and
+    // counts at its worst case before the end is written, so the vendor's usage is whole once
+    // the job reads as ended.
+    if let Err(err) = app.store.abandon_blocks(job.id).await {
+        warn!(%err, "counting the job's abandoned blocks failed; the next start counts them");
     }
     let policy = match stored_policy(&job.policy_json) {
         Ok(policy) => policy,
@@ -284,13 +307,13 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     let _registered = app.running.register(job.id, cancel.clone());
     // The heartbeat started before the eval is prepared: compiling a large component may
     // take longer than a lease.
-    let metering = Metering {
+    let metering = JobMetering {
         usage: usage.clone(),
         refusals: refusals.clone(),
         stop_job: cancel.clone(),
     };
-    let spec = match prepare(app, job, metering).await {
-        Ok(spec) => spec,
+    let (spec, meter) = match prepare(app, job, metering).await {
+        Ok(prepared) => prepared,
         Err(verdict) => {
             if heartbeat.lease_lost() {
                 return Verdict::Leave(Leave::LeaseLost);
@@ -300,19 +323,38 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     };
     let progress = {
         let done = heartbeat.done.clone();
+        let live = app.metrics.samples_live.clone();
         move |p: Progress| {
-            done.store(p.done, Ordering::Relaxed);
+            let before = done.swap(p.done, Ordering::Relaxed);
+            live.inc_by(p.done.saturating_sub(before));
         }
+    };
+    // A draining server past its deadline stops the job to hand it back.
+    let handing_back = {
+        let (hand_back, cancel) = (app.hand_back.clone(), cancel.clone());
+        Scoped::spawn(async move {
+            hand_back.cancelled().await;
+            cancel.cancel();
+        })
     };
     let result =
         proctor_sandbox::run_and_release(&app.sandbox, &spec, &job.policy_name, &progress, &cancel)
             .await;
-    // Cancelled by neither the heartbeat nor a lost lease: a revocation handled by this
-    // process stopped it.
-    let job_stopped_here = cancel.is_cancelled() && !heartbeat.lease_lost();
+    drop(handing_back);
+    // No query is in flight any more: the block's rest goes back, the last batches are
+    // written.
+    drop(spec);
+    meter.close().await;
     if heartbeat.lease_lost() {
         return Verdict::Leave(Leave::LeaseLost);
     }
+    let asked_to_stop = heartbeat.cancel_requested() || refusals.revoked();
+    if matches!(result, Ok(None)) && app.hand_back.is_cancelled() && !asked_to_stop {
+        return Verdict::Leave(Leave::HandedBack);
+    }
+    // Cancelled by neither the heartbeat nor a lost lease nor a drain: a revocation handled by
+    // this process stopped it.
+    let job_stopped_here = cancel.is_cancelled();
     if let Some(refusal) = refusals.first() {
         // The details stay in the service's log; the job states a fixed reason.
         info!(%refusal, "the grant refused queries of the job");
@@ -355,19 +397,16 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     })
 }
 
-/// What a job's model reports to: its usage, the grant's refusals, and the token that stops
-/// the job when the grant was revoked.
-struct Metering {
-    usage: Arc<UsageCounter>,
-    refusals: Arc<GrantRefusals>,
-    stop_job: CancellationToken,
-}
-
 /// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
-/// opened credential. When the job itself cannot run (the sandbox or the model configuration
+/// opened credential, metered by a meter of its own (returned with its task, to be closed once
+/// the job's queries are over). When the job itself cannot run (the sandbox or the model configuration
 /// refuses it), the verdict ends it [`JobEnd::setup_refused`]; when the service failed, it
 /// leaves it to a later attempt ([`Leave::ServiceFailed`]).
-async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Verdict> {
+async fn prepare(
+    app: &App,
+    job: &Job,
+    metering: JobMetering,
+) -> Result<(JobSpec, MeterTask), Verdict> {
     let internal = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "loading the job's {what} failed");
         Verdict::Leave(Leave::ServiceFailed)
@@ -425,15 +464,16 @@ async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Ve
         .await
         .map_err(|e| internal("grant", &e))?
         .ok_or_else(|| refused("grant", &"the job is not under a grant"))?;
-    let model: Arc<dyn proctor_core::Model> = Arc::new(Metered::new(
-        model,
+    let (meter, meter_task) = Meter::start(
         app.store.clone(),
         (under.grant, job.id),
-        metering.usage,
-        metering.refusals,
-        metering.stop_job,
-    ));
-    Ok(JobSpec {
+        metering.stop_job.clone(),
+        app.metrics.meter(),
+    );
+    let timing = app.metrics.model_timing(&job.model.to_string());
+    let model: Arc<dyn proctor_core::Model> =
+        Arc::new(Metered::new(model, meter, metering, timing));
+    let spec = JobSpec {
         eval,
         dataset: Arc::new(dataset),
         model,
@@ -441,7 +481,8 @@ async fn prepare(app: &App, job: &Job, metering: Metering) -> Result<JobSpec, Ve
         concurrency: job.concurrency as usize,
         seed: job.seed,
         samples: None,
-    })
+    };
+    Ok((spec, meter_task))
 }
 
 /// A held job's heartbeat: renews the lease and writes progress from the claim until the end

@@ -1,25 +1,26 @@
-//! Metering cost: every model query of a service job reserves budget before it goes out and
-//! settles after, two transactions under the grant's row lock. This measures how many queries
-//! per second one grant can meter, and the latency a query pays for it, at 1, 16 and 64
-//! queries in flight, on SQLite (a temporary file) and, when `PROCTOR_TEST_POSTGRES_URL` is set,
-//! on a fresh PostgreSQL database.
+//! Metering cost: a service job's queries draw from reservation blocks in memory; the store
+//! sees one metering step per block (the last block's batch applied, a new block leased) under
+//! the grant's row lock. This measures how many steps per second one grant takes, and their
+//! latency, with 1, 16 and 64 jobs' meters stepping at once, on SQLite (a temporary file) and,
+//! when `PROCTOR_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database; and, for comparison,
+//! the cost of metering one query at a time (a block of one, then a batch of one).
 //!
-//! What it must show: a query's metering is small next to a model call (tens of milliseconds
-//! at best), and a grant meters more queries per second than an endpoint serves. Run with
-//! `cargo bench -p proctor-store --bench metering`.
+//! What it must show: a grant meters far more queries per second than an endpoint serves.
+//! Run with `cargo bench -p proctor-store --bench metering`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proctor_core::Sha256Digest;
 use proctor_store::{
-    ApprovalMode, Budgets, EvalDescription, Grantee, Job, JobDemand, LogSlot, NewGrant, NewJob,
-    NewModel, Role, SignError, Store, Tier,
+    ApprovalMode, Batch, Budgets, EvalDescription, Grantee, Job, JobDemand, LogSlot, NewGrant,
+    NewJob, NewModel, Role, SignError, Step, Store, StoreError, Tier, Want,
 };
 use sqlx::{Connection, Executor, PgConnection};
 
-/// Queries metered per concurrency level.
-const QUERIES: usize = 4_000;
+/// Metering steps per concurrency level.
+const STEPS: usize = 2_000;
+/// A query's worst-case tokens.
+const WORST: u64 = 1_100;
 
 fn sign(job: &Job, slot: LogSlot) -> Result<Vec<u8>, SignError> {
     Ok(format!("accepted {} {}", job.id, slot.index).into_bytes())
@@ -84,43 +85,72 @@ async fn job_under_grant(store: &Store) -> anyhow::Result<(proctor_store::GrantI
     Ok((grant.id, job))
 }
 
+/// One meter's loop: `steps` steps, each applying the last block's batch (every query
+/// settled) and leasing a block of `block` queries; the latency of each step.
+async fn meter_loop(
+    store: Store,
+    (grant, job): (proctor_store::GrantId, proctor_store::JobId),
+    steps: usize,
+    block: u64,
+) -> Result<Vec<Duration>, StoreError> {
+    let mut times = Vec::with_capacity(steps);
+    let mut last: Vec<(proctor_store::BlockId, Batch)> = Vec::new();
+    for _ in 0..steps {
+        let t = Instant::now();
+        let stepped = store
+            .meter(Step {
+                grant,
+                job,
+                batches: &last,
+                lease: Some(Want {
+                    queries: block,
+                    tokens: block * WORST,
+                    min_tokens: WORST,
+                }),
+            })
+            .await?;
+        times.push(t.elapsed());
+        let leased = stepped.lease.ok_or(StoreError::Invalid("no lease"))??;
+        last = vec![(
+            leased.id,
+            Batch {
+                settled: leased.queries,
+                settled_worst: leased.tokens,
+                input_tokens: 40 * leased.queries,
+                output_tokens: 10 * leased.queries,
+                ..Batch::default()
+            },
+        )];
+    }
+    Ok(times)
+}
+
 async fn measure(label: &str, store: &Store) -> anyhow::Result<()> {
     let (grant, job) = job_under_grant(store).await?;
-    for in_flight in [1_usize, 16, 64] {
-        let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(QUERIES)));
+    for (meters, block) in [(1_usize, 1_u64), (1, 256), (16, 256), (64, 256)] {
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..in_flight {
-            let store = store.clone();
-            let latencies = latencies.clone();
-            let job = job.id;
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..QUERIES / in_flight {
-                    let t = Instant::now();
-                    let r = store.reserve_query(grant, job, 1_100).await?;
-                    store.settle(r.id, 40, 10).await?;
-                    latencies
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(t.elapsed());
-                }
-                Ok::<_, proctor_store::StoreError>(())
-            }));
+        for _ in 0..meters {
+            tasks.push(tokio::spawn(meter_loop(
+                store.clone(),
+                (grant, job.id),
+                STEPS / meters,
+                block,
+            )));
         }
+        let mut times = Vec::new();
         for task in tasks {
-            task.await??;
+            times.extend(task.await??);
         }
         let elapsed = started.elapsed();
-        let mut times = latencies
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
         times.sort();
         let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let steps = times.len() as f64 / elapsed.as_secs_f64();
         println!(
-            "{label:10} {in_flight:>3} in flight: {:>7.0} queries/s metered; reserve+settle {:.2} ms median, {:.2} ms p99",
-            times.len() as f64 / elapsed.as_secs_f64(),
+            "{label:10} {meters:>2} meters, blocks of {block:>3}: {steps:>6.0} steps/s \
+             ({:>9.0} queries/s metered); a step {:.2} ms median, {:.2} ms p99",
+            steps * block as f64,
             ms(at(0.5)),
             ms(at(0.99)),
         );

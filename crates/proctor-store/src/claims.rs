@@ -128,4 +128,29 @@ impl Store {
             cancel_requested: cancel != 0,
         })
     }
+
+    /// Gives `worker`'s running job back to the queue at once, as if its lease had expired,
+    /// without spending an attempt: a server that drains hands back what it could not finish
+    /// in time, and the next claim (on any server) takes it up.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the worker does not hold an unexpired lease on the job.
+    pub async fn hand_back(&self, job: JobId, worker: &str) -> Result<()> {
+        let sql = self.backend.sql(
+            "UPDATE jobs SET lease_expires_at = {now}, attempts = attempts - 1 \
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2 \
+             AND lease_expires_at > {now} AND attempts > 0",
+        );
+        let handed = sqlx::query(&sql)
+            .bind(job.to_string())
+            .bind(worker)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if handed == 0 {
+            return Err(StoreError::LeaseLost(job.to_string()));
+        }
+        Ok(())
+    }
 }

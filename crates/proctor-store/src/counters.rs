@@ -127,3 +127,87 @@ pub(crate) async fn add_reserved(
     .await?;
     Ok(())
 }
+
+/// How many queries and tokens more fit every daily (`today`) and total budget (`None`:
+/// unlimited). The caller holds the grant's lock.
+pub(crate) fn room(budgets: &Budgets, today: &Counters, total: &Counters) -> Room {
+    let left = |limit: Option<u64>, used: i64, reserved: i64| {
+        limit.map(|limit| {
+            let taken = used.saturating_add(reserved).max(0).unsigned_abs();
+            limit.saturating_sub(taken)
+        })
+    };
+    let least = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    };
+    Room {
+        queries: least(
+            left(
+                budgets.queries_per_day,
+                today.queries_used,
+                today.queries_reserved,
+            ),
+            left(
+                budgets.queries_total,
+                total.queries_used,
+                total.queries_reserved,
+            ),
+        ),
+        tokens: least(
+            left(
+                budgets.tokens_per_day,
+                today.tokens_used,
+                today.tokens_reserved,
+            ),
+            left(
+                budgets.tokens_total,
+                total.tokens_used,
+                total.tokens_reserved,
+            ),
+        ),
+    }
+}
+
+/// What more fits a grant's budgets now (`None`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Room {
+    pub(crate) queries: Option<u64>,
+    pub(crate) tokens: Option<u64>,
+}
+
+/// Moves counts off the grant's and the day's reserved totals: `done` (queries, worst-case
+/// tokens) leave `reserved`, and `used` (queries, tokens as billed) are added to `used`. The
+/// caller holds the grant's lock.
+pub(crate) async fn unreserve(
+    tx: &mut Tx,
+    grant: GrantId,
+    day: i64,
+    done: (i64, i64),
+    used: (i64, i64),
+) -> Result<()> {
+    const SET: &str = "queries_reserved = queries_reserved - $2, \
+        tokens_reserved = tokens_reserved - $3, queries_used = queries_used + $4, \
+        tokens_used = tokens_used + $5";
+    sqlx::query(&format!("UPDATE grants SET {SET} WHERE id = $1"))
+        .bind(grant.to_string())
+        .bind(done.0)
+        .bind(done.1)
+        .bind(used.0)
+        .bind(used.1)
+        .execute(&mut *tx.inner)
+        .await?;
+    sqlx::query(&format!(
+        "UPDATE grant_days SET {SET} WHERE grant_id = $1 AND day = $6"
+    ))
+    .bind(grant.to_string())
+    .bind(done.0)
+    .bind(done.1)
+    .bind(used.0)
+    .bind(used.1)
+    .bind(day)
+    .execute(&mut *tx.inner)
+    .await?;
+    Ok(())
+}

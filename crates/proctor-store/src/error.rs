@@ -13,8 +13,8 @@ pub type SignError = Box<dyn StdError + Send + Sync>;
 /// Why a store operation failed.
 ///
 /// Suggested HTTP mapping: [`StoreError::NotFound`] 404, [`StoreError::Conflict`] 409,
-/// [`StoreError::LeaseLost`], [`StoreError::InvalidState`], [`StoreError::GrantInactive`] and
-/// [`StoreError::ReservationEnded`] 409, [`StoreError::Invalid`] 422, [`StoreError::NoGrant`] 403,
+/// [`StoreError::LeaseLost`], [`StoreError::InvalidState`] and [`StoreError::GrantInactive`]
+/// 409, [`StoreError::Invalid`] 422, [`StoreError::NoGrant`] 403,
 /// [`StoreError::BudgetExhausted`] 429, everything else 500 (with details only in the server's
 /// log).
 #[derive(Debug, thiserror::Error)]
@@ -56,17 +56,6 @@ pub enum StoreError {
     /// was counted. HTTP 429.
     #[error("the grant's budget is exhausted: {}", .0.message())]
     BudgetExhausted(Budget),
-    /// A query reservation already ended the other way (settling a released one, or releasing
-    /// a settled one). HTTP 409.
-    #[error("reservation {id} is {state}; {action} is not possible")]
-    ReservationEnded {
-        /// The reservation.
-        id: String,
-        /// How it ended.
-        state: &'static str,
-        /// What was tried.
-        action: &'static str,
-    },
     /// A value that the database cannot hold or that breaks a rule of the store.
     #[error("invalid {0}")]
     Invalid(&'static str),

@@ -67,6 +67,6 @@ uuid_id!(
     GrantId
 );
 uuid_id!(
-    /// A reservation of budget for one model query.
-    ReservationId
+    /// A block of budget a job leased from its grant for its model queries.
+    BlockId
 );

@@ -484,6 +484,18 @@ impl Store {
         to_u64(n, "job count")
     }
 
+    /// How many jobs are queued, waiting for a worker (or for their vendor's approval).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn queued_jobs_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(n, "job count")
+    }
+
     /// An evaluator's jobs, newest first, at most `limit`.
     ///
     /// # Errors

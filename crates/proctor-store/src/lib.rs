@@ -20,7 +20,8 @@
 //! | [`approval`] | a job's [`Approval`] under a manual grant; the vendor approves or rejects |
 //! | [`revocation`] | [`Store::revoke_grant`]: queued jobs end, running ones are flagged |
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
-//! | [`metering`] | query reservations against a grant's budgets (or a job's hold), settle/release, usage reports |
+//! | [`blocks`] | reservation blocks a job leases from its grant's budgets (or its hold), settled in batches ([`Store::meter`]); blocks left open counted at their worst case |
+//! | [`metering`] | what a grant's budgets stand at, usage reports |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
 //! | [`probe`] | the health probe ([`Store::probe`], [`Store::health`]): a committed write, and the SQLite file still the one opened; the [`Fault`] found |
 //! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, the [`Refusal`] and [`Budget`] it names, and the probe's [`Fault`] |
@@ -56,10 +57,10 @@
 //! let (job, job_grant, accepted) = store.submit_job_under(grant.id, &demand, &new_job, sign).await?;
 //! // (or tx.enqueue + tx.reserve_job + tx.append_entry in the server's own transaction)
 //! // manual grants: store.awaiting_approval(vendor), approve_job(vendor, job), reject_job(.., sign)
-//! // every model query of a job
-//! let r = store.reserve_query(grant.id, job.id, max_tokens + prompt_bound).await?; // 429 when spent
-//! match send().await { Ok(c) => store.settle(r.id, c.input_tokens, c.output_tokens).await?,
-//!                      Err(_) => store.release(r.id).await? }
+//! // a job's model queries: its meter leases blocks and settles batches, one call each
+//! let stepped = store.meter(Step { grant, job, batches: &[(block.id, batch)], lease: Some(want) }).await?;
+//! // stepped.inactive: revoked or expired, stop; stepped.lease: Ok(block) | Err(BudgetExhausted | NoGrant)
+//! // after the job ends: store.abandon_blocks(job.id) counts what a dead attempt left open
 //! // after any job ends: store.release_job_hold(job.id) (startup: release_ended_holds())
 //! // revocation: ends queued jobs (signed result entries), flags running ones (cancel_requested,
 //! // reason REVOKED_REASON) and returns them; their workers finish them as JobStatus::Revoked
@@ -115,12 +116,13 @@
 //! # Errors to HTTP
 //!
 //! See [`StoreError`]: `NotFound` 404, `Conflict` 409, `LeaseLost` and `InvalidState` 409,
-//! `Invalid` 422, `NoGrant` 403, `BudgetExhausted` 429, `ReservationEnded` 409, the rest 500.
+//! `Invalid` 422, `NoGrant` 403, `BudgetExhausted` 429, the rest 500.
 
 pub mod acceptance;
 pub mod accounts;
 pub mod approval;
 pub mod artifacts;
+pub mod blocks;
 pub mod claims;
 mod counters;
 pub mod error;
@@ -147,14 +149,15 @@ pub use acceptance::{JobDemand, JobGrant};
 pub use accounts::{Account, NewToken, Role, Tier, TokenInfo};
 pub use approval::Approval;
 pub use artifacts::{DatasetMeta, EvalDescription, EvalMeta, Model, NewModel, Upload};
+pub use blocks::{Batch, Block, Step, Stepped, Want};
 pub use error::{Budget, Fault, Refusal, Result, SignError, StoreError};
 pub use grants::{ApprovalMode, Budgets, Grant, Grantee, NewGrant};
 pub use holds::Hold;
-pub use ids::{AccountId, GrantId, JobId, ModelId, ReservationId, TokenId};
+pub use ids::{AccountId, BlockId, GrantId, JobId, ModelId, TokenId};
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
 pub use ledger::{ModelCaps, ModelLedger, PairLedger};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};
-pub use metering::{BudgetUse, Remaining, Reservation, Settled, UsageRow, WorstCase};
+pub use metering::{BudgetUse, Remaining, UsageRow, WorstCase};
 pub use revocation::{REVOKED_REASON, Revocation};
 pub use store::{Backend, Store, Tx};
 pub use time::Timestamp;

@@ -12,6 +12,7 @@ use proctor_evals::examples::{ARITH_JSONL, ARITH_WASM};
 use serde_json::{Value, json};
 
 mod hostile;
+mod replicas;
 mod serve_child;
 
 use serve_child::ServeChild;

@@ -27,8 +27,19 @@ impl ServeChild {
     /// Starts `proctor serve` on the data directory `data` (kept by the caller when it is to
     /// outlive this process). `admin` is empty unless `first_start`.
     pub fn start_in(data: &Path, extra: &[&str], first_start: bool) -> ServeChild {
+        ServeChild::start_with_workers(data, extra, first_start, 1)
+    }
+
+    /// [`ServeChild::start_in`] with `workers` workers.
+    pub fn start_with_workers(
+        data: &Path,
+        extra: &[&str],
+        first_start: bool,
+        workers: usize,
+    ) -> ServeChild {
+        let workers = workers.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_proctor"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers])
             .args(extra)
             .arg("--data-dir")
             .arg(data)

@@ -591,18 +591,39 @@ async fn revoke_elsewhere(one: &TestServer, two: &TestServer) -> anyhow::Result<
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(revoked["stopping"], json!([job]), "{revoked}");
     let revoked_at = Instant::now();
+    let queries_then = job_queries(one, &vendor, &job).await?;
     let ended = two
         .wait_ended(&evaluator, &job, Duration::from_secs(30))
         .await?;
     let took = revoked_at.elapsed();
     assert_eq!(ended["status"], "revoked", "{ended}");
-    // The other server learns of it at the job's next query (every 200 ms here), well before
-    // its next lease renewal (every 2 s).
+    // The other server's job draws from a block it leased, without asking the database; its
+    // meter checks the grant at least every 250 ms, so the job stops within a second
+    // (`meter::STOP_BOUND`), well before its next lease renewal (every 2 s).
     assert!(took < Duration::from_millis(1500), "stopped after {took:?}");
+    // Queries after the revocation: at most a second's worth at 8 in flight and 200 ms each
+    // (40), those in flight (8) and what the last batch had not written yet.
+    let after = job_queries(one, &vendor, &job).await? - queries_then;
+    assert!(after <= 60, "{after} queries after the revocation");
+    let (_, usage) = one
+        .call("GET", "/v1/usage", Some(&vendor), Body::None)
+        .await?;
+    assert_eq!(usage["total"]["in_flight"], 0, "{usage}");
     let statement = one.result_statement(&job).await?;
     assert_eq!(statement["predicate"]["status"], "revoked", "{statement}");
     assert_eq!(statement["predicate"]["metrics"], json!({}), "{statement}");
     Ok(())
+}
+
+/// The queries `job` settled so far, in its vendor's usage view.
+async fn job_queries(s: &TestServer, vendor: &str, job: &str) -> anyhow::Result<u64> {
+    let (status, usage) = s.call("GET", "/v1/usage", Some(vendor), Body::None).await?;
+    anyhow::ensure!(status == StatusCode::OK, "{status} {usage}");
+    Ok(usage["by_job"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["job"] == job))
+        .and_then(|j| j["queries"].as_u64())
+        .unwrap_or(0))
 }
 
 /// The log's size, from its public checkpoint listing.

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use proctor_core::digest::Sha256Digest;
 use proctor_store::{
-    AccountId, EvalDescription, Job, LogSlot, ModelId, NewJob, NewModel, Role, SignError, Store,
-    Tier,
+    AccountId, Batch, Block, BlockId, EvalDescription, GrantId, Job, JobId, LogSlot, ModelId,
+    NewJob, NewModel, Role, SignError, Step, Stepped, Store, StoreError, Tier, Want,
 };
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -165,4 +165,65 @@ impl Fixture {
 /// A stand-in signer: the entry names its kind, job and own index.
 pub fn sign(kind: &'static str) -> impl Fn(&Job, LogSlot) -> Result<Vec<u8>, SignError> {
     move |job, slot| Ok(format!("{kind} {} {}", job.id, slot.index).into_bytes())
+}
+
+/// One job's metering under one grant, a query at a time: each query a block of its own (a
+/// meter's smallest lease), each settlement a batch of one.
+pub struct OneByOne<'a> {
+    store: &'a Store,
+    grant: GrantId,
+    job: JobId,
+}
+
+/// [`OneByOne`] for `job` under `grant`.
+pub fn one_by_one(store: &Store, grant: GrantId, job: JobId) -> OneByOne<'_> {
+    OneByOne { store, grant, job }
+}
+
+impl OneByOne<'_> {
+    async fn step(
+        &self,
+        batch: Option<(BlockId, Batch)>,
+        lease: Option<Want>,
+    ) -> Result<Stepped, StoreError> {
+        let batches: Vec<_> = batch.into_iter().collect();
+        self.store
+            .meter(Step {
+                grant: self.grant,
+                job: self.job,
+                batches: &batches,
+                lease,
+            })
+            .await
+    }
+
+    /// Leases one query of `tokens` worst-case tokens.
+    pub async fn reserve(&self, tokens: u64) -> Result<Block, StoreError> {
+        self.step(None, Some(Want::one(tokens)))
+            .await?
+            .lease
+            .ok_or(StoreError::Invalid("no lease"))?
+    }
+
+    /// Settles a one-query block as the model reported; whether the batch was applied.
+    pub async fn settle(&self, block: &Block, input: u64, output: u64) -> Result<bool, StoreError> {
+        let batch = Batch {
+            settled: 1,
+            settled_worst: block.tokens,
+            input_tokens: input,
+            output_tokens: output,
+            ..Batch::default()
+        };
+        Ok(self.step(Some((block.id, batch)), None).await?.ignored == 0)
+    }
+
+    /// Gives a one-query block back (its request failed); whether the batch was applied.
+    pub async fn give_back(&self, block: &Block) -> Result<bool, StoreError> {
+        let batch = Batch {
+            returned: 1,
+            returned_tokens: block.tokens,
+            ..Batch::default()
+        };
+        Ok(self.step(Some((block.id, batch)), None).await?.ignored == 0)
+    }
 }

@@ -9,7 +9,7 @@ use proctor_store::{
     WorstCase,
 };
 
-use crate::common::{Fixture, sign};
+use crate::common::{Fixture, one_by_one, sign};
 use crate::on_every_backend;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -248,10 +248,10 @@ async fn an_expired_grant_covers_no_new_job_and_no_further_query() -> anyhow::Re
         let (job, _, _) = store
             .submit_job_under(soon.id, &JobDemand::default(), &fx.job(), sign("accepted"))
             .await?;
-        store.reserve_query(soon.id, job.id, 10).await?;
+        one_by_one(&store, soon.id, job.id).reserve(10).await?;
         tokio::time::sleep(Duration::from_millis(1_600)).await;
         assert_eq!(
-            refusal(store.reserve_query(soon.id, job.id, 10).await)?,
+            refusal(one_by_one(&store, soon.id, job.id).reserve(10).await)?,
             Refusal::Expired
         );
         assert_eq!(
@@ -310,7 +310,7 @@ async fn revoking_a_grant_ends_its_queued_jobs_flags_its_running_ones_and_refuse
             Refusal::Revoked
         );
         assert_eq!(
-            refusal(store.reserve_query(g.id, running.id, 10).await)?,
+            refusal(one_by_one(&store, g.id, running.id).reserve(10).await)?,
             Refusal::Revoked
         );
         let size = log_size(&store).await?;
@@ -348,7 +348,7 @@ async fn a_job_under_a_manual_grant_is_never_claimed_until_its_vendor_approves_i
         assert_eq!(store.job(job.id).await?.status, JobStatus::Queued);
         assert!(store.claim("w1", LEASE, 3).await?.is_none());
         assert_eq!(
-            refusal(store.reserve_query(g.id, job.id, 10).await)?,
+            refusal(one_by_one(&store, g.id, job.id).reserve(10).await)?,
             Refusal::NotApproved
         );
         let waiting = store.awaiting_approval(fx.vendor).await?;
@@ -382,7 +382,7 @@ async fn a_job_under_a_manual_grant_is_never_claimed_until_its_vendor_approves_i
             .await?
             .ok_or_else(|| anyhow::anyhow!("the approved job was not claimable"))?;
         assert_eq!(claimed.job.id, job.id);
-        store.reserve_query(g.id, job.id, 10).await?;
+        one_by_one(&store, g.id, job.id).reserve(10).await?;
     })
 }
 
@@ -468,15 +468,15 @@ async fn each_budget_refuses_exactly_the_unit_that_would_exceed_it() -> anyhow::
                 .await?;
             // Three queries of 10 tokens fit either kind of budget; the fourth does not.
             for _ in 0..3 {
-                store.reserve_query(g.id, job.id, 10).await?;
+                one_by_one(&store, g.id, job.id).reserve(10).await?;
             }
             assert_eq!(
-                exhausted(store.reserve_query(g.id, job.id, 10).await)?,
+                exhausted(one_by_one(&store, g.id, job.id).reserve(10).await)?,
                 budget
             );
             if matches!(budget, Budget::TokensPerDay | Budget::TokensTotal) {
                 // A query that needs no tokens still fits a token budget that is exactly spent.
-                store.reserve_query(g.id, job.id, 0).await?;
+                one_by_one(&store, g.id, job.id).reserve(0).await?;
             }
         }
 
@@ -555,7 +555,7 @@ async fn sixty_four_concurrent_reservers_on_two_servers_get_exactly_the_budget()
                 tasks.push(tokio::spawn(async move {
                     let mut held = Vec::new();
                     loop {
-                        match s.reserve_query(grant, job.id, 40).await {
+                        match one_by_one(&s, grant, job.id).reserve(40).await {
                             Ok(r) => held.push(r),
                             Err(StoreError::BudgetExhausted(_)) => break,
                             Err(e) => return Err(e),
@@ -574,9 +574,9 @@ async fn sixty_four_concurrent_reservers_on_two_servers_get_exactly_the_budget()
             assert_eq!(remaining.tokens_total.reserved, expected * 40);
             // Settling at the worst case keeps the budget spent: still not one more.
             for r in &granted {
-                store.settle(r.id, 30, 10).await?;
+                assert!(one_by_one(&store, g.id, job.id).settle(r, 30, 10).await?);
             }
-            assert!(store.reserve_query(g.id, job.id, 40).await.is_err());
+            assert!(one_by_one(&store, g.id, job.id).reserve(40).await.is_err());
             let remaining = store.remaining_budget(g.id).await?;
             assert_eq!(remaining.queries_total.used, expected);
             assert_eq!(remaining.queries_total.reserved, 0);
@@ -604,9 +604,9 @@ async fn settling_replaces_the_worst_case_by_actual_usage_once_and_releasing_giv
         let (job, _, _) = store
             .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
             .await?;
-        let first = store.reserve_query(g.id, job.id, 100).await?;
+        let first = one_by_one(&store, g.id, job.id).reserve(100).await?;
         assert_eq!(
-            exhausted(store.reserve_query(g.id, job.id, 100).await)?,
+            exhausted(one_by_one(&store, g.id, job.id).reserve(100).await)?,
             Budget::TokensTotal
         );
         let before = store.remaining_budget(g.id).await?;
@@ -616,11 +616,10 @@ async fn settling_replaces_the_worst_case_by_actual_usage_once_and_releasing_giv
         );
         assert_eq!(before.queries_today.reserved, 1);
 
-        let settled = store.settle(first.id, 30, 20).await?;
-        assert_eq!((settled.input_tokens, settled.output_tokens), (30, 20));
-        // Settling again (a retry) returns the first settlement and counts nothing twice.
-        let again = store.settle(first.id, 99, 99).await?;
-        assert_eq!((again.input_tokens, again.output_tokens), (30, 20));
+        let meter = one_by_one(&store, g.id, job.id);
+        assert!(meter.settle(&first, 30, 20).await?);
+        // Settling again (a retry) counts nothing twice: the block is done.
+        assert!(!meter.settle(&first, 99, 99).await?);
         let after = store.remaining_budget(g.id).await?;
         assert_eq!(
             (after.tokens_total.used, after.tokens_total.reserved),
@@ -631,25 +630,15 @@ async fn settling_replaces_the_worst_case_by_actual_usage_once_and_releasing_giv
             (1, 0)
         );
         assert_eq!(after.tokens_total.remaining(), Some(100));
-        let released = store.release(first.id).await;
-        assert!(
-            matches!(released, Err(StoreError::ReservationEnded { .. })),
-            "{released:?}"
-        );
+        // Nor can a settled query be given back.
+        assert!(!meter.give_back(&first).await?);
 
         // A failed request gives its reservation back, once.
-        let second = store.reserve_query(g.id, job.id, 100).await?;
-        assert_eq!(
-            exhausted(store.reserve_query(g.id, job.id, 1).await)?,
-            Budget::TokensTotal
-        );
-        store.release(second.id).await?;
-        store.release(second.id).await?;
-        let settle_released = store.settle(second.id, 1, 1).await;
-        assert!(
-            matches!(settle_released, Err(StoreError::ReservationEnded { .. })),
-            "{settle_released:?}"
-        );
+        let second = meter.reserve(100).await?;
+        assert_eq!(exhausted(meter.reserve(1).await)?, Budget::TokensTotal);
+        assert!(meter.give_back(&second).await?);
+        assert!(!meter.give_back(&second).await?);
+        assert!(!meter.settle(&second, 1, 1).await?);
         let end = store.remaining_budget(g.id).await?;
         assert_eq!((end.tokens_total.used, end.tokens_total.reserved), (50, 0));
         assert_eq!(end.queries_total.used, 1);
@@ -678,7 +667,7 @@ async fn settling_replaces_the_worst_case_by_actual_usage_once_and_releasing_giv
         // A job not accepted under the grant cannot spend from it.
         let (stray, _) = store.submit_job(&fx.job(), sign("accepted")).await?;
         assert_eq!(
-            refusal(store.reserve_query(g.id, stray.id, 1).await)?,
+            refusal(one_by_one(&store, g.id, stray.id).reserve(1).await)?,
             Refusal::NotGranted
         );
     })
@@ -865,26 +854,30 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
             .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
             .await?;
         for _ in 0..4 {
-            store.reserve_query(g.id, plain.id, 10).await?;
+            one_by_one(&store, g.id, plain.id).reserve(10).await?;
         }
         assert_eq!(
-            exhausted(store.reserve_query(g.id, plain.id, 10).await)?,
+            exhausted(one_by_one(&store, g.id, plain.id).reserve(10).await)?,
             Budget::QueriesTotal
         );
 
         // The DP job draws from its hold only, and a released query goes back to the hold.
         let mut drawn = Vec::new();
         for _ in 0..4 {
-            drawn.push(store.reserve_query(g.id, held.id, 100).await?);
+            drawn.push(one_by_one(&store, g.id, held.id).reserve(100).await?);
         }
-        store.release(drawn[3].id).await?;
-        drawn[3] = store.reserve_query(g.id, held.id, 100).await?;
+        assert!(
+            one_by_one(&store, g.id, held.id)
+                .give_back(&drawn[3])
+                .await?
+        );
+        drawn[3] = one_by_one(&store, g.id, held.id).reserve(100).await?;
         assert_eq!(
-            exhausted(store.reserve_query(g.id, held.id, 300).await)?,
+            exhausted(one_by_one(&store, g.id, held.id).reserve(300).await)?,
             Budget::JobWorstCase
         );
         for r in &drawn {
-            store.settle(r.id, 60, 20).await?;
+            assert!(one_by_one(&store, g.id, held.id).settle(r, 60, 20).await?);
         }
         let job_grant = store
             .job_grant(held.id)
@@ -922,9 +915,14 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
         // The worst case held at acceptance is what it was, whatever the queries did.
         assert_eq!(remaining.worst_case, worst);
         // What came back is free for others now.
-        store.reserve_query(g.id, plain.id, 10).await?;
-        store.reserve_query(g.id, plain.id, 10).await?;
-        assert!(store.reserve_query(g.id, plain.id, 10).await.is_err());
+        one_by_one(&store, g.id, plain.id).reserve(10).await?;
+        one_by_one(&store, g.id, plain.id).reserve(10).await?;
+        assert!(
+            one_by_one(&store, g.id, plain.id)
+                .reserve(10)
+                .await
+                .is_err()
+        );
     })
 }
 
@@ -955,8 +953,8 @@ async fn under_dp_whether_a_job_fits_the_grant_does_not_depend_on_what_earlier_j
         let (first, _, _) = store
             .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
             .await?;
-        let r = store.reserve_query(g.id, first.id, 100).await?;
-        store.settle(r.id, 10, 1).await?;
+        let r = one_by_one(&store, g.id, first.id).reserve(100).await?;
+        assert!(one_by_one(&store, g.id, first.id).settle(&r, 10, 1).await?);
         store.cancel(first.id, "done", sign("result")).await?;
         store.release_job_hold(first.id).await?;
         assert_eq!(store.remaining_budget(g.id).await?.queries_total.used, 1);

@@ -1,6 +1,7 @@
 //! The store's behaviour, on SQLite and (with `PROCTOR_TEST_POSTGRES_URL`) on PostgreSQL.
 
 mod accounts;
+mod blocks;
 mod common;
 mod connect;
 mod faults;
