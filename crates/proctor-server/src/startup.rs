@@ -166,6 +166,18 @@ impl Server {
         crate::app(self.state.clone())
     }
 
+    /// Stops as a crash would: workers are aborted mid-job, their leases left to expire and
+    /// their jobs' reservation blocks open (counted at their worst case once the jobs end
+    /// elsewhere). What a killed process leaves, for the tests of recovery.
+    pub async fn abort(self) {
+        self.shutdown.cancel();
+        for worker in self.workers {
+            worker.abort();
+            let _ = worker.await;
+        }
+        self.state.store.close().await;
+    }
+
     /// Stops at once: [`Server::drain`] with no time for running jobs, which go back to the
     /// queue.
     pub async fn shutdown(self) {

@@ -219,6 +219,14 @@ impl TestServer {
         }
     }
 
+    /// Stops as a crash would ([`Server::abort`]): running jobs are left to their leases.
+    pub async fn crash(mut self) {
+        self.serving.abort();
+        if let Some(server) = self.server.take() {
+            server.abort().await;
+        }
+    }
+
     /// Sends a request; returns the status and the body (JSON when it parses, else a
     /// string).
     pub async fn call(

@@ -98,7 +98,7 @@ async fn crash_and_restart(db: &TestDb, max_attempts: u32) -> anyhow::Result<()>
         .await?;
 
     // The crash: the worker is dropped mid-job, nothing is finished or released.
-    first.stop().await;
+    first.crash().await;
 
     let second = TestServer::start_at(db, data.path(), 1, LEASE, max_attempts).await?;
     assert!(

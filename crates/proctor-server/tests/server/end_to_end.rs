@@ -514,11 +514,16 @@ async fn padded_end(s: &TestServer, clock: &ManualClock) -> anyhow::Result<()> {
         result["predicate"]["finished_at"], ONE_MINUTE_ON,
         "{result}"
     );
-    let (_, metrics) = s.call_raw("GET", "/metrics", None, Body::None).await?;
-    let metrics = String::from_utf8(metrics)?;
-    assert!(
-        metrics.contains("proctor_samples_processed_total 500"),
-        "{metrics}"
-    );
+    // The worker counts the samples once the end is written, a moment after it is visible.
+    let counted = Instant::now();
+    loop {
+        let (_, metrics) = s.call_raw("GET", "/metrics", None, Body::None).await?;
+        let metrics = String::from_utf8(metrics)?;
+        if metrics.contains("proctor_samples_processed_total 500") {
+            break;
+        }
+        assert!(counted.elapsed() < Duration::from_secs(10), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod credentials;
 mod displayed_text;
+mod drain;
 mod end_to_end;
 mod grants;
 mod hostile_clients;
