@@ -10,6 +10,7 @@
 //! | [`serving`] | the HTTP/1.1 listener: connection limits (per client, in all), the header timeout |
 //! | [`error`] | [`ApiError`]: every error body, one `IntoResponse` |
 //! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body (with its deadline), upload (authorized from the head), path and query extractors whose rejections are [`ApiError`]s |
+//! | [`caching`] | the public reads' `ETag`, `Cache-Control` and `If-None-Match` (304) |
 //! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, the operator's cancel, public reads |
 //! | [`log_guard`] | the head this service last vouched for, kept beside its key; the check that the database's log extends it |
 //! | [`rotation`] | `proctor log rotate`: retire the key and begin a new log under a new origin |
@@ -42,6 +43,7 @@
 //!   ran to its end.
 
 pub mod attest;
+pub mod caching;
 pub mod clock;
 pub mod ending;
 pub mod error;
