@@ -22,6 +22,7 @@
 //! | [`metered`] | the job's model: each query reserved from the grant's budgets and settled |
 //! | [`running`] | this process's running jobs, for revocation to stop at once |
 //! | [`metrics`] | Prometheus counters |
+//! | [`read_cache`] | the public reads' memory: immutable entries and proofs, the head shared by requests that arrive together |
 //! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, unfinished jobs |
 //! | [`openapi`] | the API description served at `/openapi.json` |
 //!
@@ -53,6 +54,7 @@ pub mod metered;
 pub mod metrics;
 pub mod openapi;
 pub mod quotas;
+pub mod read_cache;
 pub mod rotation;
 pub mod routes;
 pub mod running;

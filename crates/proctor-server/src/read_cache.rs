@@ -1,10 +1,10 @@
 //! What the public reads keep in memory, so that a regulator's or a mirror's load costs the
-//! database little: the log's entries and proofs between fixed sizes, which never change, and
+//! database little: the log's entries, roots and proofs at fixed sizes, which never change, and
 //! the current head with its signed checkpoint, shared by the requests that arrive together.
 //!
 //! Invariants:
 //! - Only what cannot change is kept: an entry (the log is append-only; a job's entry of a
-//!   kind is written once) and a proof between two given sizes. An absent entry is never
+//!   kind is written once), a root and a proof at given sizes. An absent entry is never
 //!   kept, since it may be appended the next moment.
 //! - The head is never older than the request: a request is answered from a check of the
 //!   database's log ([`LogGuard::vouch`](crate::log_guard::LogGuard::vouch)) that *began after
@@ -55,6 +55,8 @@ enum ProofKey {
     Inclusion { index: u64, size: u64 },
     /// From the tree of `old` to the tree of `new`.
     Consistency { old: u64, new: u64 },
+    /// The root of the tree of `size` (one hash).
+    Root { size: u64 },
 }
 
 /// The public reads' memory; one per service process.
@@ -183,6 +185,21 @@ impl ReadCache {
         let hashes: Arc<[Hash]> = app.store.consistency_proof(old, new).await?.into();
         lock(&self.proofs).put(key, hashes.clone());
         Ok(hashes)
+    }
+
+    /// The root hash of the tree of `size` entries.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a size beyond the log; a store error.
+    pub async fn root_at(&self, app: &App, size: u64) -> ApiResult<Hash> {
+        let key = ProofKey::Root { size };
+        if let Some(&[root]) = lock(&self.proofs).get(&key).map(|h| &**h) {
+            return Ok(root);
+        }
+        let root = app.store.root_at(size).await?;
+        lock(&self.proofs).put(key, Arc::new([root]));
+        Ok(root)
     }
 
     fn keep(&self, entry: &Arc<LogEntry>) {

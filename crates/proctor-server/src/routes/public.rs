@@ -2,6 +2,8 @@
 //! metrics and the API description. No token needed: the log is public by design, and what
 //! it holds (digests, aggregates) is what the attestations publish.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -15,7 +17,7 @@ use proctor_api::log::{
     ListEntries,
 };
 use proctor_attest::proof::{ConsistencyProof, InclusionProof};
-use proctor_attest::{Checkpoint, TreeHead};
+
 use proctor_store::{EntryKind, Fault, JobId, LogEntry};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,6 +25,7 @@ use utoipa_axum::routes;
 use crate::caching::{self, Freshness};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{PathParam, QueryParams, list_limit, parse_id};
+use crate::read_cache::SignedHead;
 use crate::state::AppState;
 
 /// This module's routes, under `/v1`.
@@ -52,19 +55,6 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-/// The database's head, once the guard has checked that it extends the head this service
-/// last signed and remembered it: the only head a checkpoint is signed of.
-async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
-    Ok(state.log_guard.vouch(&state.store, &state.key).await?)
-}
-
-/// The signed checkpoint of `head` (from [`vouched_head`]).
-fn checkpoint(state: &AppState, head: TreeHead) -> ApiResult<String> {
-    Checkpoint::new(&state.config.origin, head)
-        .sign(&state.key)
-        .map_err(|e| ApiError::internal("signing a checkpoint", &e))
 }
 
 /// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
@@ -107,11 +97,11 @@ fn kind_view(kind: EntryKind) -> KindView {
     }
 }
 
-async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<LogEntry> {
+async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Arc<LogEntry>> {
     let job: JobId = parse_id(id, "attestation")?;
     state
-        .store
-        .job_entry(job, kind)
+        .reads
+        .job_entry(&state, job, kind)
         .await?
         .ok_or_else(|| ApiError::not_found("attestation"))
 }
@@ -139,22 +129,25 @@ pub async fn attestation(
 ) -> ApiResult<Response> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let head = vouched_head(&state).await?;
-    let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
+    let SignedHead { head, checkpoint } = state.reads.head(&state).await?;
+    let hashes = state
+        .reads
+        .inclusion_proof(&state, entry.index, head.size)
+        .await?;
     let proof = InclusionProof {
         log_index: entry.index,
         tree_size: head.size,
         root_hash: head.root,
-        hashes,
+        hashes: hashes.to_vec(),
     };
-    let envelope = String::from_utf8(entry.envelope)
+    let envelope = std::str::from_utf8(&entry.envelope)
         .map_err(|e| ApiError::internal("a stored envelope is not UTF-8", &e))?;
     let view = AttestationView {
         job_id: entry.job.to_string(),
         kind: kind_view(kind),
         log_index: entry.index,
-        envelope,
-        checkpoint: checkpoint(&state, head)?,
+        envelope: envelope.to_owned(),
+        checkpoint: checkpoint.to_string(),
         inclusion_proof: proof_view(proof.to_json())?,
     };
     json(&request, &view, Freshness::Revalidate)
@@ -182,7 +175,7 @@ pub async fn attestation_envelope(
     let entry = job_entry(&state, &id, entry_kind(q.kind)).await?;
     Ok(caching::respond(
         &request,
-        entry.envelope,
+        entry.envelope.as_slice(),
         "application/json",
         Freshness::Immutable,
     ))
@@ -205,10 +198,10 @@ pub async fn log_checkpoint(
     State(state): State<AppState>,
     request: HeaderMap,
 ) -> ApiResult<Response> {
-    let head = vouched_head(&state).await?;
+    let signed = state.reads.head(&state).await?;
     Ok(caching::respond(
         &request,
-        checkpoint(&state, head)?,
+        signed.checkpoint.as_bytes(),
         "text/plain; charset=utf-8",
         Freshness::Revalidate,
     ))
@@ -270,10 +263,10 @@ pub async fn log_entry(
     request: HeaderMap,
 ) -> ApiResult<Response> {
     let index: u64 = parse_id(&index, "log entry")?;
-    let entry = state.store.log_entry(index).await?;
+    let entry = state.reads.entry(&state, index).await?;
     Ok(caching::respond(
         &request,
-        entry.envelope,
+        entry.envelope.as_slice(),
         "application/json",
         Freshness::Immutable,
     ))
@@ -304,8 +297,12 @@ pub async fn inclusion_proof(
     if q.index >= size {
         return Err(ApiError::not_found("log entry"));
     }
-    let hashes = state.store.inclusion_proof(q.index, size).await?;
-    let root_hash = state.store.root_at(size).await?;
+    let hashes = state
+        .reads
+        .inclusion_proof(&state, q.index, size)
+        .await?
+        .to_vec();
+    let root_hash = state.reads.root_at(&state, size).await?;
     let proof = InclusionProof {
         log_index: q.index,
         tree_size: size,
@@ -345,7 +342,11 @@ pub async fn consistency_proof(
             "old must not exceed new",
         ));
     }
-    let hashes = state.store.consistency_proof(q.old, new).await?;
+    let hashes = state
+        .reads
+        .consistency_proof(&state, q.old, new)
+        .await?
+        .to_vec();
     let proof = ConsistencyProof {
         old_size: q.old,
         new_size: new,
