@@ -10,6 +10,7 @@
 //! | [`serving`] | the HTTP/1.1 listener: connection limits (per client, in all), the header timeout |
 //! | [`error`] | [`ApiError`]: every error body, one `IntoResponse` |
 //! | [`extract`] | the bearer-token [`Caller`](extract::Caller); body (with its deadline), upload (authorized from the head), path and query extractors whose rejections are [`ApiError`]s |
+//! | [`caching`] | the public reads' `ETag`, `Cache-Control` and `If-None-Match` (304) |
 //! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, the operator's cancel, public reads |
 //! | [`log_guard`] | the head this service last vouched for, kept beside its key; the check that the database's log extends it |
 //! | [`rotation`] | `proctor log rotate`: retire the key and begin a new log under a new origin |
@@ -22,6 +23,7 @@
 //! | [`metered`] | the job's model: each query drawn from the job's meter and settled |
 //! | [`running`] | this process's running jobs, for revocation to stop at once |
 //! | [`metrics`] | Prometheus counters |
+//! | [`read_cache`] | the public reads' memory: immutable entries and proofs, the head shared by requests that arrive together |
 //! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, unfinished jobs |
 //! | [`openapi`] | the API description served at `/openapi.json` |
 //!
@@ -43,6 +45,7 @@
 //!   ran to its end.
 
 pub mod attest;
+pub mod caching;
 pub mod clock;
 pub mod ending;
 pub mod error;
@@ -53,6 +56,7 @@ pub mod metered;
 pub mod metrics;
 pub mod openapi;
 pub mod quotas;
+pub mod read_cache;
 pub mod rotation;
 pub mod routes;
 pub mod running;

@@ -140,6 +140,7 @@ impl Server {
                 config.limits.concurrent_uploads,
             )),
             upload_attempts: Default::default(),
+            reads: Default::default(),
             config,
         });
         let shutdown = CancellationToken::new();

@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::log_guard::LogGuard;
 use crate::metrics::Metrics;
 use crate::quotas::{Quotas, UploadAttempts};
+use crate::read_cache::ReadCache;
 use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
 use crate::serving::ConnectionLimits;
@@ -233,6 +234,8 @@ pub struct App {
     pub uploads: Arc<Semaphore>,
     /// Each account's upload attempts in the last hour ([`Quotas::uploads_per_hour`]).
     pub upload_attempts: UploadAttempts,
+    /// What the public reads keep in memory.
+    pub reads: ReadCache,
     /// The configuration, as read at start.
     pub config: Config,
 }

@@ -11,7 +11,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use proctor_api::ErrorBody;
 use proctor_api::jobs::{
     ApprovalState, JobStatus, JobView, ListJobs, PolicyRefView, Progress, ResultView, SubmitJob,
@@ -252,7 +252,8 @@ async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> 
     security(("bearer" = [])),
     params(("id" = String, Path, description = "the job's id")),
     responses(
-        (status = 200, description = "the job", body = JobView),
+        (status = 200, description = "the job; it changes while the job runs and is the caller's alone, so no cache keeps it for others or without asking again", body = JobView,
+            headers(("cache-control" = String, description = "`private, no-cache`"))),
         (status = 401, description = "no valid token", body = ErrorBody),
         (status = 403, description = "not an evaluator", body = ErrorBody),
         (status = 404, description = "no such job of the caller's", body = ErrorBody),
@@ -262,10 +263,17 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam,
-) -> ApiResult<Json<JobView>> {
+) -> ApiResult<([(HeaderName, HeaderValue); 1], Json<JobView>)> {
     let job = own_job(&state, &caller, &id).await?;
-    Ok(Json(job_view(&state, job).await?))
+    let view = job_view(&state, job).await?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static(PRIVATE))],
+        Json(view),
+    ))
 }
+
+/// `Cache-Control` of a job's view: the caller's own, and it changes while the job runs.
+const PRIVATE: &str = "private, no-cache";
 
 /// The caller's jobs, newest first.
 #[utoipa::path(

@@ -2,10 +2,12 @@
 //! metrics and the API description. No token needed: the log is public by design, and what
 //! it holds (digests, aggregates) is what the attestations publish.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use proctor_api::ErrorBody;
@@ -15,13 +17,15 @@ use proctor_api::log::{
     ListEntries,
 };
 use proctor_attest::proof::{ConsistencyProof, InclusionProof};
-use proctor_attest::{Checkpoint, TreeHead};
+
 use proctor_store::{EntryKind, Fault, JobId, LogEntry};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::caching::{self, Freshness};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{PathParam, QueryParams, list_limit, parse_id};
+use crate::read_cache::SignedHead;
 use crate::state::AppState;
 
 /// This module's routes, under `/v1`.
@@ -53,24 +57,29 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
     response
 }
 
-/// The database's head, once the guard has checked that it extends the head this service
-/// last signed and remembered it: the only head a checkpoint is signed of.
-async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
-    Ok(state.log_guard.vouch(&state.store, &state.key).await?)
-}
-
-/// The signed checkpoint of `head` (from [`vouched_head`]).
-fn checkpoint(state: &AppState, head: TreeHead) -> ApiResult<String> {
-    Checkpoint::new(&state.config.origin, head)
-        .sign(&state.key)
-        .map_err(|e| ApiError::internal("signing a checkpoint", &e))
-}
-
 /// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
 /// `proctor-attest` writes them (and `proctor verify` reads them).
 fn proof_view<T: serde::de::DeserializeOwned>(text: String) -> ApiResult<T> {
     serde_json::from_str(&text).map_err(|e| ApiError::internal("proof JSON", &e))
 }
+
+/// `value` as a JSON answer with its caching headers ([`caching::respond`]).
+fn json<T: serde::Serialize>(
+    request: &HeaderMap,
+    value: &T,
+    freshness: Freshness,
+) -> ApiResult<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::internal("answer JSON", &e))?;
+    Ok(caching::respond(
+        request,
+        body,
+        "application/json",
+        freshness,
+    ))
+}
+
+/// What the API description says of a 304.
+const NOT_MODIFIED: &str = "`If-None-Match` names the current answer's tag: no body";
 
 /// The stored kind of an asked one (`result` when left out).
 fn entry_kind(kind: Option<KindView>) -> EntryKind {
@@ -88,11 +97,11 @@ fn kind_view(kind: EntryKind) -> KindView {
     }
 }
 
-async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<LogEntry> {
+async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Arc<LogEntry>> {
     let job: JobId = parse_id(id, "attestation")?;
     state
-        .store
-        .job_entry(job, kind)
+        .reads
+        .job_entry(&state, job, kind)
         .await?
         .ok_or_else(|| ApiError::not_found("attestation"))
 }
@@ -101,9 +110,12 @@ async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Log
 /// logged, its log index, the current checkpoint and the inclusion proof to it.
 #[utoipa::path(
     get, path = "/attestations/{id}", tag = "log", operation_id = "get_attestation",
-    params(("id" = String, Path, description = "the job's id"), AttestationQuery),
+    params(("id" = String, Path, description = "the job's id"), AttestationQuery, ("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the attestation", body = AttestationView),
+        (status = 200, description = "the attestation; it changes as the log grows (its checkpoint and proof are the current head's), so caches revalidate it", body = AttestationView,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`no-cache`: keep, but revalidate"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`no-cache`: keep, but revalidate"))),
         (status = 400, description = "`malformed_query`: a `kind` other than `result` or `accepted`", body = ErrorBody),
         (status = 404, description = "no such job, or it has no entry of that kind (yet)", body = ErrorBody),
         (status = 503, description = "`log_fork`: the database's log does not extend the last checkpoint this service signed", body = ErrorBody),
@@ -113,35 +125,43 @@ pub async fn attestation(
     State(state): State<AppState>,
     PathParam(id): PathParam,
     QueryParams(q): QueryParams<AttestationQuery>,
-) -> ApiResult<Json<AttestationView>> {
+    request: HeaderMap,
+) -> ApiResult<Response> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let head = vouched_head(&state).await?;
-    let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
+    let SignedHead { head, checkpoint } = state.reads.head(&state).await?;
+    let hashes = state
+        .reads
+        .inclusion_proof(&state, entry.index, head.size)
+        .await?;
     let proof = InclusionProof {
         log_index: entry.index,
         tree_size: head.size,
         root_hash: head.root,
-        hashes,
+        hashes: hashes.to_vec(),
     };
-    let envelope = String::from_utf8(entry.envelope)
+    let envelope = std::str::from_utf8(&entry.envelope)
         .map_err(|e| ApiError::internal("a stored envelope is not UTF-8", &e))?;
-    Ok(Json(AttestationView {
+    let view = AttestationView {
         job_id: entry.job.to_string(),
         kind: kind_view(kind),
         log_index: entry.index,
-        envelope,
-        checkpoint: checkpoint(&state, head)?,
+        envelope: envelope.to_owned(),
+        checkpoint: checkpoint.to_string(),
         inclusion_proof: proof_view(proof.to_json())?,
-    }))
+    };
+    json(&request, &view, Freshness::Revalidate)
 }
 
 /// A job's DSSE envelope alone, byte for byte the log leaf.
 #[utoipa::path(
     get, path = "/attestations/{id}/envelope", tag = "log", operation_id = "get_attestation_envelope",
-    params(("id" = String, Path, description = "the job's id"), AttestationQuery),
+    params(("id" = String, Path, description = "the job's id"), AttestationQuery, ("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the envelope's bytes as logged", body = DsseEnvelope, content_type = "application/json"),
+        (status = 200, description = "the envelope's bytes as logged; they never change", body = DsseEnvelope, content_type = "application/json",
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable`"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable`"))),
         (status = 400, description = "`malformed_query`: a `kind` other than `result` or `accepted`", body = ErrorBody),
         (status = 404, description = "no such job, or it has no entry of that kind (yet)", body = ErrorBody),
     ),
@@ -150,34 +170,52 @@ pub async fn attestation_envelope(
     State(state): State<AppState>,
     PathParam(id): PathParam,
     QueryParams(q): QueryParams<AttestationQuery>,
+    request: HeaderMap,
 ) -> ApiResult<Response> {
     let entry = job_entry(&state, &id, entry_kind(q.kind)).await?;
-    Ok(with_type(entry.envelope, "application/json"))
+    Ok(caching::respond(
+        &request,
+        entry.envelope.as_slice(),
+        "application/json",
+        Freshness::Immutable,
+    ))
 }
 
 /// The log's current signed checkpoint: a C2SP signed note (origin, size, base64 root hash,
 /// then the service key's Ed25519 signature line).
 #[utoipa::path(
     get, path = "/log/checkpoint", tag = "log", operation_id = "get_checkpoint",
+    params(("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 200, description = "the signed note; it changes as the log grows, so caches revalidate it", body = String, content_type = "text/plain; charset=utf-8",
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`no-cache`: keep, but revalidate"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`no-cache`: keep, but revalidate"))),
         (status = 503, description = "`log_fork`: the database's log does not extend the last checkpoint this service signed", body = ErrorBody),
     ),
 )]
-pub async fn log_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
-    let head = vouched_head(&state).await?;
-    Ok(with_type(
-        checkpoint(&state, head)?,
+pub async fn log_checkpoint(
+    State(state): State<AppState>,
+    request: HeaderMap,
+) -> ApiResult<Response> {
+    let signed = state.reads.head(&state).await?;
+    Ok(caching::respond(
+        &request,
+        signed.checkpoint.as_bytes(),
         "text/plain; charset=utf-8",
+        Freshness::Revalidate,
     ))
 }
 
 /// Log entries in index order, envelopes in base64.
 #[utoipa::path(
     get, path = "/log/entries", tag = "log", operation_id = "list_log_entries",
-    params(ListEntries),
+    params(ListEntries, ("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the entries from `start` on; empty past the log's end", body = Vec<EntryView>),
+        (status = 200, description = "the entries from `start` on; empty past the log's end. A full page (`limit` entries) never changes and is marked immutable; a shorter one grows with the log, so caches revalidate it", body = Vec<EntryView>,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable` or `no-cache`, as the description says"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable` or `no-cache`, as the description says"))),
         (status = 400, description = "`malformed_query`: a `start` that is not a non-negative 64-bit integer, or a `limit` outside 1 to 1000", body = ErrorBody),
         (status = 422, description = "`invalid`: a `start` beyond 2^63 - 1", body = ErrorBody),
     ),
@@ -185,46 +223,64 @@ pub async fn log_checkpoint(State(state): State<AppState>) -> ApiResult<Response
 pub async fn log_entries(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListEntries>,
-) -> ApiResult<Json<Vec<EntryView>>> {
+    request: HeaderMap,
+) -> ApiResult<Response> {
     let limit = list_limit(q.limit)?;
     let entries = state.store.log_entries(q.start.unwrap_or(0), limit).await?;
-    Ok(Json(
-        entries
-            .into_iter()
-            .map(|e| EntryView {
-                index: e.index,
-                kind: kind_view(e.kind),
-                job_id: e.job.to_string(),
-                envelope: base64::engine::general_purpose::STANDARD.encode(&e.envelope),
-            })
-            .collect(),
-    ))
+    // Entries are never rewritten, so a page the log has filled stays as it is.
+    let freshness = if entries.len() == limit as usize {
+        Freshness::Immutable
+    } else {
+        Freshness::Revalidate
+    };
+    let views: Vec<EntryView> = entries
+        .into_iter()
+        .map(|e| EntryView {
+            index: e.index,
+            kind: kind_view(e.kind),
+            job_id: e.job.to_string(),
+            envelope: base64::engine::general_purpose::STANDARD.encode(&e.envelope),
+        })
+        .collect();
+    json(&request, &views, freshness)
 }
 
 /// One entry's leaf bytes: its DSSE envelope as logged.
 #[utoipa::path(
     get, path = "/log/entries/{id}", tag = "log", operation_id = "get_log_entry",
-    params(("id" = u64, Path, minimum = 0, description = "the entry's index")),
+    params(("id" = u64, Path, minimum = 0, description = "the entry's index"), ("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the envelope's bytes as logged", body = DsseEnvelope, content_type = "application/json"),
+        (status = 200, description = "the envelope's bytes as logged; they never change", body = DsseEnvelope, content_type = "application/json",
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable`"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable`"))),
         (status = 404, description = "no entry at that index (or not an index)", body = ErrorBody),
     ),
 )]
 pub async fn log_entry(
     State(state): State<AppState>,
     PathParam(index): PathParam,
+    request: HeaderMap,
 ) -> ApiResult<Response> {
     let index: u64 = parse_id(&index, "log entry")?;
-    let entry = state.store.log_entry(index).await?;
-    Ok(with_type(entry.envelope, "application/json"))
+    let entry = state.reads.entry(&state, index).await?;
+    Ok(caching::respond(
+        &request,
+        entry.envelope.as_slice(),
+        "application/json",
+        Freshness::Immutable,
+    ))
 }
 
 /// The inclusion proof of an entry in the tree of a given size.
 #[utoipa::path(
     get, path = "/log/proof/inclusion", tag = "log", operation_id = "get_inclusion_proof",
-    params(InclusionQuery),
+    params(InclusionQuery, ("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the proof", body = InclusionProofView),
+        (status = 200, description = "the proof; with `size` given it never changes and is marked immutable, without it it is the current head's, so caches revalidate it", body = InclusionProofView,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable` or `no-cache`, as the description says"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable` or `no-cache`, as the description says"))),
         (status = 400, description = "`malformed_query`: `index` missing, or `index` or `size` not a non-negative 64-bit integer", body = ErrorBody),
         (status = 404, description = "`index` not below the size, or a size beyond the log's", body = ErrorBody),
     ),
@@ -232,31 +288,40 @@ pub async fn log_entry(
 pub async fn inclusion_proof(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<InclusionQuery>,
-) -> ApiResult<Json<InclusionProofView>> {
-    let size = match q.size {
-        Some(size) => size,
-        None => state.store.tree_head().await?.size,
+    request: HeaderMap,
+) -> ApiResult<Response> {
+    let (size, freshness) = match q.size {
+        Some(size) => (size, Freshness::Immutable),
+        None => (state.store.tree_head().await?.size, Freshness::Revalidate),
     };
     if q.index >= size {
         return Err(ApiError::not_found("log entry"));
     }
-    let hashes = state.store.inclusion_proof(q.index, size).await?;
-    let root_hash = state.store.root_at(size).await?;
+    let hashes = state
+        .reads
+        .inclusion_proof(&state, q.index, size)
+        .await?
+        .to_vec();
+    let root_hash = state.reads.root_at(&state, size).await?;
     let proof = InclusionProof {
         log_index: q.index,
         tree_size: size,
         root_hash,
         hashes,
     };
-    Ok(Json(proof_view(proof.to_json())?))
+    let view: InclusionProofView = proof_view(proof.to_json())?;
+    json(&request, &view, freshness)
 }
 
 /// The consistency proof from an older tree size to a newer one.
 #[utoipa::path(
     get, path = "/log/proof/consistency", tag = "log", operation_id = "get_consistency_proof",
-    params(ConsistencyQuery),
+    params(ConsistencyQuery, ("if-none-match" = Option<String>, Header, description = "entity tags of answers the client holds; one that names the current answer's tag is answered 304")),
     responses(
-        (status = 200, description = "the proof", body = ConsistencyProofView),
+        (status = 200, description = "the proof; with `new` given it never changes and is marked immutable, without it it leads to the current head, so caches revalidate it", body = ConsistencyProofView,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable` or `no-cache`, as the description says"))),
+        (status = 304, description = NOT_MODIFIED,
+            headers(("etag" = String, description = "the body's SHA-256 in hex, quoted: a strong entity tag for `If-None-Match`"), ("cache-control" = String, description = "`public, max-age=31536000, immutable` or `no-cache`, as the description says"))),
         (status = 400, description = "`malformed_query`: `old` missing, or `old` or `new` not a non-negative 64-bit integer", body = ErrorBody),
         (status = 404, description = "a size beyond the log's", body = ErrorBody),
         (status = 422, description = "`invalid_range`: `old` exceeds `new`", body = ErrorBody),
@@ -265,10 +330,11 @@ pub async fn inclusion_proof(
 pub async fn consistency_proof(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ConsistencyQuery>,
-) -> ApiResult<Json<ConsistencyProofView>> {
-    let new = match q.new {
-        Some(new) => new,
-        None => state.store.tree_head().await?.size,
+    request: HeaderMap,
+) -> ApiResult<Response> {
+    let (new, freshness) = match q.new {
+        Some(new) => (new, Freshness::Immutable),
+        None => (state.store.tree_head().await?.size, Freshness::Revalidate),
     };
     if q.old > new {
         return Err(ApiError::unprocessable(
@@ -276,13 +342,18 @@ pub async fn consistency_proof(
             "old must not exceed new",
         ));
     }
-    let hashes = state.store.consistency_proof(q.old, new).await?;
+    let hashes = state
+        .reads
+        .consistency_proof(&state, q.old, new)
+        .await?
+        .to_vec();
     let proof = ConsistencyProof {
         old_size: q.old,
         new_size: new,
         hashes,
     };
-    Ok(Json(proof_view(proof.to_json())?))
+    let view: ConsistencyProofView = proof_view(proof.to_json())?;
+    json(&request, &view, freshness)
 }
 
 /// The service's Ed25519 public key (PEM), the one its attestations and checkpoints are

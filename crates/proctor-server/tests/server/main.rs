@@ -2,6 +2,7 @@
 //! `PROCTOR_TEST_POSTGRES_URL` is set) PostgreSQL.
 
 mod bad_input;
+mod caching;
 mod common;
 mod crash;
 mod credentials;
