@@ -15,6 +15,9 @@ use hyper::header::{HOST, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
+/// Request headers beside `Host`.
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
+
 /// One route under load.
 pub struct Target {
     /// What the table calls it.
@@ -22,7 +25,7 @@ pub struct Target {
     /// The path and query.
     pub path: String,
     /// Headers beside `Host` (a bearer token, `If-None-Match`).
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: Headers,
     /// The status every answer should have.
     pub expect: StatusCode,
 }

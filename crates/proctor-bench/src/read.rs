@@ -18,7 +18,7 @@ use proctor_api::log::AttestationView;
 
 use crate::client::Client;
 use crate::database::{self, StoreKind};
-use crate::load::{self, Load, Target};
+use crate::load::{self, Headers, Load, Target};
 use crate::parties::{Approval, Parties};
 use crate::service::Service;
 use crate::table::{Table, count, machine};
@@ -117,7 +117,7 @@ async fn measure(service: &Service, kind: StoreKind, args: &ReadArgs) -> anyhow:
     let scene = scene(service, &parties, args).await?;
     let token = HeaderValue::from_str(&format!("Bearer {}", parties.evaluator.token()))?;
     let f = &scene.finished;
-    let routes: Vec<(&str, String, Vec<(HeaderName, HeaderValue)>)> = vec![
+    let routes: Vec<(&str, String, Headers)> = vec![
         ("attestation", format!("/v1/attestations/{f}"), vec![]),
         (
             "attestation envelope",

@@ -227,7 +227,8 @@ fn render(rows: &[Row], args: &ServiceArgs, note: Option<&str>) -> String {
     let mut out = format!(
         "Service throughput (`proctor-bench service --seconds {}`), {}; one job per row, \
          arith example against `builtin:arith?latency_ms=L`, `standard` with max_concurrency C, \
-         budgets checked on every query:\n\n",
+         budgets checked on every query; a `proctor run` row's time is from preparing the eval \
+         (compile cache warm) to its report:\n\n",
         args.seconds,
         machine()
     );

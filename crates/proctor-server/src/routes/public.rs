@@ -101,7 +101,7 @@ async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Arc
     let job: JobId = parse_id(id, "attestation")?;
     state
         .reads
-        .job_entry(&state, job, kind)
+        .job_entry(state, job, kind)
         .await?
         .ok_or_else(|| ApiError::not_found("attestation"))
 }

@@ -32,7 +32,7 @@ async fn get(
     Ok((status, headers, response.bytes().await?.to_vec()))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: reqwest::header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
