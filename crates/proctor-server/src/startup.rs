@@ -136,6 +136,7 @@ impl Server {
             metrics: Metrics::new()?,
             running: RunningJobs::default(),
             hand_back: CancellationToken::new(),
+            queue_changed: tokio::sync::Notify::new(),
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.concurrent_uploads,
             )),

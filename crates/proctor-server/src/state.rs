@@ -230,6 +230,10 @@ pub struct App {
     /// Fires when a draining server's deadline passed ([`crate::startup::Server::drain`]): its
     /// running jobs stop and go back to the queue for another server.
     pub hand_back: CancellationToken,
+    /// Wakes this server's idle workers when a job became claimable here (submitted,
+    /// approved, handed back), so its claim does not wait for the next poll; other servers'
+    /// workers find it at their next poll.
+    pub queue_changed: tokio::sync::Notify,
     /// Free upload slots ([`BodyLimits::concurrent_uploads`]).
     pub uploads: Arc<Semaphore>,
     /// Each account's upload attempts in the last hour ([`Quotas::uploads_per_hour`]).

@@ -57,6 +57,11 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
             }
             continue;
         }
+        // Armed before the claim: a job queued while the claim finds nothing still wakes this
+        // worker.
+        let queued = app.queue_changed.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
         let claiming = std::time::Instant::now();
         let claimed = app
             .store
@@ -84,6 +89,7 @@ pub async fn run_worker(app: Arc<App>, worker_id: String, shutdown: Cancellation
             Ok(None) => {
                 tokio::select! {
                     () = tokio::time::sleep(app.config.poll_interval) => {}
+                    () = &mut queued => {}
                     () = shutdown.cancelled() => return,
                 }
             }
@@ -189,7 +195,10 @@ async fn drive(app: Arc<App>, worker: String, claimed: Claimed) {
                 return;
             }
             match app.store.hand_back(job.id, &worker).await {
-                Ok(()) => info!("handed the job back to the queue: the next claim takes it up"),
+                Ok(()) => {
+                    app.queue_changed.notify_waiters();
+                    info!("handed the job back to the queue: the next claim takes it up");
+                }
                 Err(err) => warn!(%err, "handing the job back failed; its lease expires instead"),
             }
         }

@@ -171,6 +171,7 @@ pub async fn approve(
 ) -> ApiResult<Json<JobView>> {
     let id: JobId = parse_id(&id, "job")?;
     let job = state.store.approve_job(caller.id(), id).await?;
+    state.queue_changed.notify_waiters();
     Ok(Json(job_view(&state, job).await?))
 }
 

@@ -209,13 +209,15 @@ pub async fn submit(
     }
     job.clock_created_at = Some(clock);
     state.metrics.jobs.with_label_values(&["queued"]).inc();
+    state.queue_changed.notify_waiters();
     Ok((StatusCode::CREATED, Json(view(job, Some(under))?)))
 }
 
 /// What a job takes from its grant when accepted: a DP job spends its epsilon from the
 /// grant's ledger and holds its worst case (every sample making `max_per_sample` queries of
 /// the largest size), so no sample's budget depends on what other samples' outputs made them
-/// do. Other jobs draw from the grant query by query. Every job spends its leakage bound
+/// do. Other jobs lease blocks from the grant as they go ([`crate::meter`]). Every job spends
+/// its leakage bound
 /// (bits) from the evaluator's ledger on the model.
 fn demand(policy: &Policy, items: u64, bits: f64) -> JobDemand {
     let Some(epsilon) = policy.release.dp_epsilon else {
