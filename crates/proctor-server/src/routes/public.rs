@@ -55,7 +55,7 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
 
 /// The database's head, once the guard has checked that it extends the head this service
 /// last signed and remembered it: the only head a checkpoint is signed of.
-async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
+pub(crate) async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
     Ok(state.log_guard.vouch(&state.store, &state.key).await?)
 }
 
@@ -66,6 +66,14 @@ fn checkpoint(state: &AppState, head: TreeHead) -> ApiResult<String> {
         .map_err(|e| ApiError::internal("signing a checkpoint", &e))
 }
 
+/// The checkpoint the service hands out, with the head it is of: at `/v1/log/checkpoint`,
+/// `/log/checkpoint`, in attestations and in their tlog-proof receipts (which prove inclusion
+/// in exactly this tree). Of the vouched head, signed now.
+pub(crate) async fn served_checkpoint(state: &AppState) -> ApiResult<(TreeHead, String)> {
+    let head = vouched_head(state).await?;
+    Ok((head, checkpoint(state, head)?))
+}
+
 /// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
 /// `proctor-attest` writes them (and `proctor verify` reads them).
 fn proof_view<T: serde::de::DeserializeOwned>(text: String) -> ApiResult<T> {
@@ -73,7 +81,7 @@ fn proof_view<T: serde::de::DeserializeOwned>(text: String) -> ApiResult<T> {
 }
 
 /// The stored kind of an asked one (`result` when left out).
-fn entry_kind(kind: Option<KindView>) -> EntryKind {
+pub(crate) fn entry_kind(kind: Option<KindView>) -> EntryKind {
     match kind.unwrap_or_default() {
         KindView::Result => EntryKind::Result,
         KindView::Accepted => EntryKind::Accepted,
@@ -88,7 +96,7 @@ fn kind_view(kind: EntryKind) -> KindView {
     }
 }
 
-async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<LogEntry> {
+pub(crate) async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<LogEntry> {
     let job: JobId = parse_id(id, "attestation")?;
     state
         .store
@@ -116,7 +124,7 @@ pub async fn attestation(
 ) -> ApiResult<Json<AttestationView>> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let head = vouched_head(&state).await?;
+    let (head, checkpoint) = served_checkpoint(&state).await?;
     let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
     let proof = InclusionProof {
         log_index: entry.index,
@@ -131,7 +139,7 @@ pub async fn attestation(
         kind: kind_view(kind),
         log_index: entry.index,
         envelope,
-        checkpoint: checkpoint(&state, head)?,
+        checkpoint,
         inclusion_proof: proof_view(proof.to_json())?,
     }))
 }
@@ -165,9 +173,8 @@ pub async fn attestation_envelope(
     ),
 )]
 pub async fn log_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
-    let head = vouched_head(&state).await?;
     Ok(with_type(
-        checkpoint(&state, head)?,
+        served_checkpoint(&state).await?.1,
         "text/plain; charset=utf-8",
     ))
 }
