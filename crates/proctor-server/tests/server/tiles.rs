@@ -283,36 +283,71 @@ async fn the_vkey_route_and_openapi_name_the_tile_routes() -> anyhow::Result<()>
     Ok(())
 }
 
-/// The `tlog_tiles` crate as a client: tiles fetched over HTTP by its own paths, then read
-/// through its `TileHashReader`, which authenticates every tile against the tree hash.
+/// The `tlog_tiles` crate (0.2.0, the newest on crates.io) as a client: tiles fetched over
+/// HTTP, then read through its `TileHashReader`, which authenticates every tile against the
+/// tree hash before any hash in it is used.
+///
+/// Its `Tile::path` is the Go checksum database's layout, with the tile height as a path
+/// element (`tile/8/0/000`), not tlog-tiles' (`tile/0/000`, height fixed at 8): that is the
+/// crate's, not a Proctor deviation, and the client maps the one to the other
+/// ([`tlog_tiles_path`], pinned by `tlog_tiles_0_2_0_writes_go_sumdb_paths`).
 mod independent {
+    use tlog_tiles::{Error, Hash, HashReader as _, Tile, TileHashReader, TileReader};
+
     use super::*;
 
+    /// Tiles held in memory, as `tlog_tiles` asks for them.
+    struct Fetched(HashMap<Tile, Vec<u8>>);
+
+    impl TileReader for Fetched {
+        fn height(&self) -> u8 {
+            8
+        }
+
+        fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, Error> {
+            tiles
+                .iter()
+                .map(|t| {
+                    self.0.get(t).cloned().ok_or_else(|| {
+                        Error::InvalidInput(format!("tile {} not fetched", t.path()))
+                    })
+                })
+                .collect()
+        }
+
+        fn save_tiles(&self, _tiles: &[Tile], _data: &[Vec<u8>]) {}
+    }
+
     pub struct Reader {
-        tiles: tlog_tiles::PreloadedTlogTileReader,
+        tiles: Fetched,
+    }
+
+    fn err(e: Error) -> anyhow::Error {
+        anyhow::anyhow!("tlog_tiles: {e}")
     }
 
     impl Reader {
         /// Fetches every tile `tlog_tiles` says a tree of `size` has.
         pub async fn fetch(s: &TestServer, size: u64) -> anyhow::Result<Reader> {
             let mut map = HashMap::new();
-            for tile in tlog_tiles::TlogTile::new_tiles(0, size) {
-                let (status, _, bytes) = get(s, &format!("/log/{}", tile.path())).await?;
-                anyhow::ensure!(status == StatusCode::OK, "{} {status}", tile.path());
+            for tile in Tile::new_tiles(8, 0, size) {
+                let path = tlog_tiles_path(&tile);
+                let (status, _, bytes) = get(s, &format!("/log/{path}")).await?;
+                anyhow::ensure!(status == StatusCode::OK, "{path} {status}");
                 map.insert(tile, bytes);
             }
             Ok(Reader {
-                tiles: tlog_tiles::PreloadedTlogTileReader(map),
+                tiles: Fetched(map),
             })
         }
 
-        fn hashes(&self, size: u64, root: [u8; 32]) -> tlog_tiles::TileHashReader<'_> {
-            tlog_tiles::TileHashReader::new(size, tlog_tiles::Hash(root), &self.tiles)
+        fn hashes(&self, size: u64, root: [u8; 32]) -> TileHashReader<'_> {
+            TileHashReader::new(size, Hash(root), &self.tiles)
         }
 
         pub fn tree_hash(&self, size: u64, root: [u8; 32]) -> anyhow::Result<[u8; 32]> {
             Ok(tlog_tiles::tree_hash(size, &self.hashes(size, root))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                .map_err(err)?
                 .0)
         }
 
@@ -324,7 +359,7 @@ mod independent {
         ) -> anyhow::Result<usize> {
             Ok(
                 tlog_tiles::prove_record(size, index, &self.hashes(size, root))
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .map_err(err)?
                     .len(),
             )
         }
@@ -336,16 +371,21 @@ mod independent {
             index: u64,
             entry: &[u8],
         ) -> anyhow::Result<()> {
-            let proof = tlog_tiles::prove_record(size, index, &self.hashes(size, root))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let hashes = self.hashes(size, root);
+            let proof = tlog_tiles::prove_record(size, index, &hashes).map_err(err)?;
+            // The leaf hash as the tiles hold it, and as the client computes it.
+            let stored = hashes
+                .read_hashes(&[tlog_tiles::stored_hash_index(0, index)])
+                .map_err(err)?;
+            anyhow::ensure!(stored[0] == tlog_tiles::record_hash(entry));
             tlog_tiles::check_record(
                 &proof,
                 size,
-                tlog_tiles::Hash(root),
+                Hash(root),
                 index,
                 tlog_tiles::record_hash(entry),
             )
-            .map_err(|e| anyhow::anyhow!("entry {index}: {e:?}"))
+            .map_err(|e| anyhow::anyhow!("entry {index}: {e}"))
         }
 
         pub fn check_consistency(
@@ -355,16 +395,29 @@ mod independent {
             old: u64,
             old_root: [u8; 32],
         ) -> anyhow::Result<()> {
-            let proof = tlog_tiles::prove_tree(size, old, &self.hashes(size, root))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            tlog_tiles::check_tree(
-                &proof,
-                size,
-                tlog_tiles::Hash(root),
-                old,
-                tlog_tiles::Hash(old_root),
-            )
-            .map_err(|e| anyhow::anyhow!("{old} -> {size}: {e:?}"))
+            let proof = tlog_tiles::prove_tree(size, old, &self.hashes(size, root)).map_err(err)?;
+            tlog_tiles::check_tree(&proof, size, Hash(root), old, Hash(old_root))
+                .map_err(|e| anyhow::anyhow!("{old} -> {size}: {e}"))
         }
+    }
+
+    /// The tlog-tiles path of a `tlog_tiles` tile of height 8: its own path without the
+    /// height element.
+    pub fn tlog_tiles_path(tile: &Tile) -> String {
+        tile.path().replacen("tile/8/", "tile/", 1)
+    }
+
+    #[test]
+    fn tlog_tiles_0_2_0_writes_go_sumdb_paths() {
+        // The test vector: tile 1234067 of level 0, 8 hashes wide. c2sp.org/tlog-tiles names it
+        // `tile/0/x001/x234/067.p/8`; the crate writes the height in.
+        let tile = Tile::new(8, 0, 1_234_067, 8, false);
+        assert_eq!(tile.path(), "tile/8/0/x001/x234/067.p/8");
+        let ours = proctor_attest::tiles::Tile {
+            kind: TileKind::Hashes { level: 0 },
+            index: 1_234_067,
+            width: 8,
+        };
+        assert_eq!(tlog_tiles_path(&tile), ours.path());
     }
 }
