@@ -433,7 +433,7 @@ pub fn verify_receipt(inputs: &ReceiptInputs<'_>) -> Report {
         (Ok(r), Ok(s)) => r
             .verify_inclusion(&leaf_hash(inputs.envelope), s)
             .map_err(Failure::from)
-            .and_then(|()| match statement_index {
+            .and(match statement_index {
                 Some(attested) if attested != r.index => Err(Failure::LogIndexMismatch {
                     attested,
                     proof: r.index,
