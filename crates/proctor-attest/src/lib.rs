@@ -14,7 +14,12 @@
 //!   answer together; pure, so a SQL store can run it inside its own transaction.
 //! - [`log`]: the log over a [`log::NodeStore`]; [`memory::MemoryStore`] keeps it in memory.
 //! - [`proof`]: pure verification of inclusion and consistency proofs, and their JSON files.
-//! - [`note`] and [`checkpoint`]: C2SP signed notes and the tlog checkpoint inside them.
+//! - [`note`] and [`checkpoint`]: C2SP signed notes and the tlog checkpoint inside them;
+//!   [`vkey`]: the one-line verifier keys that name a log's or a witness's key;
+//!   [`cosignature`]: witnesses' `cosignature/v1` lines on a checkpoint.
+//! - [`tiles`]: the log as tlog-tiles (which stored hashes a tile holds, paths, bundles).
+//! - [`tlog_proof`] and [`tlog_policy`]: the offline receipt of one entry and the trust
+//!   policy (log key, witnesses, quorum) it is checked against.
 //! - [`verify`]: the offline checks, one named result per check.
 //!
 //! # Verifying a result offline
@@ -47,6 +52,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod dsse;
 pub mod keys;
 pub mod log;
@@ -57,11 +63,16 @@ pub mod pem;
 pub mod plan;
 pub mod proof;
 pub mod statement;
+pub mod tiles;
+pub mod tlog_policy;
+pub mod tlog_proof;
 pub mod verify;
+pub mod vkey;
 
 mod b64;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
+pub use cosignature::{Cosignature, CosignatureError};
 pub use dsse::{DsseError, Envelope};
 pub use keys::{KeyError, SigningKey, VerifyingKey};
 pub use log::{Appended, LogError, NodeStore, TreeHead};
@@ -69,3 +80,4 @@ pub use memory::MemoryStore;
 pub use merkle::{Hash, NodeId};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError};
 pub use statement::{EvalResult, JobAccepted, JobStatus, Statement};
+pub use vkey::{SignatureType, Vkey, VkeyError};

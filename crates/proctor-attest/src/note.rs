@@ -20,12 +20,10 @@ use std::fmt::Write as _;
 
 use crate::b64;
 use crate::keys::{SigningKey, VerifyingKey};
+use crate::vkey::{self, SignatureType};
 
 /// At most this many signature lines are read (the spec asks for at least 16).
 pub const MAX_SIGNATURES: usize = 100;
-
-/// The C2SP signature type byte of Ed25519.
-const ED25519_TYPE: u8 = 0x01;
 
 /// Why a note could not be made, read or verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,34 +72,20 @@ pub struct SignedNote {
     pub signatures: Vec<NoteSignature>,
 }
 
-/// The C2SP key id of an Ed25519 key under `name`.
+/// The C2SP key id of an Ed25519 key under `name` (signature type 0x01).
 pub fn key_id(name: &str, key: &VerifyingKey) -> u32 {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(name.as_bytes());
-    ctx.update(&[b'\n', ED25519_TYPE]);
-    ctx.update(key.as_bytes());
-    let digest = ctx.finish();
-    let d = digest.as_ref();
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+    vkey::key_id(name, SignatureType::Ed25519, key)
 }
 
 /// The verifier key string of the Go `note` package and its tools: `<name>+<hex key id>+
-/// <base64(0x01 || public key)>`, for operators who configure witnesses or monitors.
+/// <base64(0x01 || public key)>`, for operators who configure witnesses or monitors. See
+/// [`crate::vkey::Vkey`] for the parsed form.
 pub fn verifier_key_string(name: &str, key: &VerifyingKey) -> String {
-    let mut material = vec![ED25519_TYPE];
-    material.extend_from_slice(key.as_bytes());
-    format!(
-        "{name}+{:08x}+{}",
-        key_id(name, key),
-        b64::encode(&material)
-    )
+    vkey::format(name, SignatureType::Ed25519, key)
 }
 
 fn check_key_name(name: &str) -> Result<(), NoteError> {
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        return Err(NoteError::BadKeyName(name.to_owned()));
-    }
-    Ok(())
+    vkey::check_key_name(name).map_err(|_| NoteError::BadKeyName(name.to_owned()))
 }
 
 fn check_text(text: &str) -> Result<(), NoteError> {
@@ -160,12 +144,22 @@ impl SignedNote {
             if signatures.len() == MAX_SIGNATURES {
                 return Err(NoteError::Malformed("too many signatures"));
             }
-            signatures.push(parse_signature_line(line)?);
+            signatures.push(NoteSignature::parse_line(line)?);
         }
         Ok(SignedNote {
             text: text.to_owned(),
             signatures,
         })
+    }
+
+    /// The whole note: text, blank line, signature lines.
+    pub fn encode(&self) -> String {
+        let mut note = self.text.clone();
+        note.push('\n');
+        for signature in &self.signatures {
+            note.push_str(&signature.line());
+        }
+        note
     }
 
     /// Verifies the signature by `key` under `name`, ignoring signatures by other keys.
@@ -198,26 +192,40 @@ impl SignedNote {
     }
 }
 
-fn parse_signature_line(line: &str) -> Result<NoteSignature, NoteError> {
-    let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
-        "a signature line does not start with \"\u{2014} \"",
-    ))?;
-    let (name, blob) = rest
-        .split_once(' ')
-        .ok_or(NoteError::Malformed("a signature line has no signature"))?;
-    check_key_name(name)
-        .map_err(|_| NoteError::Malformed("a signature line has a bad key name"))?;
-    let blob = b64::decode(blob)
-        .map_err(|_| NoteError::Malformed("a signature is not standard base64"))?;
-    if blob.len() < 5 {
-        return Err(NoteError::Malformed("a signature is too short"));
+impl NoteSignature {
+    /// Parses one signature line, without its final newline: `— <name> <base64>`.
+    ///
+    /// # Errors
+    ///
+    /// [`NoteError::Malformed`] for a line that is not a signature line.
+    pub fn parse_line(line: &str) -> Result<NoteSignature, NoteError> {
+        let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
+            "a signature line does not start with \"\u{2014} \"",
+        ))?;
+        let (name, blob) = rest
+            .split_once(' ')
+            .ok_or(NoteError::Malformed("a signature line has no signature"))?;
+        check_key_name(name)
+            .map_err(|_| NoteError::Malformed("a signature line has a bad key name"))?;
+        let blob = b64::decode(blob)
+            .map_err(|_| NoteError::Malformed("a signature is not standard base64"))?;
+        if blob.len() < 5 {
+            return Err(NoteError::Malformed("a signature is too short"));
+        }
+        let (id, signature) = blob.split_at(4);
+        Ok(NoteSignature {
+            name: name.to_owned(),
+            key_id: u32::from_be_bytes([id[0], id[1], id[2], id[3]]),
+            signature: signature.to_vec(),
+        })
     }
-    let (id, signature) = blob.split_at(4);
-    Ok(NoteSignature {
-        name: name.to_owned(),
-        key_id: u32::from_be_bytes([id[0], id[1], id[2], id[3]]),
-        signature: signature.to_vec(),
-    })
+
+    /// The signature line, ending in a newline.
+    pub fn line(&self) -> String {
+        let mut blob = self.key_id.to_be_bytes().to_vec();
+        blob.extend_from_slice(&self.signature);
+        format!("\u{2014} {} {}\n", self.name, b64::encode(&blob))
+    }
 }
 
 #[cfg(test)]

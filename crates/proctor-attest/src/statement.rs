@@ -57,7 +57,29 @@
 //!
 //! `samples`, `usage`, `metrics`, `release` and `leakage` are the fields of `proctor run
 //! --json` (CONTRACTS.md). A new or changed field is a new predicate type, never an edit of
-//! these: `v2` added `leakage` and moved released figures to the range-relative grid.
+//! these: `v2` added `leakage` and moved released figures to the range-relative grid. The
+//! standard field names below are the one exception: they only repeat, under another name,
+//! what a field above says, so no reader learns anything new or loses anything.
+//!
+//! # Standard field names
+//!
+//! in-toto/attestation has open proposals for ML evaluation predicates: `eval-result` v0.1
+//! (PR 575) and the pre-registration predicate PRML v0.1 (PR 587). Where a field of theirs
+//! means what one of ours means, the signed predicate also carries it under their name
+//! ([`Predicate::standard_terms`]), so a tool written for them finds it:
+//!
+//! | predicate | standard field | from |
+//! | --- | --- | --- |
+//! | eval-result | `evaluatedAt` | `finished_at` |
+//! | eval-result | `suite` `{name, version}` | `eval.name`, `eval.version` |
+//! | eval-result | `sampleSize` | `samples.total` |
+//! | eval-result | `commitments.dataset` `{alg: "sha256", value, salted: false}` | `dataset.sha256` |
+//! | eval-result | `assuranceLevel` | `"third_party"`: Proctor runs the eval for parties that do not trust each other |
+//! | eval-result | `harness` `{name: "proctor", version}` | `service_version` |
+//! | job-accepted | `created_at` (PRML) | `accepted_at` |
+//! | job-accepted | `producer.id` (PRML) | `evaluator` |
+//!
+//! What does not fit, and why, is in `docs/in-toto-mapping.md`.
 
 use std::collections::BTreeMap;
 
@@ -97,6 +119,32 @@ pub enum StatementError {
 pub trait Predicate: Serialize + DeserializeOwned {
     /// The `predicateType`.
     const TYPE: &'static str;
+
+    /// Fields the in-toto standard proposals name, derived from the predicate's own fields and
+    /// written after them when it is signed (see "Standard field names" in the module docs).
+    /// Readers ignore them: they repeat what the predicate says.
+    fn standard_terms(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+}
+
+/// A statement as signed: the predicate's fields, then its [`Predicate::standard_terms`].
+#[derive(Serialize)]
+struct SignedForm<'a, P: Serialize> {
+    #[serde(rename = "_type")]
+    statement_type: &'a str,
+    subject: &'a [Subject],
+    #[serde(rename = "predicateType")]
+    predicate_type: &'a str,
+    predicate: PredicateForm<'a, P>,
+}
+
+#[derive(Serialize)]
+struct PredicateForm<'a, P: Serialize> {
+    #[serde(flatten)]
+    fields: &'a P,
+    #[serde(flatten)]
+    terms: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An in-toto Statement v1.
@@ -165,8 +213,17 @@ impl<P: Predicate> Statement<P> {
     /// [`StatementError::Malformed`] if the predicate does not serialize (a map with non-string
     /// keys); [`StatementError::Dsse`].
     pub fn sign(&self, key: &SigningKey) -> Result<Envelope, StatementError> {
+        let form = SignedForm {
+            statement_type: &self.statement_type,
+            subject: &self.subject,
+            predicate_type: &self.predicate_type,
+            predicate: PredicateForm {
+                fields: &self.predicate,
+                terms: self.predicate.standard_terms(),
+            },
+        };
         let payload =
-            serde_json::to_vec(self).map_err(|e| StatementError::Malformed(e.to_string()))?;
+            serde_json::to_vec(&form).map_err(|e| StatementError::Malformed(e.to_string()))?;
         Ok(Envelope::sign(PAYLOAD_TYPE, &payload, key)?)
     }
 
@@ -270,6 +327,21 @@ pub struct JobAccepted {
 
 impl Predicate for JobAccepted {
     const TYPE: &'static str = "https://proctor.dev/attestation/job-accepted/v2";
+
+    /// PRML (in-toto/attestation PR 587): when the criteria were locked, and by whom.
+    fn standard_terms(&self) -> serde_json::Map<String, serde_json::Value> {
+        terms(serde_json::json!({
+            "created_at": self.accepted_at,
+            "producer": {"id": self.evaluator},
+        }))
+    }
+}
+
+fn terms(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 impl JobAccepted {
@@ -309,6 +381,20 @@ pub struct EvalResult {
 
 impl Predicate for EvalResult {
     const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v2";
+
+    /// The `eval-result` predicate proposal (in-toto/attestation PR 575, v0.1).
+    fn standard_terms(&self) -> serde_json::Map<String, serde_json::Value> {
+        terms(serde_json::json!({
+            "evaluatedAt": self.finished_at,
+            "suite": {"name": self.eval.name, "version": self.eval.version},
+            "sampleSize": self.samples.total,
+            "commitments": {
+                "dataset": {"alg": "sha256", "value": self.dataset.sha256, "salted": false},
+            },
+            "assuranceLevel": "third_party",
+            "harness": {"name": "proctor", "version": self.service_version},
+        }))
+    }
 }
 
 /// Where and when a job ran, for [`EvalResult::succeeded`].

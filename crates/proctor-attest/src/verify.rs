@@ -10,7 +10,10 @@
 //! - `inclusion`: the envelope's exact bytes, as a leaf, are in the checkpoint's tree at the
 //!   proof's index; the index is the one the statement records for itself.
 //! - `old-checkpoint`, `new-checkpoint`, `consistency`: two checkpoints by the key, and the
-//!   newer tree extends the older one.
+//!   newer tree extends the older one; two of one size with different roots are a split view.
+//! - With a tlog-policy and a `.tlog-proof` receipt ([`verify_receipt`]): `checkpoint` is the
+//!   policy's log signature, `witnesses` the policy's quorum of cosignatures, `inclusion` the
+//!   receipt's proof; the envelope's key is the policy's log key.
 //!
 //! A check that needs what another check could not establish fails and says so: a subject is
 //! not compared against an unsigned statement, nor a proof against an unsigned checkpoint.
@@ -25,6 +28,8 @@ use crate::keys::VerifyingKey;
 use crate::merkle::leaf_hash;
 use crate::proof::{ConsistencyProof, InclusionProof, ProofError, verify_inclusion};
 use crate::statement::{DATASET_SUBJECT, EVAL_SUBJECT, PAYLOAD_TYPE, Statement, StatementError};
+use crate::tlog_policy::{Policy, PolicyFailure};
+use crate::tlog_proof::{TlogProof, TlogProofError};
 
 /// The name of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +48,8 @@ pub enum Check {
     NewCheckpoint,
     /// The newer tree extends the older one.
     Consistency,
+    /// The checkpoint's cosignatures meet the policy's quorum.
+    Witnesses,
 }
 
 impl fmt::Display for Check {
@@ -55,6 +62,7 @@ impl fmt::Display for Check {
             Check::OldCheckpoint => "old-checkpoint",
             Check::NewCheckpoint => "new-checkpoint",
             Check::Consistency => "consistency",
+            Check::Witnesses => "witnesses",
         })
     }
 }
@@ -134,6 +142,30 @@ pub enum Failure {
         /// The proof's `log_index`.
         proof: u64,
     },
+    /// Two checkpoints of one log and one size with different roots, both validly signed: the
+    /// log showed two different trees (a split view). Both files are the evidence.
+    #[error(
+        "SPLIT VIEW: the log {origin:?} signed two different trees of size {size} (roots {} and {}); \
+         keep both checkpoints as evidence",
+        crate::b64::encode(.first),
+        crate::b64::encode(.second)
+    )]
+    SplitView {
+        /// The log's origin.
+        origin: String,
+        /// The size both claim.
+        size: u64,
+        /// The first checkpoint's root.
+        first: crate::merkle::Hash,
+        /// The second checkpoint's root.
+        second: crate::merkle::Hash,
+    },
+    /// The receipt cannot be read.
+    #[error(transparent)]
+    Receipt(#[from] TlogProofError),
+    /// The checkpoint does not satisfy the policy.
+    #[error(transparent)]
+    Policy(#[from] PolicyFailure),
     /// A check that rests on another one that failed.
     #[error("not checked: {0}")]
     Untrusted(&'static str),
@@ -149,6 +181,8 @@ pub struct CheckResult {
     pub check: Check,
     /// Passed, or why not.
     pub outcome: Result<(), Failure>,
+    /// What a passed check found, when there is more to say than "ok" (who cosigned).
+    pub note: Option<String>,
 }
 
 impl CheckResult {
@@ -160,9 +194,10 @@ impl CheckResult {
 
 impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.outcome {
-            Ok(()) => write!(f, "{}: ok", self.check),
-            Err(why) => write!(f, "{}: FAILED ({why})", self.check),
+        match (&self.outcome, &self.note) {
+            (Ok(()), Some(note)) => write!(f, "{}: ok ({note})", self.check),
+            (Ok(()), None) => write!(f, "{}: ok", self.check),
+            (Err(why), _) => write!(f, "{}: FAILED ({why})", self.check),
         }
     }
 }
@@ -219,6 +254,7 @@ pub fn verify_attestation(inputs: &AttestationInputs<'_>) -> Report {
     checks.push(CheckResult {
         check: Check::Signature,
         outcome: signature.as_ref().map(|_| ()).map_err(|e| e.clone().into()),
+        note: None,
     });
     // Only a signed payload is worth reading.
     let statement = match &signature {
@@ -234,6 +270,7 @@ pub fn verify_attestation(inputs: &AttestationInputs<'_>) -> Report {
         checks.push(CheckResult {
             check: Check::Subjects,
             outcome,
+            note: None,
         });
     }
 
@@ -247,6 +284,7 @@ pub fn verify_attestation(inputs: &AttestationInputs<'_>) -> Report {
                 .as_ref()
                 .map(|_| ())
                 .map_err(|e| e.clone().into()),
+            note: None,
         });
     }
 
@@ -259,17 +297,19 @@ pub fn verify_attestation(inputs: &AttestationInputs<'_>) -> Report {
         checks.push(CheckResult {
             check: Check::Inclusion,
             outcome,
+            note: None,
         });
     }
     Report { checks }
 }
 
 /// What `proctor verify-consistency` checks: both checkpoints' signatures, then the proof
-/// between them.
+/// between them. Two checkpoints of one size need no proof: equal roots are consistent, and
+/// different ones are a split view ([`Failure::SplitView`]), whatever a proof says.
 pub fn verify_consistency(
     old_checkpoint: &[u8],
     new_checkpoint: &[u8],
-    proof: &[u8],
+    proof: Option<&[u8]>,
     keys: &[VerifyingKey],
 ) -> Report {
     let old = open_with_any(old_checkpoint, keys);
@@ -283,17 +323,133 @@ pub fn verify_consistency(
             CheckResult {
                 check: Check::OldCheckpoint,
                 outcome: old.map(|_| ()).map_err(Into::into),
+                note: None,
             },
             CheckResult {
                 check: Check::NewCheckpoint,
                 outcome: new.map(|_| ()).map_err(Into::into),
+                note: None,
             },
             CheckResult {
                 check: Check::Consistency,
                 outcome: consistency,
+                note: None,
             },
         ],
     }
+}
+
+/// What `proctor verify --policy` checks: an envelope and its tlog-proof receipt against a
+/// tlog-policy, offline.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiptInputs<'a> {
+    /// The envelope file's bytes, exactly (the log leaf).
+    pub envelope: &'a [u8],
+    /// The `.tlog-proof` file's bytes.
+    pub receipt: &'a [u8],
+    /// The trust policy: the log's key, the witnesses, the quorum.
+    pub policy: &'a Policy,
+    /// The sha256 of a local eval component.
+    pub eval: Option<Sha256Digest>,
+    /// The sha256 of a local dataset.
+    pub dataset: Option<Sha256Digest>,
+}
+
+/// Runs `signature` (with the key of the log the receipt names, from the policy: one key signs
+/// envelopes and checkpoints), `subjects` when a local file is given, `checkpoint` (the log's
+/// signature), `witnesses` (the quorum) and `inclusion` (the envelope's exact bytes at the
+/// receipt's index, which the statement records as its own).
+pub fn verify_receipt(inputs: &ReceiptInputs<'_>) -> Report {
+    let receipt = TlogProof::parse(inputs.receipt);
+    let parsed = receipt
+        .as_ref()
+        .map_err(|e| Failure::Receipt(e.clone()))
+        .and_then(|r| Ok(Checkpoint::parse_unverified(r.checkpoint.as_bytes())?));
+    // The log key: the one the policy names for the receipt's origin; with an unreadable
+    // receipt, any of the policy's logs (the signature check still means something).
+    let keys: Vec<VerifyingKey> = match &parsed {
+        Ok((checkpoint, _)) => inputs
+            .policy
+            .log_for(&checkpoint.origin)
+            .map(|l| *l.vkey.key())
+            .into_iter()
+            .collect(),
+        Err(_) => inputs.policy.logs().iter().map(|l| *l.vkey.key()).collect(),
+    };
+    let mut report = verify_attestation(&AttestationInputs {
+        envelope: inputs.envelope,
+        keys: &keys,
+        eval: inputs.eval,
+        dataset: inputs.dataset,
+        checkpoint: None,
+        inclusion_proof: None,
+    });
+    let statement_index = Envelope::from_bytes(inputs.envelope)
+        .ok()
+        .and_then(|env| env.verify(&keys).ok().map(|v| v.payload.to_vec()))
+        .and_then(|payload| Statement::parse_any(&payload).ok())
+        .and_then(|s| s.predicate["log_index"].as_u64());
+
+    let log_signed = parsed.clone().and_then(|(checkpoint, note)| {
+        let log = inputs
+            .policy
+            .log_for(&checkpoint.origin)
+            .ok_or_else(|| PolicyFailure::UnknownLog(checkpoint.origin.clone()))?;
+        note.verify(log.vkey.name(), log.vkey.key())
+            .map_err(PolicyFailure::LogSignature)?;
+        Ok(())
+    });
+    report.checks.push(CheckResult {
+        check: Check::Checkpoint,
+        outcome: log_signed.clone(),
+        note: None,
+    });
+    let satisfied = match (&receipt, &log_signed) {
+        (Ok(r), Ok(())) => inputs
+            .policy
+            .verify_checkpoint(r.checkpoint.as_bytes())
+            .map_err(Failure::from),
+        _ => Err(Failure::Untrusted("the checkpoint did not verify")),
+    };
+    report.checks.push(CheckResult {
+        check: Check::Witnesses,
+        outcome: satisfied.as_ref().map(|_| ()).map_err(Clone::clone),
+        note: satisfied.as_ref().ok().map(|s| {
+            let names: Vec<&str> = s.cosigned.iter().map(|(n, _)| n.as_str()).collect();
+            format!(
+                "cosigned by {} of {}: {}; quorum `{}`",
+                names.len(),
+                inputs.policy.witnesses().len(),
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                },
+                inputs.policy.quorum_name()
+            )
+        }),
+    });
+    let inclusion = match (&receipt, &satisfied) {
+        (Ok(r), Ok(s)) => r
+            .verify_inclusion(&leaf_hash(inputs.envelope), s)
+            .map_err(Failure::from)
+            .and(match statement_index {
+                Some(attested) if attested != r.index => Err(Failure::LogIndexMismatch {
+                    attested,
+                    proof: r.index,
+                }),
+                _ => Ok(()),
+            }),
+        _ => Err(Failure::Untrusted(
+            "the checkpoint does not satisfy the policy",
+        )),
+    };
+    report.checks.push(CheckResult {
+        check: Check::Inclusion,
+        outcome: inclusion,
+        note: None,
+    });
+    report
 }
 
 fn statement_of(
@@ -391,10 +547,30 @@ fn check_inclusion(
     Ok(())
 }
 
-fn check_consistency(old: &Checkpoint, new: &Checkpoint, proof: &[u8]) -> Result<(), Failure> {
+fn check_consistency(
+    old: &Checkpoint,
+    new: &Checkpoint,
+    proof: Option<&[u8]>,
+) -> Result<(), Failure> {
     if old.origin != new.origin {
         return Err(Failure::OtherLog(old.origin.clone(), new.origin.clone()));
     }
+    if old.size == new.size && old.root != new.root {
+        return Err(Failure::SplitView {
+            origin: old.origin.clone(),
+            size: old.size,
+            first: old.root,
+            second: new.root,
+        });
+    }
+    let Some(proof) = proof else {
+        if old.size == new.size {
+            return Ok(());
+        }
+        return Err(Failure::Missing(
+            "checkpoints of different sizes need a consistency proof (--proof)",
+        ));
+    };
     let proof = ConsistencyProof::from_json(proof)?;
     if proof.old_size != old.size || proof.new_size != new.size {
         return Err(Failure::ProofForOtherSizes {

@@ -188,6 +188,38 @@ fn a_job_accepted_statement_round_trips_and_is_not_a_result() {
         accepted
     );
     assert!(Statement::<EvalResult>::from_payload(payload).is_err());
+    let json: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    assert_eq!(json["predicate"]["created_at"], "2025-01-31T11:59:00Z");
+    assert_eq!(json["predicate"]["producer"]["id"], "uni-lab");
+}
+
+#[test]
+fn standard_field_names_repeat_proctors_own() {
+    // docs/in-toto-mapping.md: eval-result v0.1 (in-toto/attestation PR 575) names.
+    let key = key(1);
+    let envelope = result_statement().sign(&key).unwrap();
+    let payload = envelope.verify(&[key.verifying_key()]).unwrap().payload;
+    let json: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    let p = &json["predicate"];
+    assert_eq!(p["evaluatedAt"], p["finished_at"]);
+    assert_eq!(p["suite"]["name"], "arith");
+    assert_eq!(p["suite"]["version"], "1.0.0");
+    assert_eq!(p["sampleSize"], p["samples"]["total"]);
+    assert_eq!(p["commitments"]["dataset"]["alg"], "sha256");
+    assert_eq!(p["commitments"]["dataset"]["value"], p["dataset"]["sha256"]);
+    assert_eq!(p["commitments"]["dataset"]["salted"], false);
+    assert!(p["commitments"].get("model").is_none());
+    assert_eq!(p["assuranceLevel"], "third_party");
+    assert_eq!(
+        p["harness"],
+        serde_json::json!({"name": "proctor", "version": "0.1.0"})
+    );
+    // No verdicts Proctor does not make.
+    assert!(p.get("claims").is_none());
+    // Proctor's own fields come first, in their order, as before.
+    let text = std::str::from_utf8(payload).unwrap();
+    assert!(text.find("\"job_id\"").unwrap() < text.find("\"evaluatedAt\"").unwrap());
+    assert!(text.find("\"service_version\"").unwrap() < text.find("\"evaluatedAt\"").unwrap());
 }
 
 #[test]

@@ -276,7 +276,12 @@ fn two_checkpoints_are_checked_for_consistency() {
         hashes: block_on(log::consistency_proof(&mut w.store, 3, 6)).unwrap(),
     }
     .to_json();
-    let report = verify_consistency(old.as_bytes(), new.as_bytes(), proof.as_bytes(), &keys);
+    let report = verify_consistency(
+        old.as_bytes(),
+        new.as_bytes(),
+        Some(proof.as_bytes()),
+        &keys,
+    );
     assert_eq!(
         lines(&report),
         [
@@ -287,14 +292,19 @@ fn two_checkpoints_are_checked_for_consistency() {
     );
 
     // Swapped checkpoints, a forged proof, a forked log.
-    let report = verify_consistency(new.as_bytes(), old.as_bytes(), proof.as_bytes(), &keys);
+    let report = verify_consistency(
+        new.as_bytes(),
+        old.as_bytes(),
+        Some(proof.as_bytes()),
+        &keys,
+    );
     assert!(!report.all_passed());
     let mut forged: ConsistencyProof = ConsistencyProof::from_json(proof.as_bytes()).unwrap();
     forged.hashes[0][0] ^= 1;
     let report = verify_consistency(
         old.as_bytes(),
         new.as_bytes(),
-        forged.to_json().as_bytes(),
+        Some(forged.to_json().as_bytes()),
         &keys,
     );
     assert_eq!(report.checks[2].check, Check::Consistency);
@@ -313,7 +323,30 @@ fn two_checkpoints_are_checked_for_consistency() {
     let forked = Checkpoint::new("proctor.example/log", head)
         .sign(&w.key)
         .unwrap();
-    let report = verify_consistency(old.as_bytes(), forked.as_bytes(), proof.as_bytes(), &keys);
+    let report = verify_consistency(
+        old.as_bytes(),
+        forked.as_bytes(),
+        Some(proof.as_bytes()),
+        &keys,
+    );
     assert!(report.checks[0].passed() && report.checks[1].passed());
     assert!(!report.checks[2].passed());
+
+    // The fork at the same size as the log's checkpoint of 6: a split view, said so, with or
+    // without a proof; the same checkpoint twice is consistent without one.
+    for proof in [None, Some(proof.as_bytes())] {
+        let report = verify_consistency(new.as_bytes(), forked.as_bytes(), proof, &keys);
+        let line = report.checks[2].to_string();
+        assert!(
+            line.starts_with("consistency: FAILED (SPLIT VIEW: the log \"proctor.example/log\" signed two different trees of size 6"),
+            "{line}"
+        );
+    }
+    assert!(verify_consistency(new.as_bytes(), new.as_bytes(), None, &keys).all_passed());
+    let report = verify_consistency(old.as_bytes(), new.as_bytes(), None, &keys);
+    assert!(
+        report.checks[2]
+            .to_string()
+            .contains("need a consistency proof")
+    );
 }

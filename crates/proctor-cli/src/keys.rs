@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use proctor_attest::keys::PRIVATE_KEY_LABEL;
-use proctor_attest::{SigningKey, VerifyingKey};
+use proctor_attest::{Checkpoint, SignatureType, SigningKey, VerifyingKey, Vkey};
+use proctor_server::log_guard::LOG_HEAD_FILE;
+use proctor_server::state::{DEFAULT_ORIGIN, SERVICE_KEY_FILE};
 
 /// The private key's file name in a key directory.
 pub const PRIVATE_KEY_FILE: &str = "private-key.pem";
@@ -28,18 +30,24 @@ pub enum KeysCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Print the public key (PEM) and its key id.
+    /// Print the public key (PEM), its key id, and the log's verifier key (the C2SP vkey a
+    /// tlog-policy and tlog tools name the log by: `<origin>+<key id>+<base64 key>`).
     Show {
-        /// A key directory, or a public or private key PEM file.
+        /// A key directory, a service data directory (its service-key.pem), or a public or
+        /// private key PEM file.
         #[arg(value_name = "DIR")]
         path: PathBuf,
+        /// The log's origin (the vkey's name); default: the one a data directory's remembered
+        /// head names, else `proctor serve`'s default.
+        #[arg(long)]
+        origin: Option<String>,
     },
 }
 
 pub fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         KeysCommand::Generate { out } => generate(&out),
-        KeysCommand::Show { path } => show(&path),
+        KeysCommand::Show { path, origin } => show(&path, origin),
     }
 }
 
@@ -100,11 +108,33 @@ fn write_new(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result
     Ok(())
 }
 
-fn show(path: &Path) -> anyhow::Result<ExitCode> {
+fn show(path: &Path, origin: Option<String>) -> anyhow::Result<ExitCode> {
     let key = load_public_key(path)?;
+    let (origin, whence) = match origin {
+        Some(origin) => (origin, ""),
+        None => match remembered_origin(path) {
+            Some(origin) => (origin, " (the origin of the data directory's log)"),
+            None => (
+                DEFAULT_ORIGIN.to_owned(),
+                " (the default origin of `proctor serve`; pass --origin for another)",
+            ),
+        },
+    };
+    let vkey = Vkey::new(&origin, SignatureType::Ed25519, key)
+        .with_context(|| format!("the origin {origin:?} cannot name a key"))?;
     print!("{}", key.to_pem());
     println!("key id: {}", key.key_id());
+    println!("vkey: {vkey}{whence}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The origin a service data directory's remembered head names (the signature is checked by
+/// the service, not here: this only picks the vkey's name).
+fn remembered_origin(path: &Path) -> Option<String> {
+    let text = fs::read(path.join(LOG_HEAD_FILE)).ok()?;
+    Checkpoint::parse_unverified(&text)
+        .ok()
+        .map(|(checkpoint, _)| checkpoint.origin)
 }
 
 /// The public key in a key directory (its public key, else its private key's), or in a PEM
@@ -115,6 +145,10 @@ pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
     }
     let public = path.join(PUBLIC_KEY_FILE);
     let private = path.join(PRIVATE_KEY_FILE);
+    let service = path.join(SERVICE_KEY_FILE);
+    if !public.exists() && !private.exists() && service.exists() {
+        return key_from_file(&service);
+    }
     match (public.exists(), private.exists()) {
         (true, true) => {
             let from_public = key_from_file(&public)?;
@@ -130,7 +164,7 @@ pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
         (true, false) => key_from_file(&public),
         (false, true) => key_from_file(&private),
         (false, false) => bail!(
-            "{} holds neither {PUBLIC_KEY_FILE} nor {PRIVATE_KEY_FILE}",
+            "{} holds neither {PUBLIC_KEY_FILE} nor {PRIVATE_KEY_FILE} (nor a service's {SERVICE_KEY_FILE})",
             path.display()
         ),
     }

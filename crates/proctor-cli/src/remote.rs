@@ -15,6 +15,7 @@ use proctor_api::jobs::{ApprovalState, JobStatus, JobView, ResultView, SubmitJob
 use proctor_api::log::AttestationView;
 use proctor_api::models::{ModelView, RegisterModel};
 use proctor_attest::proof::InclusionProof;
+use proctor_attest::tlog_proof::TlogProof;
 use proctor_models::ModelConfig;
 use proctor_server::routes::models::config_view;
 use reqwest::Method;
@@ -26,6 +27,7 @@ use crate::keys::PUBLIC_KEY_FILE;
 use crate::run::{Failure, render_table, run_to_exit};
 use crate::verify::{
     ATTESTATION_FILE, CHECKPOINT_FILE, DATASET_FILE, EVAL_FILE, INCLUSION_PROOF_FILE,
+    TLOG_PROOF_FILE,
 };
 
 /// How often `--wait` asks for a job's progress.
@@ -143,8 +145,9 @@ pub struct ResultArgs {
 
 #[derive(Subcommand)]
 pub enum AttestationCommand {
-    /// Write a job's attestation, the service key, a checkpoint and the inclusion proof to a
-    /// directory that `proctor verify` checks.
+    /// Write a job's attestation, the service key, a checkpoint, the inclusion proof and the
+    /// C2SP tlog-proof receipt (attestation.tlog-proof) to a directory that `proctor verify`
+    /// checks.
     Get(GetArgs),
 }
 
@@ -430,7 +433,8 @@ pub fn prepare_out(dir: &Path) -> Result<(), Failure> {
 }
 
 /// Fetches a job's result attestation and the service key, and writes the files
-/// `proctor verify` reads (plus the eval and dataset when given). Returns the log index.
+/// `proctor verify` reads, the tlog-proof receipt among them (plus the eval and dataset when
+/// given). Returns the log index.
 pub async fn save_attestation(
     client: &Client,
     job: &str,
@@ -454,10 +458,20 @@ pub async fn save_attestation(
         .and_then(|b| InclusionProof::from_json(&b).map_err(|e| Failure::Internal(e.into())))?;
     let public_key = client.get_bytes("/v1/public-key").await?;
     let proof_json = proof.to_json();
+    // The same proof and checkpoint as one C2SP tlog-proof, the receipt `proctor verify
+    // --policy` checks (with the witnesses' cosignatures the checkpoint carries).
+    let receipt = TlogProof {
+        extra: None,
+        index: proof.log_index,
+        hashes: proof.hashes.clone(),
+        checkpoint: checkpoint.clone(),
+    }
+    .encode();
     let mut files: Vec<(&str, &[u8])> = vec![
         (PUBLIC_KEY_FILE, &public_key),
         (CHECKPOINT_FILE, checkpoint.as_bytes()),
         (INCLUSION_PROOF_FILE, proof_json.as_bytes()),
+        (TLOG_PROOF_FILE, receipt.as_bytes()),
     ];
     files.extend(eval.map(|b| (EVAL_FILE, b)));
     files.extend(dataset.map(|b| (DATASET_FILE, b)));

@@ -1,5 +1,9 @@
 //! `proctor verify` and `proctor verify-consistency`: offline checks of attestations and logs.
 //!
+//! With `--policy FILE` (a tlog-policy), `proctor verify DIR` checks the attestation's
+//! `.tlog-proof` receipt against it: the log's signature, the witnesses' quorum and the
+//! inclusion, with the log key the policy pins (`proctor_attest::verify::verify_receipt`).
+//!
 //! Reads the files, hands their bytes to `proctor_attest::verify`, prints one line per check.
 //! Exit status: 0 when every check passed, 1 when one failed, 2 (through `main`) when an input
 //! could not be read. A file that is there but malformed is a failed check, not unreadable
@@ -12,7 +16,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use proctor_attest::verify::{AttestationInputs, Report, verify_attestation, verify_consistency};
+use proctor_attest::tlog_policy::Policy;
+use proctor_attest::verify::{
+    AttestationInputs, ReceiptInputs, Report, verify_attestation, verify_consistency,
+    verify_receipt,
+};
 use proctor_core::Sha256Digest;
 
 use crate::keys::{PUBLIC_KEY_FILE, load_public_key};
@@ -23,18 +31,28 @@ pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.txt";
 pub(crate) const INCLUSION_PROOF_FILE: &str = "inclusion-proof.json";
 pub(crate) const EVAL_FILE: &str = "eval.wasm";
 pub(crate) const DATASET_FILE: &str = "dataset.jsonl";
+/// The C2SP tlog-proof receipt beside the attestation.
+pub(crate) const TLOG_PROOF_FILE: &str = "attestation.tlog-proof";
 
 #[derive(Args)]
 pub struct VerifyArgs {
     /// An attestation directory (attestation.json, public-key.pem, checkpoint.txt,
-    /// inclusion-proof.json, eval.wasm, dataset.jsonl: each used when present), or one DSSE
-    /// envelope file (then --key is needed).
+    /// inclusion-proof.json, attestation.tlog-proof, eval.wasm, dataset.jsonl: each used when
+    /// present), or one DSSE envelope file (then --key or --policy is needed).
     #[arg(value_name = "PATH")]
     path: PathBuf,
     /// The service's public key (PEM, or a key directory). Pass the key the service publishes:
     /// a directory's own public-key.pem only shows that its files agree with each other.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", conflicts_with = "policy")]
     key: Option<PathBuf>,
+    /// A tlog-policy file (c2sp.org/tlog-policy): the log's vkey, the witnesses' vkeys and
+    /// the quorum. Checks the receipt (attestation.tlog-proof): the log's signature, the
+    /// witnesses' quorum and the inclusion, offline; the envelope with the policy's log key.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The tlog-proof receipt, with --policy (default: the directory's attestation.tlog-proof).
+    #[arg(long, value_name = "FILE", requires = "policy")]
+    receipt: Option<PathBuf>,
     /// The eval component to compare with the attested digest.
     #[arg(long, value_name = "FILE")]
     eval: Option<PathBuf>,
@@ -57,12 +75,16 @@ pub struct ConsistencyArgs {
     /// The newer signed checkpoint.
     #[arg(value_name = "NEW")]
     new: PathBuf,
-    /// The consistency proof: {"old_size", "new_size", "hashes"}.
+    /// The consistency proof: {"old_size", "new_size", "hashes"}; not needed for two
+    /// checkpoints of one size (different roots there are a split view).
     #[arg(long, value_name = "FILE")]
-    proof: PathBuf,
+    proof: Option<PathBuf>,
     /// The service's public key (PEM, or a key directory); default: public-key.pem beside NEW.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", conflicts_with = "policy")]
     key: Option<PathBuf>,
+    /// A tlog-policy file whose log keys to check the checkpoints with.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -73,6 +95,26 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.join(ATTESTATION_FILE),
         None => args.path.clone(),
     };
+    if let Some(policy) = &args.policy {
+        let receipt = match args.receipt.clone().or_else(|| in_dir(TLOG_PROOF_FILE)) {
+            Some(receipt) => receipt,
+            None => bail!(
+                "no {TLOG_PROOF_FILE} in {}: pass the receipt with --receipt FILE",
+                args.path.display()
+            ),
+        };
+        let policy = load_policy(policy)?;
+        let eval = args.eval.clone().or_else(|| in_dir(EVAL_FILE));
+        let dataset = args.dataset.clone().or_else(|| in_dir(DATASET_FILE));
+        let report = verify_receipt(&ReceiptInputs {
+            envelope: &read(&envelope_path)?,
+            receipt: &read(&receipt)?,
+            policy: &policy,
+            eval: eval.as_deref().map(sha256_file).transpose()?,
+            dataset: dataset.as_deref().map(sha256_file).transpose()?,
+        });
+        return Ok(finish(&report));
+    }
     let key_path = match (&args.key, dir) {
         (Some(key), _) => key.clone(),
         (None, Some(d)) => d.join(PUBLIC_KEY_FILE),
@@ -109,6 +151,21 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
+    let proof = args.proof.as_deref().map(read).transpose()?;
+    if let Some(policy) = &args.policy {
+        let keys: Vec<_> = load_policy(policy)?
+            .logs()
+            .iter()
+            .map(|log| *log.vkey.key())
+            .collect();
+        let report = verify_consistency(
+            &read(&args.old)?,
+            &read(&args.new)?,
+            proof.as_deref(),
+            &keys,
+        );
+        return Ok(finish(&report));
+    }
     let key_path = match args.key {
         Some(key) => key,
         None => {
@@ -131,10 +188,16 @@ pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
     let report = verify_consistency(
         &read(&args.old)?,
         &read(&args.new)?,
-        &read(&args.proof)?,
+        proof.as_deref(),
         &[key],
     );
     Ok(finish(&report))
+}
+
+/// Reads a tlog-policy file; one that does not parse is unreadable input (exit 2), not a
+/// failed check: the verifier's own configuration is wrong.
+fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    Policy::parse(&read(path)?).with_context(|| format!("{}", path.display()))
 }
 
 fn finish(report: &Report) -> ExitCode {

@@ -78,10 +78,30 @@ fn keys_show_prints_the_public_key_and_its_id() {
     .unwrap();
     let out = proctor(&["keys", "show", path(dir)]);
     assert_eq!(out.status.code(), Some(0));
+    let vkey = proctor_attest::note::verifier_key_string("proctor.local/log", &key);
     assert_eq!(
         stdout(&out),
-        format!("{}key id: {}\n", key.to_pem(), key.key_id())
+        format!(
+            "{}key id: {}\nvkey: {vkey} (the default origin of `proctor serve`; pass --origin for another)\n",
+            key.to_pem(),
+            key.key_id()
+        )
     );
+    let out = proctor(&[
+        "keys",
+        "show",
+        path(dir),
+        "--origin",
+        "proctor.example.org/log",
+    ]);
+    let vkey = proctor_attest::note::verifier_key_string("proctor.example.org/log", &key);
+    assert!(
+        stdout(&out).ends_with(&format!("vkey: {vkey}\n")),
+        "{}",
+        stdout(&out)
+    );
+    let out = proctor(&["keys", "show", path(dir), "--origin", "a b"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

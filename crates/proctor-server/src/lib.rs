@@ -78,7 +78,9 @@ pub use serving::{ConnectionLimits, serve};
 pub use startup::{Server, StartError};
 pub use state::{App, AppState, BodyLimits, BuildModel, Config, ConfiguredModels};
 
-use routes::{accounts, approvals, artifacts, grants, jobs, models, operator, public, usage};
+use routes::{
+    accounts, approvals, artifacts, grants, jobs, models, operator, public, tiles, usage,
+};
 
 /// The HTTP API over `state`, testable without a socket.
 pub fn app(state: AppState) -> Router {
@@ -107,10 +109,12 @@ pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .merge(usage::routes())
         .merge(jobs::routes())
         .merge(operator::routes())
-        .merge(public::routes());
+        .merge(public::routes())
+        .merge(tiles::v1_routes());
     OpenApiRouter::with_openapi(openapi::base())
         .nest("/v1", v1)
         .merge(public::service_routes())
+        .merge(tiles::routes())
 }
 
 async fn not_found() -> ApiError {

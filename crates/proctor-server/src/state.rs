@@ -18,6 +18,7 @@ use crate::log_guard::LogGuard;
 use crate::metrics::Metrics;
 use crate::quotas::{Quotas, UploadAttempts};
 use crate::read_cache::ReadCache;
+use crate::routes::tiles::TileCache;
 use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
 use crate::serving::ConnectionLimits;
@@ -27,6 +28,10 @@ use crate::startup::StartError;
 pub const CREDENTIAL_KEY_ENV: &str = "PROCTOR_CREDENTIAL_KEY";
 /// The environment variable that may hold the first admin's token (`pct_` and 64 hex digits).
 pub const ADMIN_TOKEN_ENV: &str = "PROCTOR_ADMIN_TOKEN";
+/// The log's origin when none is configured. tlog-tiles asks for the log's URL prefix without
+/// its scheme (`proctor.example.org/log`, the tiles being at `https://proctor.example.org/log/`):
+/// an operator sets it with `proctor serve --origin` when the service first starts.
+pub const DEFAULT_ORIGIN: &str = "proctor.local/log";
 /// The service key's file in the data directory (PKCS#8 PEM, mode 0600).
 pub const SERVICE_KEY_FILE: &str = "service-key.pem";
 /// The credential key's file in the data directory, when the environment does not give one.
@@ -153,7 +158,7 @@ impl Config {
         Config {
             database_url: database_url.into(),
             data_dir: data_dir.into(),
-            origin: "proctor.local/log".into(),
+            origin: DEFAULT_ORIGIN.into(),
             workers: 2,
             lease: Duration::from_secs(30),
             max_attempts: 3,
@@ -240,6 +245,8 @@ pub struct App {
     pub upload_attempts: UploadAttempts,
     /// What the public reads keep in memory.
     pub reads: ReadCache,
+    /// The full tlog tiles served so far ([`crate::routes::tiles`]).
+    pub tiles: TileCache,
     /// The configuration, as read at start.
     pub config: Config,
 }

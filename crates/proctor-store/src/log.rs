@@ -356,6 +356,40 @@ impl Store {
         Ok(attest_log::root_at(&mut reader, size).await?)
     }
 
+    /// The stored subtree hashes at tree `level`, nodes `start .. end`, in order: what a
+    /// tlog tile holds (`proctor_attest::tiles`), in one range read of the primary key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when a node in the range is not stored (beyond the log);
+    /// [`StoreError::Database`], [`StoreError::Corrupt`].
+    pub async fn log_nodes(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>> {
+        let sql = "SELECT idx, hash FROM log_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 \
+                   ORDER BY idx";
+        let beyond = |_| StoreError::NotFound("log node");
+        let rows = sqlx::query(sql)
+            .bind(i64::from(level))
+            .bind(to_i64(start, "node index").map_err(beyond)?)
+            .bind(to_i64(end, "node index").map_err(beyond)?)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (expected, row) in (start..).zip(&rows) {
+            if to_u64(row.try_get("idx")?, "node index")? != expected {
+                return Err(StoreError::NotFound("log node"));
+            }
+            let hash: Vec<u8> = row.try_get("hash")?;
+            hashes.push(
+                hash.try_into()
+                    .map_err(|_| StoreError::Corrupt("node hash length"))?,
+            );
+        }
+        if hashes.len() as u64 != end.saturating_sub(start) {
+            return Err(StoreError::NotFound("log node"));
+        }
+        Ok(hashes)
+    }
+
     /// The entry at `index`.
     ///
     /// # Errors

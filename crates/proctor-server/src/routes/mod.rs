@@ -10,4 +10,5 @@ pub mod jobs;
 pub mod models;
 pub mod operator;
 pub mod public;
+pub mod tiles;
 pub mod usage;

@@ -16,6 +16,7 @@ use proctor_api::log::{
     EntryKind as KindView, EntryView, Health, HealthFault, InclusionProofView, InclusionQuery,
     ListEntries,
 };
+use proctor_attest::TreeHead;
 use proctor_attest::proof::{ConsistencyProof, InclusionProof};
 
 use proctor_store::{EntryKind, Fault, JobId, LogEntry};
@@ -57,6 +58,22 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
     response
 }
 
+/// The database's head, once the guard has checked that it extends the head this service
+/// last signed and remembered it (shared among requests that arrive together,
+/// [`ReadCache::head`](crate::read_cache::ReadCache::head)): the only head a checkpoint is
+/// signed of.
+pub(crate) async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
+    Ok(state.reads.head(state).await?.head)
+}
+
+/// The checkpoint the service hands out, with the head it is of: at `/v1/log/checkpoint`,
+/// `/log/checkpoint`, in attestations and in their tlog-proof receipts (which prove inclusion
+/// in exactly this tree). Of the vouched head, signed once per head.
+pub(crate) async fn served_checkpoint(state: &AppState) -> ApiResult<(TreeHead, Arc<str>)> {
+    let SignedHead { head, checkpoint } = state.reads.head(state).await?;
+    Ok((head, checkpoint))
+}
+
 /// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
 /// `proctor-attest` writes them (and `proctor verify` reads them).
 fn proof_view<T: serde::de::DeserializeOwned>(text: String) -> ApiResult<T> {
@@ -82,7 +99,7 @@ fn json<T: serde::Serialize>(
 const NOT_MODIFIED: &str = "`If-None-Match` names the current answer's tag: no body";
 
 /// The stored kind of an asked one (`result` when left out).
-fn entry_kind(kind: Option<KindView>) -> EntryKind {
+pub(crate) fn entry_kind(kind: Option<KindView>) -> EntryKind {
     match kind.unwrap_or_default() {
         KindView::Result => EntryKind::Result,
         KindView::Accepted => EntryKind::Accepted,
@@ -97,7 +114,11 @@ fn kind_view(kind: EntryKind) -> KindView {
     }
 }
 
-async fn job_entry(state: &AppState, id: &str, kind: EntryKind) -> ApiResult<Arc<LogEntry>> {
+pub(crate) async fn job_entry(
+    state: &AppState,
+    id: &str,
+    kind: EntryKind,
+) -> ApiResult<Arc<LogEntry>> {
     let job: JobId = parse_id(id, "attestation")?;
     state
         .reads
@@ -129,7 +150,7 @@ pub async fn attestation(
 ) -> ApiResult<Response> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let SignedHead { head, checkpoint } = state.reads.head(&state).await?;
+    let (head, checkpoint) = served_checkpoint(&state).await?;
     let hashes = state
         .reads
         .inclusion_proof(&state, entry.index, head.size)
@@ -198,10 +219,10 @@ pub async fn log_checkpoint(
     State(state): State<AppState>,
     request: HeaderMap,
 ) -> ApiResult<Response> {
-    let signed = state.reads.head(&state).await?;
+    let (_, checkpoint) = served_checkpoint(&state).await?;
     Ok(caching::respond(
         &request,
-        signed.checkpoint.as_bytes(),
+        checkpoint.as_bytes(),
         "text/plain; charset=utf-8",
         Freshness::Revalidate,
     ))

@@ -212,6 +212,16 @@ impl TestServer {
         })
     }
 
+    /// The running server's store, for tests that put things in it directly.
+    pub fn store(&self) -> &proctor_store::Store {
+        &self
+            .server
+            .as_ref()
+            .expect("the server runs until stop")
+            .state
+            .store
+    }
+
     pub async fn stop(mut self) {
         self.serving.abort();
         if let Some(server) = self.server.take() {

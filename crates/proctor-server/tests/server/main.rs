@@ -20,4 +20,5 @@ mod raw_text;
 mod router;
 mod slow_clients;
 mod store_faults;
+mod tiles;
 mod two_worlds;
