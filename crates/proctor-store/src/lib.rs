@@ -21,6 +21,7 @@
 //! | [`revocation`] | [`Store::revoke_grant`]: queued jobs end, running ones are flagged |
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
 //! | [`metering`] | query reservations against a grant's budgets (or a job's hold), settle/release, usage reports |
+//! | [`cosignatures`] | witnesses' cosignatures of checkpoints and the size each witness last cosigned |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
 //! | [`probe`] | the health probe ([`Store::probe`], [`Store::health`]): a committed write, and the SQLite file still the one opened; the [`Fault`] found |
 //! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, the [`Refusal`] and [`Budget`] it names, and the probe's [`Fault`] |
@@ -122,6 +123,7 @@ pub mod accounts;
 pub mod approval;
 pub mod artifacts;
 pub mod claims;
+pub mod cosignatures;
 mod counters;
 pub mod error;
 mod file_identity;

@@ -14,8 +14,8 @@ use proctor_api::log::{
     EntryKind as KindView, EntryView, Health, HealthFault, InclusionProofView, InclusionQuery,
     ListEntries,
 };
+use proctor_attest::TreeHead;
 use proctor_attest::proof::{ConsistencyProof, InclusionProof};
-use proctor_attest::{Checkpoint, TreeHead};
 use proctor_store::{EntryKind, Fault, JobId, LogEntry};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -59,19 +59,21 @@ pub(crate) async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
     Ok(state.log_guard.vouch(&state.store, &state.key).await?)
 }
 
-/// The signed checkpoint of `head` (from [`vouched_head`]).
-fn checkpoint(state: &AppState, head: TreeHead) -> ApiResult<String> {
-    Checkpoint::new(&state.config.origin, head)
-        .sign(&state.key)
-        .map_err(|e| ApiError::internal("signing a checkpoint", &e))
-}
-
 /// The checkpoint the service hands out, with the head it is of: at `/v1/log/checkpoint`,
 /// `/log/checkpoint`, in attestations and in their tlog-proof receipts (which prove inclusion
-/// in exactly this tree). Of the vouched head, signed now.
+/// in exactly this tree). The newest one its witnesses' quorum cosigned, with their
+/// cosignatures; the vouched head, signed now, while none is (or none is configured).
 pub(crate) async fn served_checkpoint(state: &AppState) -> ApiResult<(TreeHead, String)> {
-    let head = vouched_head(state).await?;
-    Ok((head, checkpoint(state, head)?))
+    crate::witnessing::served_checkpoint(state, 0).await
+}
+
+/// [`served_checkpoint`], of a tree that holds the entry at `index`: an entry newer than the
+/// cosigned checkpoint is proved in the current one until its witnesses catch up.
+pub(crate) async fn served_checkpoint_with(
+    state: &AppState,
+    index: u64,
+) -> ApiResult<(TreeHead, String)> {
+    crate::witnessing::served_checkpoint(state, index.saturating_add(1)).await
 }
 
 /// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
@@ -124,7 +126,7 @@ pub async fn attestation(
 ) -> ApiResult<Json<AttestationView>> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let (head, checkpoint) = served_checkpoint(&state).await?;
+    let (head, checkpoint) = served_checkpoint_with(&state, entry.index).await?;
     let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
     let proof = InclusionProof {
         log_index: entry.index,

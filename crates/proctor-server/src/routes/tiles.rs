@@ -248,7 +248,7 @@ pub async fn attestation_tlog_proof(
     QueryParams(q): QueryParams<AttestationQuery>,
 ) -> ApiResult<Response> {
     let entry = public::job_entry(&state, &id, public::entry_kind(q.kind)).await?;
-    let (head, checkpoint) = public::served_checkpoint(&state).await?;
+    let (head, checkpoint) = public::served_checkpoint_with(&state, entry.index).await?;
     let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
     let receipt = TlogProof {
         extra: None,

@@ -3,6 +3,7 @@
 mod accounts;
 mod common;
 mod connect;
+mod cosignatures;
 mod faults;
 mod grants;
 mod log;
