@@ -212,11 +212,11 @@ async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
-    token: &str,
+    token: String,
     body: Option<reqwest::Body>,
     json: bool,
 ) -> Value {
-    let mut request = http.request(method, &url).bearer_auth(token);
+    let mut request = http.request(method, &url).bearer_auth(&token);
     if let Some(body) = body {
         let kind = if json {
             "application/json"
@@ -240,7 +240,7 @@ impl Parties {
                 &http,
                 reqwest::Method::POST,
                 format!("{base}{path}"),
-                token,
+                token.to_owned(),
                 Some(body.to_string().into()),
                 true,
             )
@@ -283,7 +283,7 @@ impl Parties {
                 &http,
                 reqwest::Method::POST,
                 format!("{base}{path}"),
-                &evaluator,
+                evaluator.clone(),
                 Some(bytes.into()),
                 false,
             )
@@ -308,7 +308,7 @@ impl Parties {
             &self.http,
             reqwest::Method::POST,
             format!("{base}/v1/jobs"),
-            &self.evaluator,
+            self.evaluator.clone(),
             Some(self.job.to_string().into()),
             true,
         )
@@ -320,7 +320,7 @@ impl Parties {
                 &self.http,
                 reqwest::Method::GET,
                 format!("{base}/v1/jobs/{id}"),
-                &self.evaluator,
+                self.evaluator.clone(),
                 None,
                 true,
             )
