@@ -148,9 +148,10 @@ fn proctor_witness(dir: &Path, name: &str, log_vkey: &str) -> RunningWitness {
     }
 }
 
-fn aics(tool: &Path, config: &Path) -> Command {
+/// `aics-witness SUBCOMMAND --config CONFIG` (its options follow the subcommand).
+fn aics(tool: &Path, subcommand: &str, config: &Path) -> Command {
     let mut command = Command::new(tool);
-    command.arg("--config").arg(config);
+    command.arg(subcommand).arg("--config").arg(config);
     command
 }
 
@@ -161,8 +162,8 @@ fn aics_witness_process(tool: &Path, dir: &Path, name: &str, log_vkey: &str) -> 
         .arg(&config)
         .args(["--name", name, "--listen", "127.0.0.1:0"]);
     let vkey = stdout_of(init).trim().to_owned();
-    let mut add = aics(tool, &config);
-    add.args(["add-log", "--origin", ORIGIN, "--vkey", log_vkey]);
+    let mut add = aics(tool, "add-log", &config);
+    add.args(["--origin", ORIGIN, "--vkey", log_vkey]);
     stdout_of(add);
     let mut serve = Command::new(tool);
     serve.args(["serve", "--config"]).arg(&config);
@@ -396,8 +397,7 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn refused_checkpoints(tool: &Path, w: &RunningWitness) -> Vec<String> {
     {
         if let Some(config) = &w.aics_config {
-            let mut command = aics(tool, config);
-            command.arg("evidence");
+            let command = aics(tool, "evidence", config);
             let rows: Value = serde_json::from_str(&stdout_of(command)).expect("evidence JSON");
             return rows
                 .as_array()
