@@ -473,22 +473,18 @@ async fn three_witnesses_cosign_at_a_quorum_of_two_and_all_refuse_a_fork() {
     // The second server on the copy appends other entries: another tree of 6.
     let (fork, fork_base, _) = serve(&fork_data, &witnesses);
     parties.run_job(&fork_base).await;
-    let (status, forked) = get_text(&format!("{fork_base}/v1/log/checkpoint")).await;
-    assert_eq!(status, 200);
-    let (ours, theirs) = (
-        Checkpoint::open(first.as_bytes(), &log_key).expect("first branch"),
-        Checkpoint::open(forked.as_bytes(), &log_key).expect("second branch"),
-    );
-    assert_eq!((ours.size, theirs.size), (6, 6));
-    assert_ne!(ours.root, theirs.root, "the copy appended other entries");
-    let forked_text = &forked[..forked.find("\n\n").expect("a note") + 1];
-
+    // Its checkpoint of 6 is another tree than the first branch's: what the witnesses get.
+    let first_text = first[..first.find("\n\n").expect("a note") + 1].to_owned();
+    let forked_size = format!("{ORIGIN}\n6\n");
     // Every witness refuses it and keeps it as evidence.
     let deadline = Instant::now() + Duration::from_secs(60);
     for w in &witnesses {
         loop {
             let refused = refused_checkpoints(&tool, w).await;
-            if refused.iter().any(|r| r.contains(forked_text)) {
+            if refused
+                .iter()
+                .any(|r| r.contains(&forked_size) && !r.contains(&first_text))
+            {
                 break;
             }
             assert!(
