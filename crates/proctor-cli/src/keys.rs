@@ -80,7 +80,7 @@ fn generate(dir: &Path) -> anyhow::Result<ExitCode> {
 /// Writes `bytes` to `path` atomically (a temporary file in the same directory, then a link
 /// that fails if `path` exists), so a reader never sees half a key and a key written
 /// concurrently is never replaced.
-fn write_new(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_new(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(".proctor-key-");
     #[cfg(unix)]

@@ -12,6 +12,7 @@ mod remote;
 mod run;
 mod serve;
 mod verify;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -76,6 +77,9 @@ enum Command {
     /// Create and list accounts, and make and revoke their tokens (admin).
     #[command(subcommand)]
     Account(accounts::AccountCommand),
+    /// Run a transparency-log witness (tlog-witness) that cosigns logs' checkpoints.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Approval(cmd) => grants::approval(cmd),
         Command::Usage(args) => grants::usage(args),
         Command::Account(cmd) => accounts::run(cmd),
+        Command::Witness(cmd) => witness::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -85,6 +85,14 @@ pub struct ServeArgs {
         value_parser = HostPolicy::service_allowing
     )]
     allow_model_hosts: Option<HostPolicy>,
+    /// A witness to ask to cosign each new checkpoint (tlog-witness): NAME=VKEY@URL, the
+    /// witness's cosigner vkey and its submission URL. Repeat for more witnesses.
+    #[arg(long = "witness", value_name = "NAME=VKEY@URL")]
+    witnesses: Vec<proctor_server::witnessing::WitnessEndpoint>,
+    /// How many witnesses must cosign a checkpoint before it is served as cosigned
+    /// (`/v1/log/checkpoint/cosigned`); default: all of them.
+    #[arg(long)]
+    witness_quorum: Option<usize>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -134,6 +142,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         ..ConnectionLimits::default()
     };
     config.model_hosts = args.allow_model_hosts.unwrap_or_else(HostPolicy::service);
+    config.witnessing.quorum = args.witness_quorum.unwrap_or(args.witnesses.len());
+    config.witnessing.witnesses = args.witnesses;
     let server = Server::start(config).await?;
     // After the start: a refused start says one line, its reason.
     tracing::info!(rules = %server.state.config.model_hosts, "model endpoints the service may call");

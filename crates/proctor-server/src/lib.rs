@@ -14,6 +14,7 @@
 //! | [`routes`] | handlers: accounts, models, evals and datasets, grants, approvals, usage, jobs, the operator's cancel, public reads |
 //! | [`log_guard`] | the head this service last vouched for, kept beside its key; the check that the database's log extends it |
 //! | [`rotation`] | `proctor log rotate`: retire the key and begin a new log under a new origin |
+//! | [`witnessing`] | witnesses asked to cosign each new head (tlog-witness), their cosignatures, the cosigned checkpoint |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
 //! | [`attest`] | the pre-registration and result statements; a pre-registration read back from the log |
 //! | [`ending`] | the one way a job ends (`end_job`), and a revocation's endings |
@@ -64,6 +65,7 @@ pub mod sealing;
 pub mod serving;
 pub mod startup;
 pub mod state;
+pub mod witnessing;
 pub mod worker;
 
 use axum::Router;
@@ -79,7 +81,7 @@ pub use startup::{Server, StartError};
 pub use state::{App, AppState, BodyLimits, BuildModel, Config, ConfiguredModels};
 
 use routes::{
-    accounts, approvals, artifacts, grants, jobs, models, operator, public, tiles, usage,
+    accounts, approvals, artifacts, cosigned, grants, jobs, models, operator, public, tiles, usage,
 };
 
 /// The HTTP API over `state`, testable without a socket.
@@ -110,7 +112,8 @@ pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .merge(jobs::routes())
         .merge(operator::routes())
         .merge(public::routes())
-        .merge(tiles::v1_routes());
+        .merge(tiles::v1_routes())
+        .merge(cosigned::routes());
     OpenApiRouter::with_openapi(openapi::base())
         .nest("/v1", v1)
         .merge(public::service_routes())

@@ -72,6 +72,9 @@ pub enum StartError {
     /// to sign a fork ([`crate::log_guard`]).
     #[error(transparent)]
     Log(#[from] GuardError),
+    /// The witnesses and their quorum do not fit together.
+    #[error(transparent)]
+    Witnessing(#[from] crate::witnessing::WitnessingError),
 }
 
 /// A started service: its state, its workers and the first admin's token (only on the start
@@ -95,6 +98,7 @@ impl Server {
     ///
     /// [`StartError`].
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        config.witnessing.check()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| io(&config.data_dir, e))?;
         let key = service_key(&config.path(SERVICE_KEY_FILE))?;
         let credential_key = match config.credential_key {
@@ -157,7 +161,7 @@ impl Server {
         });
         let shutdown = CancellationToken::new();
         let instance = uuid::Uuid::new_v4().simple().to_string();
-        let workers = (0..app.config.workers)
+        let mut workers: Vec<JoinHandle<()>> = (0..app.config.workers)
             .map(|n| {
                 tokio::spawn(crate::worker::run_worker(
                     app.clone(),
@@ -166,6 +170,7 @@ impl Server {
                 ))
             })
             .collect();
+        workers.extend(crate::witnessing::spawn(&app, &shutdown));
         Ok(Server {
             state: AppState(app),
             admin_token,

@@ -23,6 +23,7 @@ use crate::running::RunningJobs;
 use crate::sealing::CredentialSealer;
 use crate::serving::ConnectionLimits;
 use crate::startup::StartError;
+use crate::witnessing::Witnessing;
 
 /// The environment variable that may hold the credential key (64 hex digits).
 pub const CREDENTIAL_KEY_ENV: &str = "PROCTOR_CREDENTIAL_KEY";
@@ -115,6 +116,9 @@ pub struct Config {
     /// built for a job and when a connection is opened: [`HostPolicy::service`] (public hosts
     /// over https) unless the operator allows more (`proctor serve --allow-model-hosts`).
     pub model_hosts: HostPolicy,
+    /// The witnesses asked to cosign the log's checkpoints and the quorum that makes one
+    /// cosigned ([`crate::witnessing`]); none by default.
+    pub witnessing: Witnessing,
 }
 
 /// Builds the model a job calls from its registration, with its opened credential, the job's
@@ -174,6 +178,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             models: Arc::new(ConfiguredModels),
             model_hosts: HostPolicy::service(),
+            witnessing: Witnessing::default(),
         }
     }
 

@@ -22,6 +22,7 @@
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
 //! | [`blocks`] | reservation blocks a job leases from its grant's budgets (or its hold), settled in batches ([`Store::meter`]); blocks left open counted at their worst case |
 //! | [`metering`] | what a grant's budgets stand at, usage reports |
+//! | [`cosignatures`] | witnesses' cosignatures of checkpoints and the size each witness last cosigned |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
 //! | [`probe`] | the health probe ([`Store::probe`], [`Store::health`]): a committed write, and the SQLite file still the one opened; the [`Fault`] found |
 //! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, the [`Refusal`] and [`Budget`] it names, and the probe's [`Fault`] |
@@ -124,6 +125,7 @@ pub mod approval;
 pub mod artifacts;
 pub mod blocks;
 pub mod claims;
+pub mod cosignatures;
 mod counters;
 pub mod error;
 mod file_identity;

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod approvals;
 pub mod artifacts;
+pub mod cosigned;
 pub mod grants;
 pub mod jobs;
 pub mod models;

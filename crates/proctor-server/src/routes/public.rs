@@ -26,7 +26,6 @@ use utoipa_axum::routes;
 use crate::caching::{self, Freshness};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{PathParam, QueryParams, list_limit, parse_id};
-use crate::read_cache::SignedHead;
 use crate::state::AppState;
 
 /// This module's routes, under `/v1`.
@@ -68,10 +67,19 @@ pub(crate) async fn vouched_head(state: &AppState) -> ApiResult<TreeHead> {
 
 /// The checkpoint the service hands out, with the head it is of: at `/v1/log/checkpoint`,
 /// `/log/checkpoint`, in attestations and in their tlog-proof receipts (which prove inclusion
-/// in exactly this tree). Of the vouched head, signed once per head.
-pub(crate) async fn served_checkpoint(state: &AppState) -> ApiResult<(TreeHead, Arc<str>)> {
-    let SignedHead { head, checkpoint } = state.reads.head(state).await?;
-    Ok((head, checkpoint))
+/// in exactly this tree). The newest one its witnesses' quorum cosigned, with their
+/// cosignatures; the vouched head, signed now, while none is (or none is configured).
+pub(crate) async fn served_checkpoint(state: &AppState) -> ApiResult<(TreeHead, String)> {
+    crate::witnessing::served_checkpoint(state, 0).await
+}
+
+/// [`served_checkpoint`], of a tree that holds the entry at `index`: an entry newer than the
+/// cosigned checkpoint is proved in the current one until its witnesses catch up.
+pub(crate) async fn served_checkpoint_with(
+    state: &AppState,
+    index: u64,
+) -> ApiResult<(TreeHead, String)> {
+    crate::witnessing::served_checkpoint(state, index.saturating_add(1)).await
 }
 
 /// A proof as its API view, read from the proof file's JSON so its hashes are encoded as
@@ -150,7 +158,7 @@ pub async fn attestation(
 ) -> ApiResult<Response> {
     let kind = entry_kind(q.kind);
     let entry = job_entry(&state, &id, kind).await?;
-    let (head, checkpoint) = served_checkpoint(&state).await?;
+    let (head, checkpoint) = served_checkpoint_with(&state, entry.index).await?;
     let hashes = state
         .reads
         .inclusion_proof(&state, entry.index, head.size)
@@ -168,7 +176,7 @@ pub async fn attestation(
         kind: kind_view(kind),
         log_index: entry.index,
         envelope: envelope.to_owned(),
-        checkpoint: checkpoint.to_string(),
+        checkpoint,
         inclusion_proof: proof_view(proof.to_json())?,
     };
     json(&request, &view, Freshness::Revalidate)

@@ -142,7 +142,7 @@ fn bytes_response(
 pub async fn tlog_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     let (_, note) = public::served_checkpoint(&state).await?;
     Ok(bytes_response(
-        note.to_string(),
+        note,
         "text/plain; charset=utf-8",
         SHORT_LIVED,
     ))
@@ -248,13 +248,13 @@ pub async fn attestation_tlog_proof(
     QueryParams(q): QueryParams<AttestationQuery>,
 ) -> ApiResult<Response> {
     let entry = public::job_entry(&state, &id, public::entry_kind(q.kind)).await?;
-    let (head, checkpoint) = public::served_checkpoint(&state).await?;
+    let (head, checkpoint) = public::served_checkpoint_with(&state, entry.index).await?;
     let hashes = state.store.inclusion_proof(entry.index, head.size).await?;
     let receipt = TlogProof {
         extra: None,
         index: entry.index,
         hashes,
-        checkpoint: checkpoint.to_string(),
+        checkpoint,
     };
     Ok(bytes_response(
         receipt.encode(),

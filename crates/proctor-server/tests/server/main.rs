@@ -22,3 +22,4 @@ mod slow_clients;
 mod store_faults;
 mod tiles;
 mod two_worlds;
+mod witnessed;

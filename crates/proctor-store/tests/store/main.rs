@@ -4,6 +4,7 @@ mod accounts;
 mod blocks;
 mod common;
 mod connect;
+mod cosignatures;
 mod faults;
 mod grants;
 mod log;
