@@ -147,6 +147,16 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let server = Server::start(config).await?;
     // After the start: a refused start says one line, its reason.
     tracing::info!(rules = %server.state.config.model_hosts, "model endpoints the service may call");
+    if server.state.config.origin == proctor_server::state::DEFAULT_ORIGIN {
+        // tlog clients, witnesses and policies name the log by its origin, which should be
+        // the URL its tiles are served under (`/log/`), without the scheme.
+        tracing::info!(
+            origin = %server.state.config.origin,
+            "the log has the default origin, which names no real host; a public service sets \
+             its own (`--origin example.org/log` when served at https://example.org/) when it \
+             first starts"
+        );
+    }
     if let Some(token) = &server.admin_token {
         eprintln!(
             "proctor serve: created the first admin account `admin`; its token is shown once:\n  {token}"

@@ -113,16 +113,6 @@ impl Server {
             let mut log = store.log_reader().await?;
             LogGuard::open(&config.data_dir, &config.origin, &key, &mut log).await?
         };
-        if config.origin == crate::state::DEFAULT_ORIGIN {
-            // tlog clients, witnesses and policies name the log by its origin, which should be
-            // the URL its tiles are served under (`/log/`), without the scheme.
-            tracing::info!(
-                origin = %config.origin,
-                "the log has the default origin, which names no real host; a public service sets \
-                 its own (`--origin example.org/log` when served at https://example.org/) when it \
-                 first starts"
-            );
-        }
         let admin_token = match &config.admin_token {
             Some(secret) => {
                 adopt_admin_token(&store, secret).await?;
