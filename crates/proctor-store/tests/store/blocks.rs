@@ -3,27 +3,12 @@
 //! open counted at its worst case.
 
 use proctor_store::{
-    Batch, Block, Budget, Budgets, Grant, Grantee, Hold, JobDemand, NewGrant, Step, Store,
-    StoreError, Tier, Want,
+    Batch, Block, Budget, Budgets, Hold, JobDemand, Step, Store, StoreError, Want,
 };
 
 use crate::common::{Fixture, sign};
+use crate::grants::grant;
 use crate::on_every_backend;
-
-async fn grant(store: &Store, fx: &Fixture, budgets: Budgets) -> anyhow::Result<Grant> {
-    Ok(store
-        .create_grant(&NewGrant {
-            vendor: fx.vendor,
-            model: fx.model,
-            grantee: Grantee::Tier(Tier::Academic),
-            policy_name: "standard".into(),
-            policy_overrides: "{}".into(),
-            budgets,
-            approval: proctor_store::ApprovalMode::Auto,
-            expires_at: None,
-        })
-        .await?)
-}
 
 /// Leases a block as a meter does (`Err` for a refusal).
 async fn lease(

@@ -27,7 +27,8 @@ fn new_grant(fx: &Fixture, grantee: Grantee) -> NewGrant {
     }
 }
 
-async fn grant(store: &Store, fx: &Fixture, budgets: Budgets) -> anyhow::Result<Grant> {
+/// A tier grant of the fixture's model to academics, with `budgets`.
+pub async fn grant(store: &Store, fx: &Fixture, budgets: Budgets) -> anyhow::Result<Grant> {
     let mut new = new_grant(fx, Grantee::Tier(Tier::Academic));
     new.budgets = budgets;
     Ok(store.create_grant(&new).await?)
