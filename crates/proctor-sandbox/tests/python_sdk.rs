@@ -154,6 +154,7 @@ async fn the_sdk_arith_example_scores_as_the_rust_arith_example() {
 async fn hostile_python_samples_end_in_their_named_outcomes() {
     let cases = [
         ("ok", Outcome::Ok),
+        ("print", Outcome::Ok),
         ("loop", Outcome::OutOfFuel),
         ("memory", Outcome::Memory),
         ("raise", Outcome::Other),
