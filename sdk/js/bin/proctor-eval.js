@@ -2,9 +2,9 @@
 // The `proctor-eval` command: `proctor-eval build app.js -o eval.wasm [--wasi]`.
 // A user error is one line on stderr and exit status 2; an internal failure exits 1.
 
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-
-import { BuildError, build } from "../src/build.js";
 
 const USAGE = "usage: proctor-eval build APP.(js|ts) -o EVAL.wasm [--wasi]";
 
@@ -43,6 +43,7 @@ async function main(argv) {
   if (command !== "build") fail(command ? `unknown command ${command} (${USAGE})` : USAGE, 2);
   if (!input || rest.length > 0) fail(`expected one module to build (${USAGE})`, 2);
   if (!values.out) fail(`missing -o EVAL.wasm (${USAGE})`, 2);
+  const { BuildError, build } = await loadBuild();
   const started = Date.now();
   try {
     const { bytes } = await build({ input, output: values.out, wasi: values.wasi });
@@ -52,6 +53,18 @@ async function main(argv) {
   } catch (e) {
     if (e instanceof BuildError) fail(e.message, 2);
     fail(`internal error: ${e.stack ?? e}`, 1);
+  }
+}
+
+/** The build module, or one line saying how to install what it needs: a project that links
+ * the SDK by path (`file:`) gets no dependencies of it from its own `npm install`. */
+async function loadBuild() {
+  try {
+    return await import("../src/build.js");
+  } catch (e) {
+    if (e?.code !== "ERR_MODULE_NOT_FOUND") throw e;
+    const sdk = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+    fail(`the SDK's dependencies are not installed: run \`npm ci\` in ${sdk}`, 2);
   }
 }
 

@@ -2,7 +2,7 @@
 // `componentExports` (used only by the build's entry module) wraps it so that the errors the
 // SDK defines end the sample with a `sample-error` instead of trapping.
 
-import { QueryFailed, SampleFailed } from "./errors.js";
+import { QueryFailed, SampleFailed, isSampleError } from "./errors.js";
 
 const DEFINED = Symbol("proctor-eval.defined");
 
@@ -35,13 +35,24 @@ export function componentExports(evalDefinition) {
       } catch (e) {
         // componentize-js lowers a thrown string as the `sample-error` case of that name;
         // anything else thrown traps the sample (outcome `other`).
-        throw sampleErrorOf(e);
+        const error = sampleErrorOf(e);
+        if (!isSampleError(error)) logUncaught(index, error);
+        throw error;
       }
       if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
-        throw new TypeError("runSample must be synchronous: model.complete already waits for the reply");
+        const error = new TypeError("runSample must be synchronous: model.complete already waits for the reply");
+        logUncaught(index, error);
+        throw error;
       }
     },
   };
+}
+
+/** Says what trapped the sample, for a `--wasi` build under `proctor run --dev` (the only
+ * place guest stderr is shown; a pure build has no stderr and this writes nowhere). */
+function logUncaught(index, e) {
+  const stack = e instanceof Error && e.stack ? `\n${e.stack}` : "";
+  console.error(`runSample(${index}) threw ${String(e)}${stack}`);
 }
 
 /** The `sample-error` a thrown error ends the sample with, or the error itself to trap. */

@@ -11,6 +11,9 @@ export const SampleError = Object.freeze({
 
 const SAMPLE_ERRORS = new Set(Object.values(SampleError));
 
+/** Whether `value` is one of the `SampleError` strings. */
+export const isSampleError = (value) => SAMPLE_ERRORS.has(value);
+
 /** Thrown by the eval to end its sample with `error` (a `SampleError` value). */
 export class SampleFailed extends Error {
   constructor(error) {

@@ -184,10 +184,12 @@ describe("defineEval and the component's exports", () => {
     assert.deepEqual(seen, [["t", 3]]);
   });
 
-  test("SampleFailed ends the sample with its error, thrown as the string componentize-js lowers", () => {
+  test("SampleFailed ends the sample with its error, thrown as the string componentize-js lowers", (t) => {
+    const logged = t.mock.method(console, "error", () => {});
     for (const error of Object.values(SampleError)) {
       assert.equal(thrown(() => exportsOf(() => { throw new SampleFailed(error); }).runSample(0)), error);
     }
+    assert.equal(logged.mock.callCount(), 0, "a sample error is not a crash");
   });
 
   test("a QueryFailed that escapes runSample is mapped to its sample error", () => {
@@ -203,15 +205,20 @@ describe("defineEval and the component's exports", () => {
     }
   });
 
-  test("any other exception is thrown on unchanged, so the sample traps", () => {
+  test("any other exception is thrown on unchanged, so the sample traps, and is logged for --dev", (t) => {
+    const logged = t.mock.method(console, "error", () => {});
     const bug = new RangeError("oops");
-    assert.equal(thrown(() => exportsOf(() => { throw bug; }).runSample(0)), bug);
+    assert.equal(thrown(() => exportsOf(() => { throw bug; }).runSample(7)), bug);
+    assert.match(logged.mock.calls[0].arguments[0], /^runSample\(7\) threw RangeError: oops\n/);
     // A thrown string is passed on as is: componentize-js fails the sample with a sample
     // error's name and traps on any other.
     assert.equal(thrown(() => exportsOf(() => { throw "nonsense"; }).runSample(0)), "nonsense");
+    assert.equal(thrown(() => exportsOf(() => { throw "failed"; }).runSample(0)), "failed");
+    assert.equal(logged.mock.callCount(), 2, "a sample error's name is not logged");
   });
 
-  test("an async runSample is refused: its work would run after the sample ended", () => {
+  test("an async runSample is refused: its work would run after the sample ended", (t) => {
+    t.mock.method(console, "error", () => {});
     const e = thrown(() => exportsOf(async () => {}).runSample(0));
     assert.ok(e instanceof TypeError && /synchronous/.test(e.message), String(e));
   });
