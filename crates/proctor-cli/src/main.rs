@@ -8,6 +8,7 @@ mod grants;
 mod keys;
 mod log_cmd;
 mod model_cmd;
+mod new_eval;
 mod remote;
 mod run;
 mod serve;
@@ -50,7 +51,7 @@ enum Command {
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
     Serve(serve::ServeArgs),
-    /// Upload eval components to the service.
+    /// Write new eval projects, and upload eval components to the service.
     #[command(subcommand)]
     Eval(remote::EvalCommand),
     /// Upload datasets to the service.

@@ -54,6 +54,8 @@ pub struct RegisterArgs {
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
+    /// Write a new eval project, ready to build: `proctor eval new NAME --lang rust`.
+    New(crate::new_eval::NewArgs),
     /// Upload an eval component (.wasm); prints its sha256, the id jobs name it by.
     Upload(UploadArgs),
 }
@@ -210,7 +212,10 @@ pub fn register(args: RegisterArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn eval(cmd: EvalCommand) -> anyhow::Result<ExitCode> {
-    let EvalCommand::Upload(args) = cmd;
+    let args = match cmd {
+        EvalCommand::New(args) => return crate::new_eval::run(args),
+        EvalCommand::Upload(args) => args,
+    };
     run_to_exit(async move {
         let eval: EvalView = upload(&args, "/v1/evals").await?;
         // The id on stdout alone, so scripts can capture it; what it is on stderr.

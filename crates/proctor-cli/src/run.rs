@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use proctor_core::{Dataset, Model, Policy, RunReport};
 use proctor_models::HostPolicy;
 use proctor_sandbox::{
-    CancellationToken, CompileCache, EngineSettings, JobSpec, Progress, Sandbox,
+    CancellationToken, CompileCache, DevOutput, DevSink, EngineSettings, JobSpec, Progress, Sandbox,
 };
 
 /// Largest dataset `proctor run` reads, in lines.
@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Seeds the guests' WASI randomness and the built-in models' choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Show each sample's stderr (its first 64 KiB) and how it trapped. For your own machine:
+    /// the service never captures guest output, which may carry model text.
+    #[arg(long)]
+    dev: bool,
 }
 
 /// Refusals exit 2 with one line; internal failures exit 1.
@@ -99,6 +103,7 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
         policy,
         concurrency: args.concurrency,
         seed: args.seed,
+        dev: args.dev,
     };
     let report = evaluate(job).await?;
     if args.json {
@@ -122,6 +127,8 @@ pub struct LocalJob<'a> {
     /// Samples in flight; `None` takes the policy's `max_concurrency`, and more is clamped.
     pub concurrency: Option<usize>,
     pub seed: u64,
+    /// The dev loop: print each sample's stderr and trap.
+    pub dev: bool,
 }
 
 /// Prepares the eval, runs every sample through the job loop the service uses, and releases
@@ -167,17 +174,63 @@ pub async fn evaluate(job: LocalJob<'_>) -> Result<RunReport, Failure> {
         let bar = bar.clone();
         move |p: Progress| bar.set_position(p.done)
     };
-    let report = proctor_sandbox::run_and_release(
+    if job.dev
+        && !spec
+            .eval
+            .imports
+            .wasi
+            .iter()
+            .any(|i| i.starts_with("wasi:cli/stderr"))
+    {
+        eprintln!(
+            "note: this component imports no WASI stderr (a zero-WASI build), so --dev shows only \
+             traps; build it with WASI (the SDKs' --wasi) to see what it prints"
+        );
+    }
+    let dev_sink = {
+        let bar = bar.clone();
+        move |output: DevOutput| {
+            if !output.is_empty() {
+                bar.suspend(|| eprint!("{}", render_dev(&output)));
+            }
+        }
+    };
+    let totals = proctor_sandbox::run_job_with(
         &sandbox,
         &spec,
-        &policy_name,
         &progress,
         &CancellationToken::new(),
+        job.dev.then_some(&dev_sink as &DevSink),
     )
-    .await?
-    .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the job was cancelled")))?;
+    .await?;
+    let report = proctor_sandbox::release_totals(&spec, &policy_name, &totals)
+        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the job was cancelled")))?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// One sample's stderr and trap, as the dev loop prints them.
+fn render_dev(output: &DevOutput) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "--- sample {} ({})\n",
+        output.index,
+        output.outcome.as_str()
+    );
+    if let Some(trap) = &output.trap {
+        let _ = writeln!(out, "trap: {trap}");
+    }
+    if !output.stderr.is_empty() {
+        let text = String::from_utf8_lossy(&output.stderr);
+        out.push_str(&text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    if output.dropped > 0 {
+        let _ = writeln!(out, "[{} more bytes of stderr dropped]", output.dropped);
+    }
+    out
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {

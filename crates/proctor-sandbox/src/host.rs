@@ -26,6 +26,7 @@ use wasmtime_wasi::{
 };
 
 use crate::bindings::proctor::eval::{dataset, model, scores, types};
+use crate::dev::StderrCapture;
 
 /// Why the host killed a guest. Kept in the store so the outcome does not depend on parsing
 /// trap messages.
@@ -81,6 +82,7 @@ impl SampleState {
         limits: StoreLimits,
         deadline: Instant,
         sample_seed: u64,
+        stderr: Option<StderrCapture>,
     ) -> SampleState {
         SampleState {
             phase,
@@ -94,7 +96,7 @@ impl SampleState {
                 inner: limits,
                 exceeded: false,
             },
-            wasi: inert_wasi(sample_seed),
+            wasi: inert_wasi(sample_seed, stderr),
             table: ResourceTable::new(),
         }
     }
@@ -186,10 +188,13 @@ impl HostMonotonicClock for SteppingClock {
     }
 }
 
-/// WASI as deny-all shims: no files, env, args or network; stdin empty, stdout and stderr
-/// discarded; frozen wall clock; seeded randomness.
-fn inert_wasi(seed: u64) -> WasiCtx {
+/// WASI as deny-all shims: no files, env, args or network; stdin empty, stdout discarded and
+/// stderr too, unless the dev loop captures it; frozen wall clock; seeded randomness.
+fn inert_wasi(seed: u64, stderr: Option<StderrCapture>) -> WasiCtx {
     let mut b = WasiCtxBuilder::new();
+    if let Some(capture) = stderr {
+        b.stderr(capture);
+    }
     // wasmtime-wasi's documented defaults and its code have disagreed; say each one.
     b.allow_tcp(false)
         .allow_udp(false)

@@ -11,6 +11,7 @@ use proctor_core::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::dev::{DevOutput, DevSink};
 use crate::error::SandboxError;
 use crate::host::JobShared;
 use crate::sample::{SampleResult, run_sample};
@@ -65,6 +66,18 @@ pub async fn run_job(
     progress: &(dyn Fn(Progress) + Send + Sync),
     cancel: &CancellationToken,
 ) -> Result<JobTotals, SandboxError> {
+    run_job_with(sandbox, spec, progress, cancel, None).await
+}
+
+/// [`run_job`], handing each sample's stderr and trap to `dev` as the sample ends: the dev
+/// loop of `proctor run --dev`, on the evaluator's own machine. The service never passes one.
+pub async fn run_job_with(
+    sandbox: &Arc<Sandbox>,
+    spec: &JobSpec,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    cancel: &CancellationToken,
+    dev: Option<&DevSink>,
+) -> Result<JobTotals, SandboxError> {
     sandbox.check_policy(&spec.policy)?;
     spec.eval.check_policy(&spec.policy)?;
     let items = spec.dataset.len() as u64;
@@ -88,7 +101,7 @@ pub async fn run_job(
         usage: Usage::default(),
         cancelled: false,
     };
-    let mut in_flight: JoinSet<SampleResult> = JoinSet::new();
+    let mut in_flight: JoinSet<(SampleResult, Option<DevOutput>)> = JoinSet::new();
     let mut next = 0u64;
     let mut done = 0u64;
     while done < total {
@@ -107,8 +120,9 @@ pub async fn run_job(
             );
             // Item indexes fit u32: datasets are bounded far below it.
             let index = (next % items) as u32;
+            let capture = dev.is_some();
             in_flight.spawn(async move {
-                let result = run_sample(&sandbox, &eval, &shared, &policy, index).await;
+                let result = run_sample(&sandbox, &eval, &shared, &policy, index, capture).await;
                 drop(permit);
                 result
             });
@@ -126,14 +140,18 @@ pub async fn run_job(
         // A sample task that panicked (a host-side fault: a model adapter, a host call) ends
         // its sample only, as `other`, and the job goes on. The panic's message is dropped: it
         // may quote what the model said.
-        let result = joined.unwrap_or_else(|_| {
+        let (result, output) = joined.unwrap_or_else(|_| {
             tracing::warn!("a sample panicked on the host side; it counts as `other`");
-            SampleResult {
+            let result = SampleResult {
                 outcome: Outcome::Other,
                 scores: vec![None; metrics.len()],
                 usage: Usage::default(),
-            }
+            };
+            (result, None)
         });
+        if let (Some(sink), Some(output)) = (dev, output) {
+            sink(output);
+        }
         totals.tally.add(result.outcome);
         totals.usage.add(&result.usage);
         for ((acc, spec), score) in totals
@@ -161,8 +179,14 @@ pub async fn run_and_release(
     cancel: &CancellationToken,
 ) -> Result<Option<RunReport>, SandboxError> {
     let totals = run_job(sandbox, spec, progress, cancel).await?;
+    Ok(release_totals(spec, policy_name, &totals))
+}
+
+/// Releases a finished job's totals under the policy's release rules; nothing for a cancelled
+/// job.
+pub fn release_totals(spec: &JobSpec, policy_name: &str, totals: &JobTotals) -> Option<RunReport> {
     if totals.cancelled {
-        return Ok(None);
+        return None;
     }
     let info = &spec.eval.info;
     // The same bound the job was pre-registered with: it depends on nothing the job did.
@@ -177,7 +201,7 @@ pub async fn run_and_release(
         totals.usage,
         &mut || rand::Rng::next_u64(&mut rng),
     );
-    Ok(Some(RunReport::new(
+    Some(RunReport::new(
         EvalRef {
             name: info.name.clone(),
             version: info.version.clone(),
@@ -194,5 +218,5 @@ pub async fn run_and_release(
         },
         released,
         leakage,
-    )))
+    ))
 }

@@ -26,6 +26,7 @@ mod bindings {
 }
 
 mod cache;
+mod dev;
 mod error;
 mod host;
 mod job;
@@ -35,8 +36,11 @@ mod sandbox;
 mod validate;
 
 pub use cache::CompileCache;
+pub use dev::{DEV_STDERR_BYTES, DevOutput, DevSink};
 pub use error::SandboxError;
-pub use job::{JobSpec, JobTotals, Progress, run_and_release, run_job};
+pub use job::{
+    JobSpec, JobTotals, Progress, release_totals, run_and_release, run_job, run_job_with,
+};
 pub use sample::SampleResult;
 pub use sandbox::{EngineSettings, PreparedEval, Sandbox};
 pub use tokio_util::sync::CancellationToken;

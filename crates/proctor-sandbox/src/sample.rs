@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use proctor_core::{Outcome, Policy, Usage};
 use wasmtime::{Store, StoreLimitsBuilder};
 
+use crate::dev::{DevOutput, StderrCapture};
 use crate::host::{JobShared, Phase, SampleState};
 use crate::outcome;
 use crate::sandbox::{EPOCH_TICK, PreparedEval, Sandbox, configure_store};
@@ -21,14 +22,16 @@ pub struct SampleResult {
     pub usage: Usage,
 }
 
-/// Runs sample `index` in a fresh instance. A trap ends this sample only.
+/// Runs sample `index` in a fresh instance. A trap ends this sample only. With `dev`, the
+/// guest's stderr and its trap are kept for the dev loop (`proctor run --dev`) too.
 pub(crate) async fn run_sample(
     sandbox: &Sandbox,
     eval: &PreparedEval,
     job: &Arc<JobShared>,
     policy: &Policy,
     index: u32,
-) -> SampleResult {
+    dev: bool,
+) -> (SampleResult, Option<DevOutput>) {
     let timeout = Duration::from_secs_f64(policy.limits.sample_timeout_s);
     let deadline = Instant::now() + timeout;
     let limits = StoreLimitsBuilder::new()
@@ -37,6 +40,7 @@ pub(crate) async fn run_sample(
         .trap_on_grow_failure(true)
         .build();
     let seed = sample_seed(job.seed, index);
+    let capture = dev.then(StderrCapture::default);
     let state = SampleState::new(
         Phase::Sample,
         Some(job.clone()),
@@ -44,6 +48,7 @@ pub(crate) async fn run_sample(
         limits,
         deadline,
         seed,
+        capture.clone(),
     );
     let mut store = Store::new(&sandbox.engine, state);
     let failed = |outcome| SampleResult {
@@ -52,7 +57,7 @@ pub(crate) async fn run_sample(
         usage: Usage::default(),
     };
     if configure_store(&mut store, policy.limits.fuel_per_sample).is_err() {
-        return failed(Outcome::Other);
+        return (failed(Outcome::Other), None);
     }
     let run = async {
         let instance = eval.pre.instantiate_async(&mut store).await?;
@@ -63,15 +68,28 @@ pub(crate) async fn run_sample(
     // lets the epoch fire first for a guest that is computing.
     let result = tokio::time::timeout(timeout + 5 * EPOCH_TICK, run).await;
     let state = store.data();
-    match result {
-        Err(_) => SampleResult {
-            usage: state.usage,
-            ..failed(Outcome::Timeout)
-        },
-        Ok(Err(trap)) => SampleResult {
-            usage: state.usage,
-            ..failed(outcome::from_trap(&trap, state))
-        },
+    let mut trap = None;
+    let result = match result {
+        Err(_) => {
+            if dev {
+                trap = Some(format!(
+                    "no answer within the sample timeout ({timeout:?}), waiting in a host call"
+                ));
+            }
+            SampleResult {
+                usage: state.usage,
+                ..failed(Outcome::Timeout)
+            }
+        }
+        Ok(Err(error)) => {
+            if dev {
+                trap = Some(format!("{error:#}"));
+            }
+            SampleResult {
+                usage: state.usage,
+                ..failed(outcome::from_trap(&error, state))
+            }
+        }
         Ok(Ok(returned)) => {
             let outcome = outcome::from_return(returned);
             let scores = if outcome == Outcome::Ok {
@@ -85,7 +103,18 @@ pub(crate) async fn run_sample(
                 usage: state.usage,
             }
         }
-    }
+    };
+    let dev = capture.map(|capture| {
+        let (stderr, dropped) = capture.take();
+        DevOutput {
+            index,
+            outcome: result.outcome,
+            stderr,
+            dropped,
+            trap,
+        }
+    });
+    (result, dev)
 }
 
 /// Each sample's WASI randomness is seeded from the job's seed and its index, so a sample is

@@ -253,7 +253,7 @@ impl Sandbox {
         let deadline = Instant::now() + DESCRIBE_TIMEOUT;
         let mut store = Store::new(
             &self.engine,
-            SampleState::new(Phase::Describe, None, 0, limits, deadline, 0),
+            SampleState::new(Phase::Describe, None, 0, limits, deadline, 0, None),
         );
         configure_store(&mut store, DESCRIBE_FUEL)?;
         let run = async {
