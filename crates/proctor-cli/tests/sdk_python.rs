@@ -21,8 +21,8 @@ fn repo() -> PathBuf {
 
 /// The SDK-built arith component (`sdk/python/tests/build.sh`, cached by input digest).
 fn python_arith() -> PathBuf {
-    let out = PathBuf::from(std::env::var("HOME").expect("HOME"))
-        .join(".cache/proctor-toolchains/pysdk");
+    let out =
+        PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/proctor-toolchains/pysdk");
     let status = Command::new("bash")
         .arg(repo().join("sdk/python/tests/build.sh"))
         .arg(&out)
