@@ -82,7 +82,11 @@ fn hostile_policy() -> Policy {
 }
 
 async fn run(
-    eval: Arc<PreparedEval>, items: &str, model: Arc<dyn Model>, policy: Policy) -> JobTotals {
+    eval: Arc<PreparedEval>,
+    items: &str,
+    model: Arc<dyn Model>,
+    policy: Policy,
+) -> JobTotals {
     eval.check_policy(&policy).expect("fits the policy");
     let spec = JobSpec {
         eval,
@@ -93,9 +97,14 @@ async fn run(
         seed: 11,
         samples: None,
     };
-    proctor_sandbox::run_job(&sandbox(), &spec, &|_: Progress| {}, &CancellationToken::new())
-        .await
-        .expect("the job runs")
+    proctor_sandbox::run_job(
+        &sandbox(),
+        &spec,
+        &|_: Progress| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the job runs")
 }
 
 #[test]
@@ -148,7 +157,10 @@ async fn the_sdk_arith_example_scores_as_the_rust_arith_example() {
     assert_eq!(python.usage, rust.usage);
     assert_eq!(rust.tally.get(Outcome::Ok), 500);
     let acc = &rust.accumulators[0];
-    assert!(acc.sum < u128::from(acc.n * acc.steps), "some answers are wrong");
+    assert!(
+        acc.sum < u128::from(acc.n * acc.steps),
+        "some answers are wrong"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,6 +76,16 @@ class UserErrors(unittest.TestCase):
     def test_an_app_named_like_a_generated_module_fails_in_one_line(self):
         self.check_one_line_error("wit_world.py", "x = 1\n", "cannot be the app's module name")
 
+    def test_an_output_directory_that_cannot_be_made_fails_in_one_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            app = Path(tmp) / "app.py"
+            app.write_text("from proctor_eval import Eval\nclass A(Eval): pass\n")
+            blocker = Path(tmp) / "file"
+            blocker.write_text("")
+            code, err = run_main(["build", str(app), "-o", str(blocker / "out" / "eval.wasm")])
+        self.assertEqual((code, err.count("\n")), (1, 1), err)
+        self.assertIn("cannot create", err)
+
     def test_a_missing_app_fails_in_one_line(self):
         code, err = run_main(["build", "/nonexistent/app.py"])
         self.assertEqual((code, err.count("\n")), (1, 1), err)

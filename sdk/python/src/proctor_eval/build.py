@@ -115,7 +115,10 @@ def build(app: Path, out: Path, isolation: bool, wasi: bool, verbose: bool) -> s
 
     started = time.monotonic()
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AppError(f"{out.parent}: cannot create: {e.strerror}") from None
     with tempfile.TemporaryDirectory(prefix="proctor-eval-") as tmp:
         wit_dir, guest = _stage(Path(tmp), world, module, class_name, isolation, wasi)
         partial = Path(tmp) / "out.wasm"
@@ -128,11 +131,15 @@ def build(app: Path, out: Path, isolation: bool, wasi: bool, verbose: bool) -> s
             stdout=None if verbose else subprocess.PIPE,
             stderr=None if verbose else subprocess.STDOUT,
             text=True,
+            errors="replace",
         )
         if done.returncode != 0:
             why = "see the output above" if verbose else componentize_failure(done.stdout or "")
             raise AppError(f"{app.name}: componentize-py failed: {why}")
-        shutil.move(partial, out)
+        try:
+            shutil.move(partial, out)
+        except OSError as e:
+            raise AppError(f"{out}: cannot write: {e.strerror}") from None
     size = out.stat().st_size / 1e6
     kind = "imports WASI" if wasi else "zero-WASI"
     return f"built {out.name}: {world.package}, {kind}, {size:.1f} MB, {time.monotonic() - started:.1f} s"
