@@ -73,7 +73,13 @@ fn through_proctor_run_the_js_arith_example_reports_what_the_rust_one_does() {
         let out = Command::new(env!("CARGO_BIN_EXE_proctor"))
             .args(["run", path(wasm), "--dataset", path(&dataset)])
             // Wrong answers (chosen from the seed and the prompt) make the comparison bite.
-            .args(["--model", "builtin:arith?error_rate=0.2", "--seed", "5", "--json"])
+            .args([
+                "--model",
+                "builtin:arith?error_rate=0.2",
+                "--seed",
+                "5",
+                "--json",
+            ])
             .env(
                 "PROCTOR_CACHE_DIR",
                 std::env::temp_dir().join("proctor-cli-test-cache"),
@@ -87,7 +93,9 @@ fn through_proctor_run_the_js_arith_example_reports_what_the_rust_one_does() {
     assert_eq!(report["eval"]["name"], "arith-js", "{report}");
     assert_eq!(report["dataset"], rust["dataset"]);
     assert_eq!(report["samples"]["ok"], 500, "{report}");
-    let mean = report["metrics"]["accuracy"]["mean"].as_f64().expect("a mean");
+    let mean = report["metrics"]["accuracy"]["mean"]
+        .as_f64()
+        .expect("a mean");
     assert!((0.7..0.9).contains(&mean), "about 20% wrong: {mean}");
     assert_eq!(aggregates(&report), aggregates(&rust));
 }
@@ -105,9 +113,12 @@ async fn through_the_service_the_js_arith_example_reports_what_the_rust_one_does
     let config = dir.join("model.toml");
     std::fs::write(&config, "adapter = \"builtin\"\nmodel = \"arith\"\n").expect("write");
     let register = ["model", "register", "--name", "arith", "--version", "1"];
-    let model = ok(&server.proctor(&vendor, &[&register[..], &["--config", path(&config)]].concat()))
-        .trim()
-        .to_owned();
+    let model = ok(&server.proctor(
+        &vendor,
+        &[&register[..], &["--config", path(&config)]].concat(),
+    ))
+    .trim()
+    .to_owned();
     ok(&server.proctor(
         &vendor,
         &["grant", "create", "--model", &model, "--tier", "academic"],
@@ -123,7 +134,16 @@ async fn through_the_service_the_js_arith_example_reports_what_the_rust_one_does
         let eval = ok(&server.proctor(&evaluator, &["eval", "upload", path(wasm)]))
             .trim()
             .to_owned();
-        let submit = ["job", "submit", "--eval", &eval, "--dataset", &dataset, "--model", &model];
+        let submit = [
+            "job",
+            "submit",
+            "--eval",
+            &eval,
+            "--dataset",
+            &dataset,
+            "--model",
+            &model,
+        ];
         let result: Value = serde_json::from_str(&ok(&server.proctor(
             &evaluator,
             &[&submit[..], &["--wait", "--json", "--timeout", "300s"]].concat(),

@@ -32,7 +32,10 @@ fn js_sdk() -> &'static Path {
             .expect("running sdk/js/tests/build.sh");
         assert!(status.success(), "sdk/js/tests/build.sh failed");
         let cache = std::env::var_os("PROCTOR_TOOLCHAIN_CACHE").map_or_else(
-            || PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/proctor-toolchains"),
+            || {
+                PathBuf::from(std::env::var("HOME").expect("HOME"))
+                    .join(".cache/proctor-toolchains")
+            },
             PathBuf::from,
         );
         cache.join("js-sdk")
@@ -79,7 +82,12 @@ fn policy() -> Policy {
     p
 }
 
-async fn run(eval: Arc<PreparedEval>, dataset: &str, model: Arc<dyn Model>, policy: Policy) -> JobTotals {
+async fn run(
+    eval: Arc<PreparedEval>,
+    dataset: &str,
+    model: Arc<dyn Model>,
+    policy: Policy,
+) -> JobTotals {
     eval.check_policy(&policy).expect("fits the policy");
     let spec = JobSpec {
         eval,
@@ -90,9 +98,14 @@ async fn run(eval: Arc<PreparedEval>, dataset: &str, model: Arc<dyn Model>, poli
         seed: 11,
         samples: None,
     };
-    proctor_sandbox::run_job(&sandbox(), &spec, &|_: Progress| {}, &CancellationToken::new())
-        .await
-        .expect("the job runs")
+    proctor_sandbox::run_job(
+        &sandbox(),
+        &spec,
+        &|_: Progress| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the job runs")
 }
 
 /// Answers `What is A + B?` in one of four ways, chosen by the sum, so that an eval's score
@@ -175,7 +188,8 @@ fn the_sdks_own_unit_tests_and_type_checks_pass() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sdk_built_arith_example_scores_as_the_rust_one_on_the_same_items() {
-    let items = std::fs::read_to_string(repo().join("crates/evals/arith/arith.jsonl")).expect("read");
+    let items =
+        std::fs::read_to_string(repo().join("crates/evals/arith/arith.jsonl")).expect("read");
     let rust = sandbox()
         .prepare(proctor_evals::examples::ARITH_WASM)
         .await
@@ -183,26 +197,44 @@ async fn the_sdk_built_arith_example_scores_as_the_rust_one_on_the_same_items() 
     let expected = aggregates(&run(rust, &items, Arc::new(Sloppy), policy()).await);
     let (counts, n, sum, _) = expected;
     assert_eq!(counts.ok, 500);
-    assert!(0 < sum && sum < u128::from(n) * 10_000, "some right, some wrong: {sum}");
+    assert!(
+        0 < sum && sum < u128::from(n) * 10_000,
+        "some right, some wrong: {sum}"
+    );
 
     let js = prepared("arith.wasm").await;
     assert_eq!(js.info.name, "arith-js");
-    assert_eq!(aggregates(&run(js.clone(), &items, Arc::new(Sloppy), policy()).await), expected);
+    assert_eq!(
+        aggregates(&run(js.clone(), &items, Arc::new(Sloppy), policy()).await),
+        expected
+    );
     // A pure build imports no WASI: it runs under `wasi = "none"` too.
     let mut none = policy();
     none.wasi = WasiMode::None;
-    assert_eq!(aggregates(&run(js, &items, Arc::new(Sloppy), none.clone()).await), expected);
+    assert_eq!(
+        aggregates(&run(js, &items, Arc::new(Sloppy), none.clone()).await),
+        expected
+    );
 
     // The TypeScript variant, built with --wasi: the same scores under inert WASI, and its
     // stdio imports refused under `none`.
     let ts = prepared("arith-ts-wasi.wasm").await;
     assert_eq!(ts.info.name, "arith-ts");
-    assert_eq!(aggregates(&run(ts.clone(), &items, Arc::new(Sloppy), policy()).await), expected);
+    assert_eq!(
+        aggregates(&run(ts.clone(), &items, Arc::new(Sloppy), policy()).await),
+        expected
+    );
     let Err(SandboxError::ForbiddenImports(imports)) = ts.check_policy(&none) else {
         panic!("a --wasi build is refused under wasi = \"none\"");
     };
-    assert!(imports.iter().any(|i| i.starts_with("wasi:cli/stderr")), "{imports:?}");
-    assert!(!imports.iter().any(|i| i.starts_with("wasi:http")), "{imports:?}");
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:cli/stderr")),
+        "{imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|i| i.starts_with("wasi:http")),
+        "{imports:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,7 +247,10 @@ async fn the_template_project_builds_and_runs_on_its_sample_dataset() {
         .await
         .expect("prepares");
     let expected = aggregates(&run(rust, &items, Arc::new(Sloppy), policy()).await);
-    assert_eq!(aggregates(&run(eval, &items, Arc::new(Sloppy), policy()).await), expected);
+    assert_eq!(
+        aggregates(&run(eval, &items, Arc::new(Sloppy), policy()).await),
+        expected
+    );
 }
 
 /// A small policy for hostile guests: fuel 2e8 (a JS sample of the arith eval needs far less),
@@ -234,7 +269,12 @@ fn hostile_policy() -> Policy {
 async fn hostile(behaviour: &str, policy: Policy) -> JobTotals {
     let eval = prepared("hostile.wasm").await;
     let items: String = (0..4)
-        .map(|i| format!("{{\"do\": \"{}\"}}\n", if i % 2 == 0 { behaviour } else { "ok" }))
+        .map(|i| {
+            format!(
+                "{{\"do\": \"{}\"}}\n",
+                if i % 2 == 0 { behaviour } else { "ok" }
+            )
+        })
         .collect();
     run(eval, &items, Arc::new(Sloppy), policy).await
 }
@@ -242,7 +282,12 @@ async fn hostile(behaviour: &str, policy: Policy) -> JobTotals {
 /// Half of the 4 samples ended in `outcome`, the other half ok with their score.
 fn assert_half(totals: &JobTotals, outcome: Outcome) {
     assert_eq!(totals.tally.get(outcome), 2, "{:?}", totals.tally.counts());
-    assert_eq!(totals.tally.get(Outcome::Ok), 2, "{:?}", totals.tally.counts());
+    assert_eq!(
+        totals.tally.get(Outcome::Ok),
+        2,
+        "{:?}",
+        totals.tally.counts()
+    );
     assert_eq!(totals.accumulators[0].n, 2);
 }
 
@@ -271,7 +316,10 @@ async fn an_uncaught_js_exception_traps_its_sample_as_other() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_js_undeclared_metric_is_a_policy_violation() {
-    assert_half(&hostile("undeclared", hostile_policy()).await, Outcome::PolicyViolation);
+    assert_half(
+        &hostile("undeclared", hostile_policy()).await,
+        Outcome::PolicyViolation,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,7 +331,12 @@ async fn the_sdk_maps_escaping_errors_to_their_sample_errors() {
         ("oversized", Outcome::Failed),
     ] {
         let totals = hostile(behaviour, hostile_policy()).await;
-        assert_eq!(totals.tally.get(outcome), 2, "{behaviour}: {:?}", totals.tally.counts());
+        assert_eq!(
+            totals.tally.get(outcome),
+            2,
+            "{behaviour}: {:?}",
+            totals.tally.counts()
+        );
         assert_eq!(totals.tally.get(Outcome::Ok), 2, "{behaviour}");
     }
 }
@@ -291,9 +344,18 @@ async fn the_sdk_maps_escaping_errors_to_their_sample_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caught_rejection_carries_the_hosts_reason() {
     let totals = hostile("rejected-reason", hostile_policy()).await;
-    assert_eq!(totals.tally.get(Outcome::Ok), 4, "{:?}", totals.tally.counts());
+    assert_eq!(
+        totals.tally.get(Outcome::Ok),
+        4,
+        "{:?}",
+        totals.tally.counts()
+    );
     let a = &totals.accumulators[0];
-    assert_eq!(a.sum, u128::from(a.n * a.steps), "every sample saw the host's text");
+    assert_eq!(
+        a.sum,
+        u128::from(a.n * a.steps),
+        "every sample saw the host's text"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,9 +32,9 @@ const behaviours = {
   storm() {
     for (;;) model.complete([Message.user("again")]);
   },
-  // A prompt over the policy's size, its QueryFailed left to escape.
+  // A prompt over the test policy's 1 KiB, its QueryFailed left to escape.
   oversized() {
-    model.complete([Message.user("x".repeat(100_000))]);
+    model.complete([Message.user("x".repeat(2_000))]);
   },
   // The model's endpoint fails, the QueryFailed left to escape.
   unavailable() {
@@ -43,7 +43,7 @@ const behaviours = {
   // Catches the rejection and checks what it carries: the host's text.
   "rejected-reason"() {
     try {
-      model.complete([Message.user("x".repeat(100_000))]);
+      model.complete([Message.user("x".repeat(2_000))]);
     } catch (e) {
       const right = e instanceof QueryFailed && e.kind === "rejected" && /the policy allows/.test(e.reason);
       scores.report("ok", right ? 1 : 0);
