@@ -7,6 +7,7 @@ use proctor_core::{Outcome, Policy, Usage};
 use wasmtime::{Store, StoreLimitsBuilder};
 
 use crate::host::{JobShared, Phase, SampleState};
+use crate::isolation::Isolation;
 use crate::outcome;
 use crate::sandbox::{EPOCH_TICK, PreparedEval, Sandbox, configure_store};
 
@@ -37,7 +38,7 @@ pub(crate) async fn run_sample(
         .trap_on_grow_failure(true)
         .build();
     let seed = sample_seed(job.seed, index);
-    let state = SampleState::new(
+    let mut state = SampleState::new(
         Phase::Sample,
         Some(job.clone()),
         eval.info.metrics.len(),
@@ -45,6 +46,7 @@ pub(crate) async fn run_sample(
         deadline,
         seed,
     );
+    state.isolation = Isolation::for_sample(sandbox, eval, policy, seed);
     let mut store = Store::new(&sandbox.engine, state);
     let failed = |outcome| SampleResult {
         outcome,
@@ -54,10 +56,7 @@ pub(crate) async fn run_sample(
     if configure_store(&mut store, policy.limits.fuel_per_sample).is_err() {
         return failed(Outcome::Other);
     }
-    let run = async {
-        let instance = eval.pre.instantiate_async(&mut store).await?;
-        instance.call_run_sample(&mut store, index).await
-    };
+    let run = eval.pre.run_sample(&mut store, index);
     // The epoch callback stops wasm that runs past the deadline (`deadline`); this timeout
     // catches a guest parked in a host call, which epochs cannot reach (`timeout`). Its grace
     // lets the epoch fire first for a guest that is computing.
@@ -90,7 +89,7 @@ pub(crate) async fn run_sample(
 
 /// Each sample's WASI randomness is seeded from the job's seed and its index, so a sample is
 /// deterministic and samples differ.
-fn sample_seed(job_seed: u64, index: u32) -> u64 {
+pub(crate) fn sample_seed(job_seed: u64, index: u32) -> u64 {
     let mut x = job_seed ^ (u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     // splitmix64 finalizer
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
