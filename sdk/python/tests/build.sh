@@ -2,7 +2,8 @@
 # Builds the Python SDK's test components through `proctor-eval build` (the SDK installed from
 # this repo with pip, componentize-py from PyPI) into $1 (default:
 # $HOME/.cache/proctor-toolchains/pysdk): arith.wasm (examples/arith), hostile.wasm and
-# describe-model.wasm (tests/guests), arith-isolation.wasm (the example built for 0.2.0).
+# describe-model.wasm (tests/guests), and arith-isolation.wasm (the example built for 0.2.0
+# with WASI, so that both flags are covered).
 # Python builds are not reproducible, so outputs are cached by input digest only to save time,
 # never compared with earlier builds.
 set -euo pipefail
@@ -29,6 +30,6 @@ build() { "$venv/bin/proctor-eval" build "$@"; }
 build "$sdk/examples/arith/app.py" -o "$out/arith.wasm"
 build "$sdk/tests/guests/hostile.py" -o "$out/hostile.wasm"
 build "$sdk/tests/guests/describe_model.py" -o "$out/describe-model.wasm"
-build "$sdk/examples/arith/app.py" --isolation -o "$out/arith-isolation.wasm"
+build "$sdk/examples/arith/app.py" --isolation --wasi -o "$out/arith-isolation.wasm"
 rm -f "$out"/*.done
 touch "$out/$stamp.done"

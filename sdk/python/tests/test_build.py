@@ -96,9 +96,9 @@ class Componentize(unittest.TestCase):
         self.assertIn("proctor:eval/eval@0.2.0", args)
 
     def test_the_entry_exports_the_found_class(self):
-        src = build.entry_source("app", "Arith", True)
+        src = build.entry_source("app", "Arith", True, False)
         self.assertIn("import app as _app", src)
-        self.assertIn("_world.export(_app, 'Arith', isolation=True)", src)
+        self.assertIn("_world.export(_app, 'Arith', isolation=True, wasi=False)", src)
         compile(src, "entry", "exec")
 
     def test_a_componentize_failure_is_said_by_its_cause(self):

@@ -106,6 +106,11 @@ class HostCalls(unittest.TestCase):
             with self.assertRaises(TypeError):
                 model.complete(["What is 3 + 4?"])
 
+    def test_complete_takes_any_iterable_of_messages(self):
+        with FakeHost() as host:
+            model.complete(Message.user(t) for t in ("a", "b"))
+        self.assertEqual(host.requests[0][0], [Message.user("a"), Message.user("b")])
+
     def test_a_refused_query_raises_query_failed_with_the_host_reason(self):
         with FakeHost(refuse="rejected"):
             with self.assertRaises(QueryFailed) as caught:

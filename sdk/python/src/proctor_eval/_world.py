@@ -7,6 +7,8 @@ app's `Eval` subclass to the `WitWorld` class componentize-py exports.
 
 from __future__ import annotations
 
+import io
+import sys
 from types import ModuleType
 from typing import Sequence
 
@@ -72,12 +74,25 @@ def _wit_isolation_run(code: str, fuel: int) -> str:
     return _isolation.run(code, fuel).name.lower().replace("_", "-")
 
 
-def export(app: ModuleType, name: str, isolation: bool) -> type:
+class _Discard(io.TextIOBase):
+    """Stands for stdout and stderr in a zero-WASI build, where writing to the real ones would
+    trap the sample: a debugging `print` costs nothing and goes nowhere."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def export(app: ModuleType, name: str, isolation: bool, wasi: bool) -> type:
     """Binds the host and returns the `WitWorld` class exporting `app.<name>`."""
     cls = getattr(app, name, None)
     if not (isinstance(cls, type) and issubclass(cls, Eval)):
         raise TypeError(f"proctor-eval: {app.__name__}.{name} is not a subclass of proctor_eval.Eval")
     _host.bind(_WitHost(_wit_isolation_run if isolation else _no_isolation))
+    if not wasi:
+        sys.stdout = sys.stderr = _Discard()
 
     class WitWorld(wit_world.WitWorld):
         def describe(self) -> _t.EvalInfo:

@@ -15,7 +15,10 @@ def complete(messages: Sequence[Message], params: Params | None = None) -> Compl
     sample, budget) and answers a refusal with `QueryFailed`; escaping `run_sample`, that ends
     the sample with the matching sample error. Calling it from `describe` is refused.
     """
+    messages = list(messages)
     for m in messages:
         if not isinstance(m, Message):
             raise TypeError(f"model.complete takes Message values, not {type(m).__name__}")
-    return _host.current().complete(list(messages), params if params is not None else Params())
+    if params is not None and not isinstance(params, Params):
+        raise TypeError(f"model.complete takes Params, not {type(params).__name__}")
+    return _host.current().complete(messages, params if params is not None else Params())

@@ -1,6 +1,8 @@
 """A hostile eval on the SDK: each dataset item names what the sample does, so one component
 shows every way a Python sample can end (`crates/proctor-sandbox/tests/python_sdk.rs`)."""
 
+import sys
+
 from proctor_eval import Eval, EvalInfo, Message, Metric, Params, SampleError, SampleFailed, dataset, model, scores
 
 
@@ -10,7 +12,11 @@ class Hostile(Eval):
 
     def run_sample(self, index: int) -> None:
         do = dataset.item_json(index)["do"]
-        if do == "loop":
+        if do == "print":
+            # A zero-WASI build has no stdout: the SDK discards what is printed.
+            print("a debugging line", flush=True)
+            print("and one to stderr", file=sys.stderr)
+        elif do == "loop":
             while True:
                 pass
         elif do == "memory":
