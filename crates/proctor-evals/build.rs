@@ -25,6 +25,10 @@ const ZERO_WASI_GUESTS: &[&str] = &[
     "describe-reads-dataset",
     "huge-range",
     "inverted-metric",
+    "isolation-commands",
+    "isolation-unknown-import",
+    "isolation-without-export",
+    "isolation-wrong-type",
     "item-out-of-range",
     "leak-scores",
     "loop-forever",
@@ -47,7 +51,12 @@ fn main() {
     let out_dir = PathBuf::from(env("OUT_DIR"));
     let test_guests = std::env::var_os("CARGO_FEATURE_TEST_GUESTS").is_some();
 
-    for path in ["../evals", "../proctor-guest", "../proctor-sandbox/wit"] {
+    for path in [
+        "../evals",
+        "../proctor-guest",
+        "../proctor-sandbox/wit",
+        "../proctor-sandbox/wit-0.2.0",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     check_every_guest_is_claimed(&evals.join("test-guests"));

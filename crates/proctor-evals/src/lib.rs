@@ -13,8 +13,9 @@ pub mod examples {
     pub const KNOWLEDGE_JSONL: &str = include_str!("../../evals/knowledge/knowledge.jsonl");
 }
 
-/// Hostile and broken guests for the sandbox's tests. Each misbehaves on even sample indexes
-/// only and reports `ok = 1` on odd ones.
+/// Hostile and broken guests for the sandbox's tests. Each of the 0.1.0 ones misbehaves on even
+/// sample indexes only and reports `ok = 1` on odd ones; the `isolation-*` ones (0.2.0, or
+/// trying to be) say what they do in their own docs.
 #[cfg(feature = "test-guests")]
 pub mod test_guests {
     include!(concat!(env!("OUT_DIR"), "/test_guests.rs"));

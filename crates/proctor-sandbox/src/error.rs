@@ -25,8 +25,10 @@ pub enum SandboxError {
     /// Imports outside the eval world and the WASI the policy allows.
     #[error("the component imports what the policy does not provide: {}", .0.join(", "))]
     ForbiddenImports(Vec<String>),
-    /// Not the `proctor:eval/eval` world.
-    #[error("the component is not built for the proctor:eval@0.1.0 `eval` world: {0}")]
+    /// Not the `proctor:eval/eval` world, of 0.1.0 or 0.2.0.
+    #[error(
+        "the component is not built for the proctor:eval `eval` world (0.1.0, or 0.2.0 with isolation): {0}"
+    )]
     WrongWorld(String),
     /// `describe` trapped, or touched `model`, `dataset` or `scores`.
     #[error("describe failed: {0}")]

@@ -27,6 +27,7 @@ use wasmtime_wasi::{
 
 use crate::bindings::proctor::eval::{dataset, model, scores, types};
 use crate::dev::StderrCapture;
+use crate::isolation::Isolation;
 
 /// Why the host killed a guest. Kept in the store so the outcome does not depend on parsing
 /// trap messages.
@@ -41,11 +42,13 @@ pub(crate) enum Violation {
     Service,
 }
 
-/// Which export is running: `describe` may not touch the model, the dataset or scores.
+/// Which export is running: only a sample may touch the model, the dataset, scores or
+/// isolation; `describe` and an isolated run (`run-isolated`) may not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     Describe,
     Sample,
+    Isolated,
 }
 
 /// What every sample of a job shares.
@@ -70,6 +73,9 @@ pub(crate) struct SampleState {
     pub violation: Option<Violation>,
     pub deadline: Instant,
     pub limiter: Limiter,
+    /// A 0.2.0 sample's isolation budget; `None` in every other store, whose
+    /// `isolation.run` then traps.
+    pub isolation: Option<Isolation>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -96,12 +102,13 @@ impl SampleState {
                 inner: limits,
                 exceeded: false,
             },
+            isolation: None,
             wasi: inert_wasi(sample_seed, stderr),
             table: ResourceTable::new(),
         }
     }
 
-    fn kill(&mut self, violation: Violation, message: &'static str) -> wasmtime::Error {
+    pub(crate) fn kill(&mut self, violation: Violation, message: &'static str) -> wasmtime::Error {
         self.violation = Some(violation);
         wasmtime::Error::msg(message)
     }

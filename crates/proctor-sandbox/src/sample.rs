@@ -8,6 +8,7 @@ use wasmtime::{Store, StoreLimitsBuilder};
 
 use crate::dev::{DevOutput, StderrCapture};
 use crate::host::{JobShared, Phase, SampleState};
+use crate::isolation::Isolation;
 use crate::outcome;
 use crate::sandbox::{EPOCH_TICK, PreparedEval, Sandbox, configure_store};
 
@@ -41,7 +42,7 @@ pub(crate) async fn run_sample(
         .build();
     let seed = sample_seed(job.seed, index);
     let capture = dev.then(StderrCapture::default);
-    let state = SampleState::new(
+    let mut state = SampleState::new(
         Phase::Sample,
         Some(job.clone()),
         eval.info.metrics.len(),
@@ -50,6 +51,7 @@ pub(crate) async fn run_sample(
         seed,
         capture.clone(),
     );
+    state.isolation = Isolation::for_sample(sandbox, eval, policy, seed);
     let mut store = Store::new(&sandbox.engine, state);
     let failed = |outcome| SampleResult {
         outcome,
@@ -59,10 +61,7 @@ pub(crate) async fn run_sample(
     if configure_store(&mut store, policy.limits.fuel_per_sample).is_err() {
         return (failed(Outcome::Other), None);
     }
-    let run = async {
-        let instance = eval.pre.instantiate_async(&mut store).await?;
-        instance.call_run_sample(&mut store, index).await
-    };
+    let run = eval.pre.run_sample(&mut store, index);
     // The epoch callback stops wasm that runs past the deadline (`deadline`); this timeout
     // catches a guest parked in a host call, which epochs cannot reach (`timeout`). Its grace
     // lets the epoch fire first for a guest that is computing.
@@ -119,7 +118,7 @@ pub(crate) async fn run_sample(
 
 /// Each sample's WASI randomness is seeded from the job's seed and its index, so a sample is
 /// deterministic and samples differ.
-fn sample_seed(job_seed: u64, index: u32) -> u64 {
+pub(crate) fn sample_seed(job_seed: u64, index: u32) -> u64 {
     let mut x = job_seed ^ (u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     // splitmix64 finalizer
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -12,12 +12,13 @@ use wasmtime::{
     StoreLimitsBuilder,
 };
 
-use crate::bindings::{Eval, EvalPre};
+use crate::bindings::{Eval, EvalPre, v2};
 use crate::cache::CompileCache;
 use crate::error::SandboxError;
 use crate::host::{Phase, SampleState};
 use crate::outcome::classify_describe_error;
 use crate::validate::{self, ImportSurvey};
+use crate::world::{World, WorldPre};
 
 /// How often the epoch ticks: the granularity of wall-clock deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -85,6 +86,8 @@ pub struct Sandbox {
     /// Bounds samples in flight to the pool's size: past it, instantiation fails outright
     /// instead of waiting.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    /// The same for isolated instances (0.2.0), which have pool slots of their own.
+    pub(crate) isolation_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A component that passed validation, compiled, with its `describe` result.
@@ -95,10 +98,15 @@ pub struct PreparedEval {
     pub info: Arc<EvalInfo>,
     /// What it imports.
     pub imports: ImportSurvey,
-    pub(crate) pre: EvalPre<SampleState>,
+    pub(crate) pre: WorldPre,
 }
 
 impl PreparedEval {
+    /// The contract version the component was built for.
+    pub fn world(&self) -> World {
+        self.pre.world()
+    }
+
     /// Refuses the eval under a policy it does not fit: WASI under `wasi = "none"`, more
     /// metrics than `max_metrics`.
     pub fn check_policy(&self, policy: &Policy) -> Result<(), SandboxError> {
@@ -119,7 +127,10 @@ impl Sandbox {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(settings: EngineSettings, cache: CompileCache) -> Result<Sandbox, SandboxError> {
         let engine_err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
-        let slots = settings.max_concurrent_samples + DESCRIBE_SLOTS;
+        // Isolated instances (0.2.0) get pool slots and a semaphore of their own, so a
+        // sample holding a slot never waits on one that samples hold.
+        let isolated = crate::isolation::pool_slots(&settings);
+        let slots = settings.max_concurrent_samples + DESCRIBE_SLOTS + isolated;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots * CORE_INSTANCES_PER_SAMPLE)
@@ -149,6 +160,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         Eval::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        crate::isolation::add_to_linker(&mut linker).map_err(engine_err)?;
         spawn_epoch_ticker(&engine);
         Ok(Sandbox {
             engine,
@@ -159,6 +171,7 @@ impl Sandbox {
             slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_samples as usize,
             )),
+            isolation_slots: Arc::new(tokio::sync::Semaphore::new(isolated as usize)),
         })
     }
 
@@ -196,8 +209,8 @@ impl Sandbox {
     }
 
     /// Validates, compiles (or loads from the cache) and describes a component. Refuses
-    /// anything that is not an eval-world component importing only the eval world and WASI
-    /// 0.2. The result is kept, so preparing the same bytes again is free.
+    /// anything that is not a component of the eval world (0.1.0 or 0.2.0) importing only that
+    /// world and WASI 0.2. The result is kept, so preparing the same bytes again is free.
     pub async fn prepare(&self, bytes: &[u8]) -> Result<Arc<PreparedEval>, SandboxError> {
         validate::check_header(bytes)?;
         let digest = Sha256Digest::of(bytes);
@@ -209,7 +222,7 @@ impl Sandbox {
         let surface = validate::surface(bytes)?;
         let imports = validate::survey_imports(&surface);
         validate::check_imports(&imports, WasiMode::Inert)?;
-        validate::check_exports(&surface)?;
+        let world = validate::check_world(&surface)?;
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         let owned = bytes.to_vec();
@@ -222,8 +235,11 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
-        let pre =
-            EvalPre::new(instance_pre).map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
+        let wrong_world = |e: wasmtime::Error| SandboxError::WrongWorld(format!("{e:#}"));
+        let pre = match world {
+            World::V0_1 => WorldPre::V0_1(EvalPre::new(instance_pre).map_err(wrong_world)?),
+            World::V0_2 => WorldPre::V0_2(v2::EvalPre::new(instance_pre).map_err(wrong_world)?),
+        };
         let info = self.describe(&pre).await?;
         info.validate()?;
         let prepared = Arc::new(PreparedEval {
@@ -238,7 +254,7 @@ impl Sandbox {
 
     /// Calls `describe` in an instance whose `model`, `dataset` and `scores` trap, so nothing
     /// seen from them can ride out in metric names or descriptions.
-    async fn describe(&self, pre: &EvalPre<SampleState>) -> Result<EvalInfo, SandboxError> {
+    async fn describe(&self, pre: &WorldPre) -> Result<EvalInfo, SandboxError> {
         let _slot = self
             .slots
             .acquire()
@@ -256,10 +272,7 @@ impl Sandbox {
             SampleState::new(Phase::Describe, None, 0, limits, deadline, 0, None),
         );
         configure_store(&mut store, DESCRIBE_FUEL)?;
-        let run = async {
-            let eval = pre.instantiate_async(&mut store).await?;
-            eval.call_describe(&mut store).await
-        };
+        let run = pre.describe(&mut store);
         let result = tokio::time::timeout(DESCRIBE_TIMEOUT + 2 * EPOCH_TICK, run).await;
         let info = match result {
             Err(_) => {

@@ -10,15 +10,20 @@ use proctor_core::WasiMode;
 use wasmparser::{ComponentExternName, ComponentTypeRef, Parser, Payload};
 
 use crate::error::SandboxError;
+use crate::world::World;
 
-/// The eval world's own interfaces, without their `@0.1.0`.
-const EVAL_INTERFACES: &[&str] = &[
-    "proctor:eval/types",
-    "proctor:eval/model",
-    "proctor:eval/dataset",
-    "proctor:eval/scores",
+/// The eval world's own interfaces, each with the one version the host links: 0.1.0's four,
+/// which 0.2.0 includes unchanged, and 0.2.0's `isolation`.
+const EVAL_INTERFACES: &[(&str, &str)] = &[
+    ("proctor:eval/types", "0.1.0"),
+    ("proctor:eval/model", "0.1.0"),
+    ("proctor:eval/dataset", "0.1.0"),
+    ("proctor:eval/scores", "0.1.0"),
+    (ISOLATION_INTERFACE, "0.2.0"),
 ];
-const EVAL_VERSION: &str = "0.1.0";
+const ISOLATION_INTERFACE: &str = "proctor:eval/isolation";
+/// The export that makes a component a 0.2.0 one.
+const RUN_ISOLATED: &str = "run-isolated";
 
 /// The WASI 0.2 packages the host links (as inert shims).
 const WASI_PACKAGES: &[&str] = &[
@@ -122,7 +127,7 @@ pub fn survey_imports(surface: &Surface) -> ImportSurvey {
     for name in &surface.imports {
         let (path, version) = name.split_once('@').unwrap_or((name, ""));
         let package = path.split_once('/').map_or(path, |(p, _)| p);
-        if EVAL_INTERFACES.contains(&path) && version == EVAL_VERSION {
+        if EVAL_INTERFACES.contains(&(path, version)) {
             continue;
         }
         if WASI_PACKAGES.contains(&package) && version.starts_with("0.2.") {
@@ -149,25 +154,38 @@ pub fn check_imports(survey: &ImportSurvey, wasi: WasiMode) -> Result<(), Sandbo
     }
 }
 
-/// The eval world exports `describe` and `run-sample`; the types are checked when linking.
-pub fn check_exports(surface: &Surface) -> Result<(), SandboxError> {
+/// Which world the component was built for, from its exports: both worlds export `describe`
+/// and `run-sample`, 0.2.0 also `run-isolated`. A component that imports `isolation` without
+/// exporting `run-isolated` is of neither. The types are checked when it is linked.
+pub fn check_world(surface: &Surface) -> Result<World, SandboxError> {
     let exports = &surface.exports;
+    let exports_fn = |name: &str| exports.iter().any(|x| x == name);
     let missing: Vec<&str> = ["describe", "run-sample"]
         .into_iter()
-        .filter(|e| !exports.iter().any(|x| x == e))
+        .filter(|e| !exports_fn(e))
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
+    if !missing.is_empty() {
         let has = if exports.is_empty() {
             "nothing".to_owned()
         } else {
             exports.join(", ")
         };
-        Err(SandboxError::WrongWorld(format!(
+        return Err(SandboxError::WrongWorld(format!(
             "it exports {has}; missing {}",
             missing.join(", ")
-        )))
+        )));
+    }
+    if exports_fn(RUN_ISOLATED) {
+        return Ok(World::V0_2);
+    }
+    let isolation = surface.imports.iter().find(|name| {
+        name.split_once('@').map_or(name.as_str(), |(path, _)| path) == ISOLATION_INTERFACE
+    });
+    match isolation {
+        Some(name) => Err(SandboxError::WrongWorld(format!(
+            "it imports {name} but does not export {RUN_ISOLATED}, which proctor:eval@0.2.0 needs"
+        ))),
+        None => Ok(World::V0_1),
     }
 }
 
@@ -201,6 +219,61 @@ mod tests {
             msg.contains("wasm-tools component new") && msg.contains("wasm32-wasip2"),
             "{msg}"
         );
+    }
+
+    fn surface_of(imports: &[&str], exports: &[&str]) -> Surface {
+        Surface {
+            imports: imports.iter().map(|s| (*s).to_owned()).collect(),
+            exports: exports.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_eval_interfaces_of_both_versions_are_the_hosts_and_nothing_else_is() {
+        let surface = surface_of(
+            &[
+                "proctor:eval/types@0.1.0",
+                "proctor:eval/model@0.1.0",
+                "proctor:eval/dataset@0.1.0",
+                "proctor:eval/scores@0.1.0",
+                "proctor:eval/isolation@0.2.0",
+                "proctor:eval/isolation@0.1.0",
+                "proctor:eval/model@0.2.0",
+                "proctor:eval/isolation@0.3.0",
+                "wasi:io/streams@0.2.6",
+            ],
+            &[],
+        );
+        let survey = survey_imports(&surface);
+        assert_eq!(survey.wasi, ["wasi:io/streams@0.2.6"]);
+        assert_eq!(
+            survey.forbidden,
+            [
+                "proctor:eval/isolation@0.1.0",
+                "proctor:eval/model@0.2.0",
+                "proctor:eval/isolation@0.3.0",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_world_is_told_by_the_run_isolated_export() {
+        let v1 = surface_of(&["proctor:eval/model@0.1.0"], &["describe", "run-sample"]);
+        assert_eq!(check_world(&v1).unwrap(), World::V0_1);
+        let v2 = surface_of(&[], &["describe", "run-sample", "run-isolated"]);
+        assert_eq!(check_world(&v2).unwrap(), World::V0_2);
+        let half = surface_of(
+            &["proctor:eval/isolation@0.2.0"],
+            &["describe", "run-sample"],
+        );
+        let msg = check_world(&half).unwrap_err().to_string();
+        assert!(
+            msg.contains("proctor:eval/isolation@0.2.0") && msg.contains("run-isolated"),
+            "{msg}"
+        );
+        let none = surface_of(&[], &["run-isolated"]);
+        let msg = check_world(&none).unwrap_err().to_string();
+        assert!(msg.contains("missing describe, run-sample"), "{msg}");
     }
 
     #[test]
