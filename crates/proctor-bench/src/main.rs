@@ -5,10 +5,12 @@
 //!   `builtin:arith?latency_ms=L` under a grant whose policy allows C samples in flight, on
 //!   SQLite and PostgreSQL, submit to `succeeded`, beside the same job through `proctor run`'s
 //!   job loop in this process ([`throughput`]).
+//! - `proctor-bench guests`: the arithmetic eval built in Rust, Python and JS side by side,
+//!   through the `proctor` binary and in process ([`guests`]).
 //! - `proctor-bench read`: a load generator (keep-alive HTTP/1.1 connections) against the
 //!   public reads and a job's status, with one job finished and another running ([`read`]).
 //!
-//! Both print Markdown tables to paste into an issue note. The service runs on a runtime of
+//! All print Markdown tables to paste into an issue note. The service runs on a runtime of
 //! its own (as `proctor serve` would in its own process); the client side runs on another.
 //!
 //! # Map
@@ -21,6 +23,7 @@
 //! | [`parties`] | accounts, models, grants, uploads: what a service needs before a job |
 //! | [`jobs`] | submitting a job and waiting for its end |
 //! | [`dataset`] | arithmetic datasets of any size |
+//! | [`guests`] | `guests`: Rust, Python and JS guests through `proctor run` and in process |
 //! | [`local`] | the same job through `proctor run`'s job loop, in process |
 //! | [`throughput`] | `service`: the job-throughput table |
 //! | [`load`] | the load generator: connections, latencies, percentiles |
@@ -30,6 +33,7 @@
 mod client;
 mod database;
 mod dataset;
+mod guests;
 mod jobs;
 mod load;
 mod local;
@@ -58,6 +62,9 @@ struct Cli {
 enum Command {
     /// Job throughput through the service (SQLite, PostgreSQL) beside `proctor run`.
     Service(throughput::ServiceArgs),
+    /// The arithmetic eval in Rust, Python and JS: samples/s through `proctor run` and in
+    /// process.
+    Guests(guests::GuestsArgs),
     /// Requests per second and latency of the public reads and a job's status.
     Read(read::ReadArgs),
 }
@@ -74,13 +81,16 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     // The client side: the load generator and the bench's own calls. The service gets a
-    // runtime of its own (`service`).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("bench-client")
-        .build()?;
+    // runtime of its own (`service`); `guests` builds its own, as `proctor run` does.
+    let client = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("bench-client")
+            .build()
+    };
     match cli.command {
-        Command::Service(args) => runtime.block_on(throughput::run(args)),
-        Command::Read(args) => runtime.block_on(read::run(args)),
+        Command::Service(args) => client()?.block_on(throughput::run(args)),
+        Command::Read(args) => client()?.block_on(read::run(args)),
+        Command::Guests(args) => guests::run(args),
     }
 }

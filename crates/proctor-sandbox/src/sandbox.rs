@@ -39,6 +39,17 @@ const DESCRIBE_SLOTS: u32 = 4;
 /// componentize-py guest ~14 (~76 with `--stub-wasi`).
 const CORE_INSTANCES_PER_SAMPLE: u32 = 80;
 
+/// Written linear memory a free pool slot keeps resident at most, reset in place by wasmtime
+/// before the slot is used again. Enough for an interpreter's touched heap per sample.
+const MEMORY_KEEP_RESIDENT: usize = 32 << 20;
+
+/// What all slots together may keep resident (one large memory per sample slot): `proctor
+/// run` (260 slots) keeps ~31 MiB per slot, the service (1,028) 8 MiB.
+const RESIDENT_BUDGET: u64 = 8 << 30;
+
+/// Table bytes a free slot keeps resident (128 Ki entries).
+const TABLE_KEEP_RESIDENT: usize = 1 << 20;
+
 /// What the engine's pooling allocator is sized for. A policy may not ask for more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineSettings {
@@ -142,10 +153,15 @@ impl Sandbox {
             .max_tables_per_component(32)
             .max_memory_size((settings.max_memory_mib as usize) << 20)
             .table_elements(settings.max_table_elements as usize)
-            // Keeping the first pages resident spares an madvise per sample (measured: 41 →
-            // 21 µs per Rust sample); pagemap_scan lets the kernel tell what was touched.
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(1 << 16)
+            // Written pages up to this much per memory are reset in place (the image's bytes
+            // copied back, zeros elsewhere) instead of `madvise`d away: no syscall, no TLB
+            // shootdown and no page faults on the slot's next use. With `pagemap_scan` the
+            // kernel says which pages were written (Linux ≥ 6.7; a plain memset of the first
+            // bytes elsewhere). Measured (`proctor run`, 5,000 samples): the interpreters' sys
+            // time per sample 10–20% lower at 8–32 MiB than at 1 MiB, their RSS lower too.
+            .linear_memory_keep_resident(keep_resident(slots))
+            // Tables likewise: 1 MiB is 128 Ki entries, 64 KiB (the old figure) only 8 Ki.
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
             .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
         config
@@ -336,6 +352,15 @@ pub(crate) fn configure_store(
         }
     });
     Ok(())
+}
+
+/// Bytes of written linear memory a free slot keeps resident: up to [`MEMORY_KEEP_RESIDENT`],
+/// less when that many slots could hold more than [`RESIDENT_BUDGET`] together.
+fn keep_resident(slots: u32) -> usize {
+    let share = RESIDENT_BUDGET / u64::from(slots.max(1));
+    // Whole pages; the budget over at least one slot fits usize on any 64-bit host.
+    let share = usize::try_from(share & !0xfff).unwrap_or(MEMORY_KEEP_RESIDENT);
+    share.min(MEMORY_KEEP_RESIDENT)
 }
 
 /// Ticks the engine's epoch until the engine is dropped.
