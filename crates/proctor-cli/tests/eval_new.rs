@@ -127,7 +127,10 @@ fn a_new_python_eval_builds_and_runs() {
     let requirements = std::fs::read_to_string(project.join("requirements.txt")).expect("read");
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/python");
     let sdk = sdk.canonicalize().expect("the SDK");
-    assert!(requirements.contains(&format!("file://{}", sdk.display())), "{requirements}");
+    assert!(
+        requirements.contains(&format!("file://{}", sdk.display())),
+        "{requirements}"
+    );
     // The SDK as requirements.txt installs it, in the venv the SDK's own tests keep.
     let venv = sdk_toolchain("sdk/python/tests/build.sh").join("pysdk-venv");
     let out = Command::new(venv.join("bin/pip"))
@@ -143,7 +146,11 @@ fn a_new_python_eval_builds_and_runs() {
         .current_dir(&project)
         .output()
         .expect("running proctor-eval");
-    assert!(out.status.success(), "proctor-eval build failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "proctor-eval build failed: {}",
+        text(&out.stderr)
+    );
     let report = run_built(&wasm, &project.join("arith.jsonl"));
     assert_eq!(report["eval"]["name"], "py-sums");
     assert_eq!(report["samples"]["ok"], report["samples"]["total"]);
@@ -157,11 +164,22 @@ fn a_new_js_eval_builds_and_runs() {
     no_placeholders_left(&project, &["eval.js", "package.json", "README.md"]);
     // As the project's README says: the SDK's pinned toolchain once, then the project.
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/js");
-    let sdk = sdk.canonicalize().expect("the SDK").to_string_lossy().into_owned();
+    let sdk = sdk
+        .canonicalize()
+        .expect("the SDK")
+        .to_string_lossy()
+        .into_owned();
     let package = std::fs::read_to_string(project.join("package.json")).expect("read");
     assert!(package.contains(&format!("file:{sdk}")), "{package}");
     let steps: [&[&str]; 3] = [
-        &["ci", "--silent", "--no-audit", "--no-fund", "--prefix", &sdk],
+        &[
+            "ci",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            &sdk,
+        ],
         &["install", "--silent", "--no-audit", "--no-fund"],
         &["run", "--silent", "build"],
     ];
@@ -171,7 +189,11 @@ fn a_new_js_eval_builds_and_runs() {
             .current_dir(&project)
             .output()
             .expect("running npm");
-        assert!(out.status.success(), "npm {args:?} failed: {}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "npm {args:?} failed: {}",
+            text(&out.stderr)
+        );
     }
     let report = run_built(&project.join("eval.wasm"), &project.join("arith.jsonl"));
     assert_eq!(report["eval"]["name"], "js-sums");
