@@ -10,6 +10,21 @@ to report a score of its own); `pass_at_1` is 1.0 when the verdict is `PASSED`, 
 
 import re
 
+# Modules the problems' tests, their canonical solutions and common completions import.
+# componentize-py snapshots the interpreter after importing this file and bundles nothing
+# else, so an `import string` in the isolated run finds the module already imported here or
+# not at all (ModuleNotFoundError: the candidate fails).
+import collections  # noqa: F401
+import copy  # noqa: F401
+import functools  # noqa: F401
+import hashlib  # noqa: F401
+import heapq  # noqa: F401
+import itertools  # noqa: F401
+import math  # noqa: F401
+import random  # noqa: F401
+import string  # noqa: F401
+import typing  # noqa: F401
+
 from proctor_eval import (
     Eval,
     EvalInfo,
@@ -24,9 +39,11 @@ from proctor_eval import (
     scores,
 )
 
-# Fuel for one candidate's run with its tests (about a second of CPython's work). The host
-# caps it by what is left of the sample's isolation budget (the policy's fuel per sample).
-FUEL = 1_000_000_000
+# Fuel for one candidate's run with its tests (about three seconds of CPython's work; the
+# slowest canonical solution needs 2e9 to 4e9). The host caps it by what is left of the
+# sample's isolation budget, the policy's fuel per sample: `policy.toml` beside this file
+# gives 1e10, `standard` only 2e9.
+FUEL = 10_000_000_000
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function, "
