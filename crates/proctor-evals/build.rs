@@ -36,6 +36,7 @@ const ZERO_WASI_GUESTS: &[&str] = &[
     "other-world",
     "out-of-range-score",
     "panics",
+    "pool-hog",
     "query-storm",
     "stateful",
     "undeclared-metric",
@@ -211,9 +212,78 @@ fn componentize(target_dir: &Path, name: &str, out_dir: &Path) -> PathBuf {
         .module(&module)
         .and_then(|encoder| encoder.validate(true).encode())
         .unwrap_or_else(|e| panic!("making a component of {name}: {e:#}"));
+    // Its own memory and 15 more: the most memories a component may have.
+    let component = if name == "pool-hog" {
+        add_wide_instances(&component, 15)
+    } else {
+        component
+    };
     let path = out_dir.join(format!("{name}.component.wasm"));
     std::fs::write(&path, component).expect("writing a component");
     path
+}
+
+/// Appends to a component a core module defining one memory and one table, instantiated
+/// `count` times: the pool-hog guest, which Rust cannot make wider (wasmtime's pool allows one
+/// memory and one table per core instance, 16 and 32 per component).
+fn add_wide_instances(component: &[u8], count: u32) -> Vec<u8> {
+    const CORE_MODULE_SECTION: u8 = 1;
+    const CORE_INSTANCE_SECTION: u8 = 2;
+    // `(module (table 0 funcref) (memory 1))`
+    const WIDE_MODULE: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x04, 0x04, 0x01, 0x70, 0x00, 0x00, 0x05,
+        0x03, 0x01, 0x00, 0x01,
+    ];
+    // The module's index: one per core module section at the top level.
+    let mut modules = 0;
+    let mut rest = &component[8..];
+    while let [id, after @ ..] = rest {
+        let (size, n) = read_leb(after);
+        rest = &after[n + size as usize..];
+        if *id == CORE_MODULE_SECTION {
+            modules += 1;
+        }
+    }
+    let mut out = component.to_vec();
+    out.push(CORE_MODULE_SECTION);
+    write_leb(&mut out, WIDE_MODULE.len() as u32);
+    out.extend_from_slice(WIDE_MODULE);
+    let mut instances = Vec::new();
+    write_leb(&mut instances, count);
+    for _ in 0..count {
+        // `instantiate`, the module, no arguments.
+        instances.push(0x00);
+        write_leb(&mut instances, modules);
+        instances.push(0x00);
+    }
+    out.push(CORE_INSTANCE_SECTION);
+    write_leb(&mut out, instances.len() as u32);
+    out.extend_from_slice(&instances);
+    out
+}
+
+/// An unsigned LEB128 and its length in bytes.
+fn read_leb(bytes: &[u8]) -> (u32, usize) {
+    let mut value = 0u32;
+    for (i, byte) in bytes.iter().enumerate().take(5) {
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (value, i + 1);
+        }
+    }
+    panic!("a malformed LEB128 in a guest module");
+}
+
+fn write_leb(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 fn embed(code: &mut String, name: &str, suffix: &str, path: &Path) {

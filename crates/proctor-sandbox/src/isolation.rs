@@ -20,7 +20,7 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 use crate::bindings::v2::{self, proctor::eval0_2_0::isolation};
 use crate::host::{Phase, SampleState, Violation};
 use crate::sample::sample_seed;
-use crate::sandbox::{EPOCH_TICK, EngineSettings, PreparedEval, Sandbox, configure_store};
+use crate::sandbox::{EPOCH_TICK, PreparedEval, Sandbox, configure_store};
 use crate::world::WorldPre;
 
 use isolation::Verdict;
@@ -37,12 +37,13 @@ fn deadline_reserve(policy: &Policy) -> Duration {
     Duration::from_secs_f64(policy.limits.sample_timeout_s / 10.0).min(Duration::from_secs(1))
 }
 
-/// Pool slots kept for isolated instances: one per sample slot. A sample runs at most one
+/// Pool shares kept for isolated instances: as many as samples have. A sample runs at most one
 /// isolated instance at a time (the call blocks its guest, and an isolated instance cannot
-/// start another), so a sample never waits long for one, and since the holder of an isolated
-/// slot waits on nothing a sample holds, the two semaphores cannot deadlock.
-pub(crate) fn pool_slots(settings: &EngineSettings) -> u32 {
-    settings.max_concurrent_samples
+/// start another), and an isolated instance of an eval takes as many shares as a sample of it,
+/// so a sample never waits long for one; since the holder of isolated shares waits on nothing
+/// a sample holds, the two semaphores cannot deadlock.
+pub(crate) fn pool_slots(sample_shares: u32) -> u32 {
+    sample_shares
 }
 
 /// Links `isolation` beside the 0.1.0 interfaces; a 0.1.0 component does not import it and
@@ -55,6 +56,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<SampleState>) -> wasmtime::Resul
 pub(crate) struct Isolation {
     pre: v2::EvalPre<SampleState>,
     slots: Arc<Semaphore>,
+    /// Shares of `slots` one isolated instance holds (the eval's).
+    shares: u32,
     memory_bytes: usize,
     table_elements: usize,
     reserve: Duration,
@@ -79,6 +82,7 @@ impl Isolation {
         Some(Isolation {
             pre: pre.clone(),
             slots: sandbox.isolation_slots.clone(),
+            shares: eval.shares,
             memory_bytes: (policy.limits.memory_mib as usize) << 20,
             table_elements: policy.limits.table_elements as usize,
             reserve: deadline_reserve(policy),
@@ -111,7 +115,8 @@ impl Isolation {
     async fn run_fresh(&self, code: &str, fuel: u64, deadline: Instant) -> (Verdict, u64) {
         let until = tokio::time::Instant::from_std(deadline);
         // Waiting for a slot counts against the deadline too.
-        let _slot = match tokio::time::timeout_at(until, self.slots.acquire()).await {
+        let _slot = match tokio::time::timeout_at(until, self.slots.acquire_many(self.shares)).await
+        {
             Ok(Ok(slot)) => slot,
             Ok(Err(_closed)) => return (Verdict::Crashed, 0),
             Err(_elapsed) => return (Verdict::TimedOut, 0),

@@ -107,7 +107,7 @@ pub async fn run_job_with(
     while done < total {
         while next < total && in_flight.len() < concurrency {
             let permit = tokio::select! {
-                permit = sandbox.slots.clone().acquire_owned() => {
+                permit = sandbox.slots.clone().acquire_many_owned(spec.eval.shares) => {
                     permit.map_err(|e| SandboxError::Engine(e.to_string()))?
                 }
                 () = cancel.cancelled() => break,

@@ -39,6 +39,18 @@ const DESCRIBE_SLOTS: u32 = 4;
 /// componentize-py guest ~14 (~76 with `--stub-wasi`).
 const CORE_INSTANCES_PER_SAMPLE: u32 = 80;
 
+/// What one share of the pool holds besides an instance: memories and tables. A component
+/// takes as many shares as its memories and tables need (at least one) for each instance of it
+/// in flight, so however many a guest declares, the instances in flight never hold more than
+/// the pool has: the most a component may declare is [`MAX_SHARES`] shares' worth.
+const MEMORIES_PER_SHARE: u32 = 4;
+const TABLES_PER_SHARE: u32 = 8;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 16;
+const MAX_TABLES_PER_COMPONENT: u32 = 32;
+/// The most shares one instance takes.
+const MAX_SHARES: u32 = MAX_MEMORIES_PER_COMPONENT / MEMORIES_PER_SHARE;
+const _: () = assert!(MAX_TABLES_PER_COMPONENT / TABLES_PER_SHARE == MAX_SHARES);
+
 /// Written linear memory a free pool slot keeps resident at most, reset in place by wasmtime
 /// before the slot is used again. Enough for an interpreter's touched heap per sample.
 const MEMORY_KEEP_RESIDENT: usize = 32 << 20;
@@ -94,10 +106,11 @@ pub struct Sandbox {
     /// The most recently used preparations; an evicted one is prepared again from the compile
     /// cache on disk (milliseconds) when it is next needed.
     prepared: Mutex<LruCache<Sha256Digest, Arc<PreparedEval>>>,
-    /// Bounds samples in flight to the pool's size: past it, instantiation fails outright
-    /// instead of waiting.
+    /// The pool's shares for samples and `describe`: each instance in flight holds its eval's
+    /// [`PreparedEval::shares`] of them. Past them, instantiation would fail outright instead
+    /// of waiting, and one job's wide guest would fail another job's samples.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
-    /// The same for isolated instances (0.2.0), which have pool slots of their own.
+    /// The same for isolated instances (0.2.0), which have shares of their own.
     pub(crate) isolation_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -109,6 +122,9 @@ pub struct PreparedEval {
     pub info: Arc<EvalInfo>,
     /// What it imports.
     pub imports: ImportSurvey,
+    /// Pool shares one instance of it holds (1 to [`MAX_SHARES`]), from the memories and
+    /// tables its core instances define.
+    pub(crate) shares: u32,
     pub(crate) pre: WorldPre,
 }
 
@@ -140,17 +156,19 @@ impl Sandbox {
         let engine_err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
         // Isolated instances (0.2.0) get pool slots and a semaphore of their own, so a
         // sample holding a slot never waits on one that samples hold.
-        let isolated = crate::isolation::pool_slots(&settings);
-        let slots = settings.max_concurrent_samples + DESCRIBE_SLOTS + isolated;
+        // At least one instance of the widest component must fit.
+        let shares = settings.max_concurrent_samples.max(MAX_SHARES);
+        let isolated = crate::isolation::pool_slots(shares);
+        let slots = shares + DESCRIBE_SLOTS + isolated;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots * CORE_INSTANCES_PER_SAMPLE)
             .max_core_instances_per_component(CORE_INSTANCES_PER_SAMPLE)
-            .total_memories(slots * 4)
-            .total_tables(slots * 8)
+            .total_memories(slots * MEMORIES_PER_SHARE)
+            .total_tables(slots * TABLES_PER_SHARE)
             .total_stacks(slots)
-            .max_memories_per_component(16)
-            .max_tables_per_component(32)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .max_memory_size((settings.max_memory_mib as usize) << 20)
             .table_elements(settings.max_table_elements as usize)
             // Written pages up to this much per memory are reset in place (the image's bytes
@@ -184,9 +202,7 @@ impl Sandbox {
             settings,
             cache,
             prepared: Mutex::new(LruCache::new(PREPARED_IN_MEMORY)),
-            slots: Arc::new(tokio::sync::Semaphore::new(
-                settings.max_concurrent_samples as usize,
-            )),
+            slots: Arc::new(tokio::sync::Semaphore::new(shares as usize)),
             isolation_slots: Arc::new(tokio::sync::Semaphore::new(isolated as usize)),
         })
     }
@@ -256,12 +272,14 @@ impl Sandbox {
             World::V0_1 => WorldPre::V0_1(EvalPre::new(instance_pre).map_err(wrong_world)?),
             World::V0_2 => WorldPre::V0_2(v2::EvalPre::new(instance_pre).map_err(wrong_world)?),
         };
-        let info = self.describe(&pre).await?;
+        let shares = shares_of(component.resources_required());
+        let info = self.describe(&pre, shares).await?;
         info.validate()?;
         let prepared = Arc::new(PreparedEval {
             digest,
             info: Arc::new(info),
             imports,
+            shares,
             pre,
         });
         self.lock_prepared().put(digest, prepared.clone());
@@ -270,10 +288,10 @@ impl Sandbox {
 
     /// Calls `describe` in an instance whose `model`, `dataset` and `scores` trap, so nothing
     /// seen from them can ride out in metric names or descriptions.
-    async fn describe(&self, pre: &WorldPre) -> Result<EvalInfo, SandboxError> {
+    async fn describe(&self, pre: &WorldPre, shares: u32) -> Result<EvalInfo, SandboxError> {
         let _slot = self
             .slots
-            .acquire()
+            .acquire_many(shares)
             .await
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let memory = (DESCRIBE_MEMORY_MIB.min(self.settings.max_memory_mib) as usize) << 20;
@@ -352,6 +370,18 @@ pub(crate) fn configure_store(
         }
     });
     Ok(())
+}
+
+/// Pool shares one instance of a component holds: enough for the memories and the tables its
+/// core instances define; the most when wasmtime cannot tell (a component importing a module,
+/// which the eval worlds never do).
+fn shares_of(resources: Option<wasmtime::ResourcesRequired>) -> u32 {
+    resources.map_or(MAX_SHARES, |r| {
+        r.num_memories
+            .div_ceil(MEMORIES_PER_SHARE)
+            .max(r.num_tables.div_ceil(TABLES_PER_SHARE))
+            .clamp(1, MAX_SHARES)
+    })
 }
 
 /// Bytes of written linear memory a free slot keeps resident: up to [`MEMORY_KEEP_RESIDENT`],
