@@ -1,7 +1,7 @@
 //! The JavaScript SDK (`sdk/js`) against the real host: its arith example scores as the Rust
 //! one does on the same items, its TypeScript and `--wasi` builds run where they should, its
-//! project template builds and runs, and hostile guests written on it end in their named
-//! outcomes. `sdk/js/tests/build.sh` builds the components with the SDK's own `proctor-eval
+//! project template builds and runs, hostile guests written on it end in their named
+//! outcomes, and its `--isolation` build runs code confined. `sdk/js/tests/build.sh` builds the components with the SDK's own `proctor-eval
 //! build` (npm's packages, cached by input digest under `~/.cache/proctor-toolchains/js-sdk`).
 
 use std::path::{Path, PathBuf};
@@ -160,12 +160,16 @@ fn aggregates(totals: &JobTotals) -> (SampleCounts, u64, u128, u128) {
 
 #[test]
 fn the_bundled_wit_is_byte_identical_to_the_hosts() {
-    let host = std::fs::read(repo().join("crates/proctor-sandbox/wit/proctor.wit")).expect("read");
-    let bundled = std::fs::read(repo().join("sdk/js/wit/proctor.wit")).expect("read");
-    assert!(
-        host == bundled,
-        "sdk/js/wit/proctor.wit has drifted from crates/proctor-sandbox/wit/proctor.wit: copy it"
-    );
+    for dir in ["wit", "wit-0.2.0"] {
+        let host = std::fs::read(repo().join(format!("crates/proctor-sandbox/{dir}/proctor.wit")))
+            .expect("read");
+        let bundled =
+            std::fs::read(repo().join(format!("sdk/js/{dir}/proctor.wit"))).expect("read");
+        assert!(
+            host == bundled,
+            "sdk/js/{dir}/proctor.wit has drifted from crates/proctor-sandbox/{dir}/proctor.wit: copy it"
+        );
+    }
 }
 
 #[test]
@@ -367,4 +371,65 @@ async fn a_js_describe_that_calls_the_model_is_refused_at_prepare() {
         .expect("refused");
     assert!(matches!(err, SandboxError::Describe(_)), "{err}");
     assert!(err.to_string().contains("describe may not"), "{err}");
+}
+
+/// Each item's code (run through `isolation.run` by the isolated guest) with the verdict it
+/// must get, and the fuel it is given when not the guest's default.
+const ISOLATED_CASES: &[(&str, &str, Option<u64>)] = &[
+    ("1 + 1", "passed", None),
+    ("throw new Error('no')", "failed", None),
+    ("this is not javascript", "failed", None),
+    ("for (;;) {}", "out-of-fuel", Some(50_000_000)),
+    (
+        "const a = []; for (;;) a.push(new Float64Array(1 << 20).fill(1));",
+        "out-of-memory",
+        Some(1_000_000_000),
+    ),
+    // The eval put `scores` and `model` on globalThis; in the isolated instance they trap.
+    ("scores.report('ok', 1)", "crashed", None),
+    (
+        "model.complete([{ role: 'user', content: 'What is 1 + 1?' }])",
+        "crashed",
+        None,
+    ),
+    // A fresh instance each run: what one run leaves on globalThis the next never sees.
+    ("globalThis.leak = 1", "passed", None),
+    (
+        "if (globalThis.leak !== undefined) throw new Error('saw it')",
+        "passed",
+        None,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn isolated_js_code_gets_its_verdict_and_reaches_neither_scores_nor_the_model() {
+    let eval = prepared("isolated.wasm").await;
+    assert_eq!(eval.world(), proctor_sandbox::World::V0_2);
+    let items: String = ISOLATED_CASES
+        .iter()
+        .map(|(code, want, fuel)| {
+            let mut item = serde_json::json!({ "code": code, "want": want });
+            if let Some(fuel) = fuel {
+                item["fuel"] = (*fuel).into();
+            }
+            format!("{item}\n")
+        })
+        .collect();
+    let mut policy = policy();
+    policy.release.min_samples = 1;
+    let totals = run(eval, &items, Arc::new(Sloppy), policy).await;
+    let n = ISOLATED_CASES.len() as u64;
+    assert_eq!(
+        totals.tally.get(Outcome::Ok),
+        n,
+        "{:?}",
+        totals.tally.counts()
+    );
+    let a = &totals.accumulators[0];
+    assert_eq!(
+        a.sum,
+        u128::from(n * a.steps),
+        "every run got the verdict its item names"
+    );
+    assert_eq!(totals.usage.queries, 0, "no isolated run reached the model");
 }

@@ -2,7 +2,7 @@
 // TypeScript is type-stripped on the way), then made a component of the bundled WIT world by
 // componentize-js. Build-time only: nothing here is part of the component.
 
-import { mkdtemp, rm, writeFile, stat } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, writeFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +12,8 @@ import { componentize } from "@bytecodealliance/componentize-js";
 
 const SDK = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const WIT = join(SDK, "wit");
+/** The 0.2.0 world, which includes 0.1.0: staged with 0.1.0 as its dependency. */
+const WIT_0_2_0 = join(SDK, "wit-0.2.0", "proctor.wit");
 const SOURCE_EXTENSIONS = new Set([".js", ".mjs", ".ts", ".mts"]);
 
 /** Every WASI feature componentize-js knows; a pure build disables them all. */
@@ -35,14 +37,18 @@ export function disabledFeatures({ wasi }) {
 }
 
 /** Bundles `app` (its default export made by `defineEval`) with this SDK: one ES module whose
- * only imports are the proctor:eval interfaces, exporting `describe` and `runSample`. */
-export async function bundle(app) {
+ * only imports are the proctor:eval interfaces, exporting `describe` and `runSample` (and,
+ * with `isolation`, `runIsolated`). */
+export async function bundle(app, { isolation = false } = {}) {
   const entry = [
     `import evalDefinition from ${JSON.stringify(app)};`,
     `import { componentExports } from ${JSON.stringify(join(SDK, "src", "define.js"))};`,
     "const exported = componentExports(evalDefinition);",
     "export const describe = exported.describe;",
     "export const runSample = exported.runSample;",
+    ...(isolation
+      ? [`export { runIsolated } from ${JSON.stringify(join(SDK, "src", "isolation.js"))};`]
+      : []),
     "",
   ].join("\n");
   let result;
@@ -55,7 +61,7 @@ export async function bundle(app) {
       platform: "neutral",
       mainFields: ["module", "main"],
       logLevel: "silent",
-      plugins: [sdkResolver],
+      plugins: [sdkResolver(isolation)],
     });
   } catch (e) {
     throw new BuildError(firstBundleError(e, app));
@@ -64,8 +70,9 @@ export async function bundle(app) {
 }
 
 /** Resolves `proctor-eval` to this very SDK (so the author's module and the entry share one
- * copy, and `instanceof` holds), and keeps the WIT interfaces as the bundle's imports. */
-const sdkResolver = {
+ * copy, and `instanceof` holds), and keeps the WIT interfaces as the bundle's imports, but for
+ * the isolation interface in a build without `isolation`: its world has none. */
+const sdkResolver = (isolation) => ({
   name: "proctor-eval",
   setup(build) {
     build.onResolve({ filter: /^proctor-eval(\/.*)?$/ }, (args) =>
@@ -73,9 +80,12 @@ const sdkResolver = {
         ? { path: join(SDK, "src", "index.js") }
         : { errors: [{ text: `proctor-eval has no module ${JSON.stringify(args.path)}: import from "proctor-eval"` }] },
     );
+    build.onResolve({ filter: /^proctor:eval\/isolation@/ }, (args) =>
+      isolation ? { path: args.path, external: true } : { path: join(SDK, "src", "isolation-stub.js") },
+    );
     build.onResolve({ filter: /^proctor:/ }, (args) => ({ path: args.path, external: true }));
   },
-};
+});
 
 function firstBundleError(e, app) {
   const first = e.errors?.[0];
@@ -87,8 +97,17 @@ function firstBundleError(e, app) {
   return `${where}${first.text}`;
 }
 
-/** Builds `input` into the component `output`; `wasi` keeps stdio, clocks and random. */
-export async function build({ input, output, wasi = false }) {
+/** Writes the 0.2.0 world into `dir` with 0.1.0, which it includes, as its dependency. */
+async function stageWit020(dir) {
+  await mkdir(join(dir, "deps", "eval-0.1.0"), { recursive: true });
+  await copyFile(WIT_0_2_0, join(dir, "proctor.wit"));
+  await copyFile(join(WIT, "proctor.wit"), join(dir, "deps", "eval-0.1.0", "proctor.wit"));
+  return dir;
+}
+
+/** Builds `input` into the component `output`; `wasi` keeps stdio, clocks and random;
+ * `isolation` builds for proctor:eval@0.2.0, so that `isolation.run` works. */
+export async function build({ input, output, wasi = false, isolation = false }) {
   const app = resolve(input);
   if (!SOURCE_EXTENSIONS.has(extname(app))) {
     throw new BuildError(`${input}: expected a .js, .mjs, .ts or .mts module`);
@@ -97,7 +116,7 @@ export async function build({ input, output, wasi = false }) {
   if (!found?.isFile()) {
     throw new BuildError(`${input}: no such file`);
   }
-  const source = await bundle(app);
+  const source = await bundle(app, { isolation });
   const work = await mkdtemp(join(tmpdir(), "proctor-eval-"));
   try {
     const sourcePath = join(work, "eval.js");
@@ -106,7 +125,7 @@ export async function build({ input, output, wasi = false }) {
     try {
       ({ component } = await componentize({
         sourcePath,
-        witPath: WIT,
+        witPath: isolation ? await stageWit020(join(work, "wit")) : WIT,
         worldName: "eval",
         disableFeatures: disabledFeatures({ wasi }),
       }));

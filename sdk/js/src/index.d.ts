@@ -103,3 +103,23 @@ export declare const dataset: Readonly<{
 export declare const scores: Readonly<{
   report(metric: string, value: number): void;
 }>;
+
+/** How an isolated run ended (the WIT `verdict`). */
+export type Verdict = import("proctor:eval/isolation@0.2.0").Verdict;
+
+/** Runs code the eval does not trust in a fresh instance of the same component (a build with
+ * `proctor-eval build --isolation`), where the model, the dataset and scores trap, under fuel
+ * of its own; only the verdict comes back. */
+export declare const isolation: Readonly<{
+  Verdict: Readonly<{
+    Passed: "passed";
+    Failed: "failed";
+    OutOfFuel: "out-of-fuel";
+    OutOfMemory: "out-of-memory";
+    TimedOut: "timed-out";
+    Crashed: "crashed";
+  }>;
+  /** Runs `code` as a script; `passed` when it ran to its end without throwing. `fuel`
+   * (default 5e8) is capped by what is left of the sample's isolation fuel. */
+  run(code: string, fuel?: number | bigint): Verdict;
+}>;

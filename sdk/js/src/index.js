@@ -1,7 +1,8 @@
 // proctor-eval: write a Proctor eval in JavaScript or TypeScript. It mirrors the Rust SDK
 // (crates/proctor-guest) and the Python one (sdk/python): an eval is `describe()` and
 // `runSample(index)`; the model, the dataset and the scores are plain functions here, over the
-// bindings componentize-js generates for the proctor:eval@0.1.0 world (wit/proctor.wit).
+// bindings componentize-js generates for the proctor:eval@0.1.0 world (wit/proctor.wit), and
+// `isolation.run` for the 0.2.0 world (wit-0.2.0/proctor.wit, `proctor-eval build --isolation`).
 
 import { complete as witComplete } from "proctor:eval/model@0.1.0";
 import { count as witCount, item as witItem } from "proctor:eval/dataset@0.1.0";
@@ -12,6 +13,7 @@ import { queryFailedFrom, toParams } from "./request.js";
 
 export { QueryFailed, SampleFailed, SampleError } from "./errors.js";
 export { defineEval } from "./define.js";
+export { isolation } from "./isolation.js";
 
 /** The roles of a conversation (the WIT `role`). */
 export const Role = Object.freeze({ System: "system", User: "user", Assistant: "assistant" });

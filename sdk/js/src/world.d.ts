@@ -62,3 +62,11 @@ declare module "proctor:eval/eval@0.1.0" {
   export function describe(): EvalInfo;
   export function runSample(index: number): void;
 }
+
+// The proctor:eval@0.2.0 world (wit-0.2.0/proctor.wit, `proctor-eval build --isolation`): all
+// of 0.1.0, the isolation import, and the `runIsolated` export.
+declare module "proctor:eval/isolation@0.2.0" {
+  export type Verdict = "passed" | "failed" | "out-of-fuel" | "out-of-memory" | "timed-out" | "crashed";
+  /** `fuel` is a u64: a BigInt. */
+  export function run(code: string, fuel: bigint): Verdict;
+}

@@ -12,10 +12,12 @@ import {
   SampleFailed,
   dataset,
   defineEval,
+  isolation,
   model,
   scores,
 } from "../src/index.js";
 import { componentExports } from "../src/define.js";
+import { runIsolated } from "../src/isolation.js";
 import { toParams } from "../src/request.js";
 
 beforeEach(() => {
@@ -221,5 +223,33 @@ describe("defineEval and the component's exports", () => {
     t.mock.method(console, "error", () => {});
     const e = thrown(() => exportsOf(async () => {}).runSample(0));
     assert.ok(e instanceof TypeError && /synchronous/.test(e.message), String(e));
+  });
+});
+
+describe("isolation", () => {
+  test("run passes the code and its fuel as a u64 and returns the host's verdict", () => {
+    fake.isolated = [];
+    fake.verdict = "out-of-fuel";
+    assert.equal(isolation.run("for (;;) {}", 1_000), isolation.Verdict.OutOfFuel);
+    assert.equal(isolation.run("1"), "out-of-fuel");
+    assert.deepEqual(fake.isolated, [
+      { code: "for (;;) {}", fuel: 1_000n },
+      { code: "1", fuel: 500_000_000n },
+    ]);
+    fake.verdict = "passed";
+  });
+
+  test("run refuses what the WIT cannot carry", () => {
+    assert.throws(() => isolation.run(42), TypeError);
+    for (const fuel of [-1, 1.5, 2 ** 64, -1n, 1n << 64n, "7"]) {
+      assert.throws(() => isolation.run("1", fuel), RangeError, String(fuel));
+    }
+  });
+
+  test("the isolated instance passes code that runs to its end and fails code that throws", () => {
+    assert.equal(runIsolated("globalThis.__seen = 1 + 1"), true);
+    assert.equal(globalThis.__seen, 2);
+    assert.equal(runIsolated("throw new Error('no')"), false);
+    assert.equal(runIsolated("this is not javascript"), false);
   });
 });

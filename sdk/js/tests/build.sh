@@ -3,7 +3,8 @@
 # $PROCTOR_TOOLCHAIN_CACHE/js-sdk (default ~/.cache/proctor-toolchains/js-sdk):
 #   sdk/    a copy of sdk/js with its pinned dependencies (`npm ci`, redone when the lock changes)
 #   out/    arith.wasm (examples/arith/arith.js, no WASI), arith-ts-wasi.wasm (arith.ts with
-#           --wasi), hostile.wasm and describe-calls-model.wasm (tests/guests/), template.wasm
+#           --wasi), hostile.wasm, describe-calls-model.wasm and isolated.wasm (built with
+#           --isolation) (tests/guests/), template.wasm
 #           (template/ rendered as `proctor eval new` would, installed by path and built with
 #           `npm run build`), and build-times.txt
 # JS builds are not reproducible, so outputs are cached by input digest only to save time,
@@ -45,6 +46,7 @@ build() { node "$sdk/bin/proctor-eval.js" build "$@"; }
 timed arith.wasm build "$sdk/examples/arith/arith.js" -o "$cache/out.new/arith.wasm"
 timed arith-ts-wasi.wasm build "$sdk/examples/arith/arith.ts" -o "$cache/out.new/arith-ts-wasi.wasm" --wasi
 timed hostile.wasm build "$sdk/tests/guests/hostile.js" -o "$cache/out.new/hostile.wasm"
+timed isolated.wasm build "$sdk/tests/guests/isolated.js" -o "$cache/out.new/isolated.wasm" --isolation
 timed describe-calls-model.wasm build "$sdk/tests/guests/describe-calls-model.js" -o "$cache/out.new/describe-calls-model.wasm"
 
 # The template, rendered as `proctor eval new js-template --lang js` does.

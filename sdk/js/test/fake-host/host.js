@@ -7,6 +7,9 @@ export const fake = {
   reply: () => ({ text: "", finish: "stop", inputTokens: 0, outputTokens: 0 }),
   calls: [],
   reports: [],
+  /** What `isolation.run` answers, and what it was asked. */
+  verdict: "passed",
+  isolated: [],
 };
 
 export function complete(messages, params) {
@@ -24,6 +27,11 @@ export function item(index) {
 
 export function report(metric, value) {
   fake.reports.push([metric, value]);
+}
+
+export function run(code, fuel) {
+  fake.isolated.push({ code, fuel });
+  return fake.verdict;
 }
 
 /** The error componentize-js throws for an `err(query-error)`. */
