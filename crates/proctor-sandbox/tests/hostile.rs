@@ -315,6 +315,52 @@ async fn an_import_outside_the_eval_world_is_refused_naming_it() {
     assert!(msg.contains("evil:exfil/leak@0.1.0"), "{msg}");
 }
 
+/// Refused from its names alone: neither the forbidden import nor the missing export costs a
+/// compile (seconds of CPU for a large component). The compile cache sees every compile, and
+/// holds one only for the component that was compiled.
+#[tokio::test]
+async fn refused_components_are_not_compiled() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = EngineSettings {
+        max_concurrent_samples: 4,
+        max_memory_mib: 64,
+        max_table_elements: 100_000,
+    };
+    let sandbox = Sandbox::new(settings, CompileCache::in_dir(dir.path())).expect("engine");
+    for refused in [test_guests::UNKNOWN_IMPORT, test_guests::OTHER_WORLD] {
+        sandbox.prepare(refused).await.err().expect("refused");
+    }
+    assert_eq!(
+        files_under(dir.path()),
+        0,
+        "nothing compiled for the refused components"
+    );
+    sandbox
+        .prepare(examples::ARITH_WASM)
+        .await
+        .expect("arith prepares");
+    assert_eq!(
+        files_under(dir.path()),
+        1,
+        "the accepted one compiled, and cached"
+    );
+}
+
+/// Files under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() { files_under(&path) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn a_component_of_another_world_is_refused() {
     let err = sandbox()
