@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub struct CpuBudget {
     limit_ns: u64,
     used_ns: AtomicU64,
-    spent: AtomicU64,
+    spent: AtomicBool,
     stop: CancellationToken,
 }
 
@@ -35,7 +35,7 @@ impl CpuBudget {
         CpuBudget {
             limit_ns: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
             used_ns: AtomicU64::new(0),
-            spent: AtomicU64::new(0),
+            spent: AtomicBool::new(false),
             stop,
         }
     }
@@ -47,7 +47,7 @@ impl CpuBudget {
 
     /// Whether the samples passed the budget (and the job was stopped for it).
     pub fn is_spent(&self) -> bool {
-        self.spent.load(Ordering::Acquire) != 0
+        self.spent.load(Ordering::Acquire)
     }
 
     fn charge(&self, ns: u64) {
@@ -55,7 +55,7 @@ impl CpuBudget {
             .used_ns
             .fetch_add(ns, Ordering::Relaxed)
             .saturating_add(ns);
-        if used > self.limit_ns && self.spent.swap(1, Ordering::AcqRel) == 0 {
+        if used > self.limit_ns && !self.spent.swap(true, Ordering::AcqRel) {
             self.stop.cancel();
         }
     }
