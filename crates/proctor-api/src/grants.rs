@@ -136,6 +136,12 @@ pub struct GrantBudgets {
     /// across all its grants (kept to thousandths).
     #[serde(default)]
     pub bits_total: Option<f64>,
+    /// The most CPU time, in whole seconds, the samples of one job under the grant may use
+    /// (measured by the sandbox on the threads running them; waiting for the model does not
+    /// count). A job that passes it is stopped and ends `failed` with a fixed reason.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub cpu_seconds_per_job: Option<u64>,
 }
 
 /// `POST /v1/grants`: grant access to one of the caller's models.

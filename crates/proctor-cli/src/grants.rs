@@ -102,6 +102,10 @@ pub struct CreateArgs {
     /// across all its grants.
     #[arg(long, value_name = "BITS")]
     bits_total: Option<f64>,
+    /// The most CPU time, in whole seconds, the samples of one job may use; a job that passes
+    /// it is stopped and ends `failed`.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    cpu_seconds_per_job: Option<u64>,
     /// `manual`: jobs wait until you approve them.
     #[arg(long, value_enum, default_value = "auto")]
     approval: ApprovalArg,
@@ -309,6 +313,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
             epsilon_total: args.epsilon_total,
             bits_per_job: args.bits_per_job,
             bits_total: args.bits_total,
+            cpu_seconds_per_job: args.cpu_seconds_per_job,
         },
         approval: Some(approval.as_str().to_owned()),
         expires_at: args.expires_at.clone(),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -74,6 +75,9 @@ pub struct ServeArgs {
     /// Jobs one evaluator may have queued or running at once.
     #[arg(long, default_value_t = Quotas::default().unfinished_jobs)]
     quota_unfinished_jobs: u64,
+    /// Seconds one account's eval uploads may spend compiling in an hour (per server process).
+    #[arg(long, default_value_t = Quotas::default().compile_per_hour.as_secs())]
+    quota_compile_seconds_per_hour: u64,
     /// Model endpoints the service may call although its host rules refuse them: a
     /// comma-separated list of host names (`models.internal`), `host:port`, IP addresses
     /// (`10.0.0.5`, `fd00::5`), `ip:port` (`[fd00::5]:8000`) or CIDR ranges (`10.0.0.0/8`).
@@ -134,6 +138,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         stored_bytes: args.quota_stored_bytes,
         uploads_per_hour: args.quota_uploads_per_hour,
         unfinished_jobs: args.quota_unfinished_jobs,
+        compile_per_hour: Duration::from_secs(args.quota_compile_seconds_per_hour),
     };
     config.connections = ConnectionLimits {
         total: args.max_connections,

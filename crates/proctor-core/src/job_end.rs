@@ -68,6 +68,9 @@ pub enum Reason {
     /// The service could not run it to its end: an internal error, a panic, or every
     /// attempt's worker died.
     Internal,
+    /// Its samples used more CPU time than its grant's `cpu_seconds_per_job`, and it was
+    /// stopped there.
+    CpuBudget,
     /// Its evaluator cancelled it.
     Cancelled,
     /// The service's operator (an admin) cancelled it.
@@ -78,12 +81,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::BudgetRanOut,
         Reason::Withheld,
         Reason::WithheldBudgetRanOut,
         Reason::Setup,
         Reason::Internal,
+        Reason::CpuBudget,
         Reason::Cancelled,
         Reason::Operator,
         Reason::Revoked,
@@ -111,6 +115,10 @@ impl Reason {
                 "the job could not be set up: its eval, dataset or model configuration was refused"
             }
             Reason::Internal => "the service could not run the job to its end",
+            Reason::CpuBudget => {
+                "the job's samples used more CPU time than the grant's CPU seconds per job, and \
+                 it was stopped there"
+            }
             Reason::Cancelled => "cancelled by its evaluator",
             Reason::Operator => "cancelled by the service's operator",
             // The store flags a running job with the same text when its grant is revoked.
@@ -122,9 +130,11 @@ impl Reason {
     pub fn status(self) -> EndStatus {
         match self {
             Reason::BudgetRanOut => EndStatus::Succeeded,
-            Reason::Withheld | Reason::WithheldBudgetRanOut | Reason::Setup | Reason::Internal => {
-                EndStatus::Failed
-            }
+            Reason::Withheld
+            | Reason::WithheldBudgetRanOut
+            | Reason::Setup
+            | Reason::Internal
+            | Reason::CpuBudget => EndStatus::Failed,
             Reason::Cancelled | Reason::Operator => EndStatus::Cancelled,
             Reason::Revoked => EndStatus::Revoked,
         }
@@ -171,6 +181,11 @@ pub enum Failure {
     },
     /// The service could not run it to its end ([`Reason::Internal`]).
     Internal {
+        /// What the vendor was billed before it ended.
+        usage: Usage,
+    },
+    /// Its samples passed the grant's CPU seconds per job ([`Reason::CpuBudget`]).
+    CpuBudget {
         /// What the vendor was billed before it ended.
         usage: Usage,
     },
@@ -221,6 +236,12 @@ impl JobEnd {
     /// A job the service could not run to its end, with the usage it had consumed.
     pub fn internal(usage: Usage) -> JobEnd {
         JobEnd::Failed(Failure::Internal { usage })
+    }
+
+    /// A job stopped when its samples passed its grant's CPU seconds per job, with the usage
+    /// it had consumed.
+    pub fn cpu_budget_spent(usage: Usage) -> JobEnd {
+        JobEnd::Failed(Failure::CpuBudget { usage })
     }
 
     /// A job its evaluator cancelled, with the usage it had consumed.
@@ -277,6 +298,7 @@ impl JobEnd {
             }) => Some(Reason::WithheldBudgetRanOut),
             JobEnd::Failed(Failure::Setup { .. }) => Some(Reason::Setup),
             JobEnd::Failed(Failure::Internal { .. }) => Some(Reason::Internal),
+            JobEnd::Failed(Failure::CpuBudget { .. }) => Some(Reason::CpuBudget),
             JobEnd::Cancelled(Cancellation::ByEvaluator { .. }) => Some(Reason::Cancelled),
             JobEnd::Cancelled(Cancellation::ByOperator { .. }) => Some(Reason::Operator),
             JobEnd::Cancelled(Cancellation::Rejected { .. }) => None,
@@ -317,7 +339,11 @@ impl JobEnd {
     /// noising before it is attested.
     pub fn stopped_usage_mut(&mut self) -> Option<&mut Usage> {
         match self {
-            JobEnd::Failed(Failure::Setup { usage } | Failure::Internal { usage })
+            JobEnd::Failed(
+                Failure::Setup { usage }
+                | Failure::Internal { usage }
+                | Failure::CpuBudget { usage },
+            )
             | JobEnd::Cancelled(
                 Cancellation::ByEvaluator { usage } | Cancellation::ByOperator { usage },
             )
@@ -335,7 +361,11 @@ impl JobEnd {
             JobEnd::Succeeded { report, .. } | JobEnd::Failed(Failure::Withheld { report, .. }) => {
                 report.usage
             }
-            JobEnd::Failed(Failure::Setup { usage } | Failure::Internal { usage })
+            JobEnd::Failed(
+                Failure::Setup { usage }
+                | Failure::Internal { usage }
+                | Failure::CpuBudget { usage },
+            )
             | JobEnd::Cancelled(
                 Cancellation::ByEvaluator { usage } | Cancellation::ByOperator { usage },
             )
@@ -366,6 +396,7 @@ mod tests {
         let ends = [
             JobEnd::setup_refused(usage),
             JobEnd::internal(usage),
+            JobEnd::cpu_budget_spent(usage),
             JobEnd::cancelled(usage),
             JobEnd::revoked(usage),
         ];

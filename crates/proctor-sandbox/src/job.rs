@@ -11,6 +11,7 @@ use proctor_core::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cpu::CpuBudget;
 use crate::dev::{DevOutput, DevSink};
 use crate::error::SandboxError;
 use crate::host::JobShared;
@@ -78,6 +79,19 @@ pub async fn run_job_with(
     cancel: &CancellationToken,
     dev: Option<&DevSink>,
 ) -> Result<JobTotals, SandboxError> {
+    run_job_metered(sandbox, spec, progress, cancel, dev, None).await
+}
+
+/// The job loop; with `cpu`, every sample's polls are charged to it, and passing it cancels
+/// the job as `cancel` does.
+async fn run_job_metered(
+    sandbox: &Arc<Sandbox>,
+    spec: &JobSpec,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    cancel: &CancellationToken,
+    dev: Option<&DevSink>,
+    cpu: Option<&Arc<CpuBudget>>,
+) -> Result<JobTotals, SandboxError> {
     sandbox.check_policy(&spec.policy)?;
     spec.eval.check_policy(&spec.policy)?;
     let items = spec.dataset.len() as u64;
@@ -121,8 +135,13 @@ pub async fn run_job_with(
             // Item indexes fit u32: datasets are bounded far below it.
             let index = (next % items) as u32;
             let capture = dev.is_some();
+            let cpu = cpu.cloned();
             in_flight.spawn(async move {
-                let result = run_sample(&sandbox, &eval, &shared, &policy, index, capture).await;
+                let sample = run_sample(&sandbox, &eval, &shared, &policy, index, capture);
+                let result = match cpu {
+                    Some(cpu) => cpu.meter(sample).await,
+                    None => sample.await,
+                };
                 drop(permit);
                 result
             });
@@ -179,6 +198,20 @@ pub async fn run_and_release(
     cancel: &CancellationToken,
 ) -> Result<Option<RunReport>, SandboxError> {
     let totals = run_job(sandbox, spec, progress, cancel).await?;
+    Ok(release_totals(spec, policy_name, &totals))
+}
+
+/// [`run_and_release`] within a CPU budget: the job is cancelled (nothing released) once its
+/// samples pass `cpu`, which then [says so](CpuBudget::is_spent). `cpu` must stop `cancel`.
+pub async fn run_and_release_within(
+    sandbox: &Arc<Sandbox>,
+    spec: &JobSpec,
+    policy_name: &str,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    cancel: &CancellationToken,
+    cpu: &Arc<CpuBudget>,
+) -> Result<Option<RunReport>, SandboxError> {
+    let totals = run_job_metered(sandbox, spec, progress, cancel, None, Some(cpu)).await?;
     Ok(release_totals(spec, policy_name, &totals))
 }
 

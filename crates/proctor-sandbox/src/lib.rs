@@ -55,6 +55,7 @@ mod bindings {
 }
 
 mod cache;
+mod cpu;
 mod dev;
 mod error;
 mod host;
@@ -67,11 +68,13 @@ mod validate;
 mod world;
 
 pub use cache::CompileCache;
+pub use cpu::CpuBudget;
 pub use dev::{DEV_STDERR_BYTES, DevOutput, DevSink};
 pub use error::SandboxError;
 pub use isolation::RUN_FUEL_FLOOR;
 pub use job::{
-    JobSpec, JobTotals, Progress, release_totals, run_and_release, run_job, run_job_with,
+    JobSpec, JobTotals, Progress, release_totals, run_and_release, run_and_release_within, run_job,
+    run_job_with,
 };
 pub use sample::SampleResult;
 pub use sandbox::{EngineSettings, PreparedEval, Sandbox};

@@ -25,7 +25,7 @@
 //! | [`running`] | this process's running jobs, for revocation to stop at once |
 //! | [`metrics`] | Prometheus counters |
 //! | [`read_cache`] | the public reads' memory: immutable entries and proofs, the head shared by requests that arrive together |
-//! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, unfinished jobs |
+//! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, compile time per hour, unfinished jobs |
 //! | [`openapi`] | the API description served at `/openapi.json` |
 //!
 //! # Invariants

@@ -145,6 +145,7 @@ impl Server {
                 config.limits.concurrent_uploads,
             )),
             upload_attempts: Default::default(),
+            compile_time: Default::default(),
             reads: Default::default(),
             tiles: Default::default(),
             config,

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use crate::clock::{Clock, SystemClock};
 use crate::log_guard::LogGuard;
 use crate::metrics::Metrics;
-use crate::quotas::{Quotas, UploadAttempts};
+use crate::quotas::{CompileTime, Quotas, UploadAttempts};
 use crate::read_cache::ReadCache;
 use crate::routes::tiles::TileCache;
 use crate::running::RunningJobs;
@@ -248,6 +248,8 @@ pub struct App {
     pub uploads: Arc<Semaphore>,
     /// Each account's upload attempts in the last hour ([`Quotas::uploads_per_hour`]).
     pub upload_attempts: UploadAttempts,
+    /// Each account's compile time in the last hour ([`Quotas::compile_per_hour`]).
+    pub compile_time: CompileTime,
     /// What the public reads keep in memory.
     pub reads: ReadCache,
     /// The full tlog tiles served so far ([`crate::routes::tiles`]).

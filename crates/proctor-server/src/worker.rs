@@ -24,7 +24,7 @@ use std::time::Duration;
 use proctor_core::job_end::Reason;
 use proctor_core::{Dataset, JobEnd, Policy, Usage};
 use proctor_models::{Credential, ModelConfig};
-use proctor_sandbox::{CancellationToken, JobSpec, Progress, SandboxError};
+use proctor_sandbox::{CancellationToken, CpuBudget, JobSpec, Progress, SandboxError};
 use proctor_store::{Claimed, Disposition, Job, JobId, StoreError};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
@@ -321,7 +321,7 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
         refusals: refusals.clone(),
         stop_job: cancel.clone(),
     };
-    let (spec, meter) = match prepare(app, job, metering).await {
+    let (spec, meter, cpu) = match prepare(app, job, metering).await {
         Ok(prepared) => prepared,
         Err(verdict) => {
             if heartbeat.lease_lost() {
@@ -346,10 +346,33 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
             cancel.cancel();
         })
     };
-    let result =
-        proctor_sandbox::run_and_release(&app.sandbox, &spec, &job.policy_name, &progress, &cancel)
-            .await;
+    // The grant's CPU seconds per job stop the job as a cancellation does, and say so after.
+    let cpu = cpu.map(|limit| Arc::new(CpuBudget::new(limit, cancel.clone())));
+    let result = match &cpu {
+        Some(cpu) => {
+            proctor_sandbox::run_and_release_within(
+                &app.sandbox,
+                &spec,
+                &job.policy_name,
+                &progress,
+                &cancel,
+                cpu,
+            )
+            .await
+        }
+        None => {
+            proctor_sandbox::run_and_release(
+                &app.sandbox,
+                &spec,
+                &job.policy_name,
+                &progress,
+                &cancel,
+            )
+            .await
+        }
+    };
     drop(handing_back);
+    let cpu_spent = cpu.as_ref().is_some_and(|cpu| cpu.is_spent());
     // No query is in flight any more: the block's rest goes back, the last batches are
     // written.
     drop(spec);
@@ -357,7 +380,7 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     if heartbeat.lease_lost() {
         return Verdict::Leave(Leave::LeaseLost);
     }
-    let asked_to_stop = heartbeat.cancel_requested() || refusals.revoked();
+    let asked_to_stop = heartbeat.cancel_requested() || refusals.revoked() || cpu_spent;
     if matches!(result, Ok(None)) && app.hand_back.is_cancelled() && !asked_to_stop {
         return Verdict::Leave(Leave::HandedBack);
     }
@@ -372,6 +395,16 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
         // Stopped because its grant was revoked: nothing of it is released, whatever the
         // sandbox returned.
         return Verdict::End(JobEnd::revoked(usage.snapshot()));
+    }
+    if matches!(result, Ok(None)) && cpu_spent && !heartbeat.cancel_requested() {
+        // How much it used stays in the service's log; the job states a fixed reason.
+        if let Some(cpu) = &cpu {
+            info!(
+                used_s = cpu.used().as_secs_f64(),
+                "the job passed its CPU seconds per job"
+            );
+        }
+        return Verdict::End(JobEnd::cpu_budget_spent(usage.snapshot()));
     }
     Verdict::End(match result {
         Ok(Some(report)) => {
@@ -408,14 +441,14 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
 
 /// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
 /// opened credential, metered by a meter of its own (returned with its task, to be closed once
-/// the job's queries are over). When the job itself cannot run (the sandbox or the model configuration
+/// the job's queries are over), and its grant's CPU time per job, if it has one. When the job itself cannot run (the sandbox or the model configuration
 /// refuses it), the verdict ends it [`JobEnd::setup_refused`]; when the service failed, it
 /// leaves it to a later attempt ([`Leave::ServiceFailed`]).
 async fn prepare(
     app: &App,
     job: &Job,
     metering: JobMetering,
-) -> Result<(JobSpec, MeterTask), Verdict> {
+) -> Result<(JobSpec, MeterTask, Option<Duration>), Verdict> {
     let internal = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "loading the job's {what} failed");
         Verdict::Leave(Leave::ServiceFailed)
@@ -473,6 +506,15 @@ async fn prepare(
         .await
         .map_err(|e| internal("grant", &e))?
         .ok_or_else(|| refused("grant", &"the job is not under a grant"))?;
+    // Grants never change once made: this is the budget the job was accepted under.
+    let cpu = app
+        .store
+        .grant(under.grant)
+        .await
+        .map_err(|e| internal("grant", &e))?
+        .budgets
+        .cpu_seconds_per_job
+        .map(Duration::from_secs);
     let (meter, meter_task) = Meter::start(
         app.store.clone(),
         (under.grant, job.id),
@@ -491,7 +533,7 @@ async fn prepare(
         seed: job.seed,
         samples: None,
     };
-    Ok((spec, meter_task))
+    Ok((spec, meter_task, cpu))
 }
 
 /// A held job's heartbeat: renews the lease and writes progress from the claim until the end

@@ -81,6 +81,9 @@ pub struct Budgets {
     /// model, across all its grants, for a job under this grant to be accepted; as
     /// `epsilon_total`.
     pub bits_total: Option<f64>,
+    /// The most CPU time (whole seconds) the samples of one job may use; a job that passes it
+    /// is stopped. Never 0.
+    pub cpu_seconds_per_job: Option<u64>,
 }
 
 /// A grant to create.
@@ -147,7 +150,7 @@ impl Grant {
 
 pub(crate) const GRANT_COLUMNS: &str = "id, vendor_id, model_id, grantee_tier, grantee_account_id, \
     policy_name, policy_overrides, jobs_per_day, queries_per_day, tokens_per_day, queries_total, \
-    tokens_total, epsilon_total_micro, bits_per_job_milli, bits_total_milli, approval, \
+    tokens_total, epsilon_total_micro, bits_per_job_milli, bits_total_milli, cpu_seconds_per_job, approval, \
     expires_at, revoked_at, created_at";
 
 pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant> {
@@ -184,6 +187,7 @@ pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant> {
             epsilon_total: epsilon.map(micros_to_epsilon),
             bits_per_job: bits_per_job.map(millis_to_bits),
             bits_total: bits_total.map(millis_to_bits),
+            cpu_seconds_per_job: opt_u64(row, "cpu_seconds_per_job")?,
         },
         approval: parse_text(row, "approval")?,
         expires_at: opt_timestamp(row, "expires_at")?,
@@ -259,7 +263,8 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown model, or one the vendor does not own (a vendor
     /// learns nothing of other vendors' models), or an unknown grantee account;
     /// [`StoreError::Invalid`] for a commercial tier, a grantee that is not an evaluator, an
-    /// empty policy name or overrides, a budget beyond 2^63 or a bad epsilon or bits limit.
+    /// empty policy name or overrides, a budget beyond 2^63, a bad epsilon or bits limit, or 0
+    /// CPU seconds per job.
     /// Whether the grant's policy needs an `epsilon_total` (it does under DP) is the server's
     /// check; a DP job under a grant without one is refused at acceptance.
     pub async fn create_grant(&self, grant: &NewGrant) -> Result<Grant> {
@@ -279,6 +284,9 @@ impl Store {
             .bits_per_job
             .map(bits_limit_millis)
             .transpose()?;
+        if grant.budgets.cpu_seconds_per_job == Some(0) {
+            return Err(StoreError::Invalid("CPU seconds per job (at least 1)"));
+        }
         let bits_total = grant
             .budgets
             .bits_total
@@ -318,10 +326,10 @@ impl Store {
                 "INSERT INTO grants (id, vendor_id, model_id, grantee_tier, \
                  grantee_account_id, policy_name, policy_overrides, jobs_per_day, \
                  queries_per_day, tokens_per_day, queries_total, tokens_total, \
-                 epsilon_total_micro, bits_per_job_milli, bits_total_milli, approval, \
-                 expires_at, created_at) \
+                 epsilon_total_micro, bits_per_job_milli, bits_total_milli, \
+                 cpu_seconds_per_job, approval, expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, {{now}}) RETURNING {GRANT_COLUMNS}"
+                 $16, $17, $18, {{now}}) RETURNING {GRANT_COLUMNS}"
             ));
             let row = sqlx::query(&sql)
                 .bind(GrantId::new().to_string())
@@ -339,6 +347,7 @@ impl Store {
                 .bind(epsilon)
                 .bind(bits_per_job)
                 .bind(bits_total)
+                .bind(opt_i64(b.cpu_seconds_per_job, "CPU seconds per job")?)
                 .bind(grant.approval.as_str())
                 .bind(grant.expires_at.map(|t| t.0))
                 .fetch_one(&mut *tx.inner)

@@ -97,12 +97,19 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
             "100000",
             "--bits-total",
             "1000000",
+            "--cpu-seconds-per-job",
+            "600",
             "--override",
             "queries.max_per_sample=2",
         ],
     ))
     .trim()
     .to_owned();
+    let shown: Value = serde_json::from_str(&ok(
+        &server.proctor(&vendor, &["grant", "show", &grant, "--json"])
+    ))
+    .expect("JSON");
+    assert_eq!(shown["budgets"]["cpu_seconds_per_job"], 600, "{shown}");
     // The vendor caps its model across all evaluators; only the vendor may.
     let ledger: Value = serde_json::from_str(&ok(&server.proctor(
         &vendor,

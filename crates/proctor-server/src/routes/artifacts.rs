@@ -108,7 +108,7 @@ fn upload_status(upload: Upload) -> StatusCode {
         (status = 408, description = "`body_timeout`: the body did not arrive within the service's body deadline", body = ErrorBody),
         (status = 413, description = "`body_too_large`: over the component limit", body = ErrorBody),
         (status = 422, description = "refused: `empty_component`, `not_wasm`, `core_module`, `unsupported_wasm_version`, `invalid_component`, `forbidden_imports`, `wrong_world`, `describe_failed`, `invalid_declaration`, `too_many_metrics`", body = ErrorBody),
-        (status = 429, description = "`quota_exceeded`: the caller's uploads per hour, or its stored bytes", body = ErrorBody),
+        (status = 429, description = "`quota_exceeded`: the caller's uploads per hour, its stored bytes, or its compile time in the last hour", body = ErrorBody),
         (status = 503, description = "`uploads_busy`: as many uploads as the service takes at once are being read; nothing of the body was read", body = ErrorBody),
     ),
 )]
@@ -117,9 +117,17 @@ pub async fn upload_eval(
     upload: Uploaded,
 ) -> ApiResult<(StatusCode, Json<EvalView>)> {
     storage_quota(&state, &upload, Owned::Eval).await?;
+    let account = upload.caller.id();
+    state
+        .compile_time
+        .check(account, state.config.quotas.compile_per_hour)?;
     // Validated, compiled and described before anything is stored: a refused component
-    // leaves no row. The upload (and its slot) is held until the row is written.
-    let prepared = state.sandbox.prepare(&upload.bytes).await?;
+    // leaves no row. The upload (and its slot) is held until the row is written. The time it
+    // took counts against the account's compile quota, refused or not.
+    let compiling = std::time::Instant::now();
+    let prepared = state.sandbox.prepare(&upload.bytes).await;
+    state.compile_time.charge(account, compiling.elapsed());
+    let prepared = prepared?;
     let metrics = serde_json::to_string(&prepared.info.metrics)
         .map_err(|e| ApiError::internal("eval metrics", &e))?;
     let description = EvalDescription {

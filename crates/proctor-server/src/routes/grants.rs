@@ -53,6 +53,7 @@ fn budgets_view(b: Budgets) -> GrantBudgets {
         epsilon_total: b.epsilon_total,
         bits_per_job: b.bits_per_job,
         bits_total: b.bits_total,
+        cpu_seconds_per_job: b.cpu_seconds_per_job,
     }
 }
 
@@ -67,6 +68,7 @@ fn budgets_of(b: GrantBudgets) -> Budgets {
         epsilon_total: b.epsilon_total,
         bits_per_job: b.bits_per_job,
         bits_total: b.bits_total,
+        cpu_seconds_per_job: b.cpu_seconds_per_job,
     }
 }
 
@@ -273,6 +275,12 @@ fn check_budgets(budgets: &Budgets, policy: &Policy) -> ApiResult<()> {
                 format!("budgets.{key} must be a finite number, 0 or more"),
             ));
         }
+    }
+    if budgets.cpu_seconds_per_job == Some(0) {
+        return Err(ApiError::unprocessable(
+            "invalid",
+            "budgets.cpu_seconds_per_job must be 1 or more".to_owned(),
+        ));
     }
     if let Some(epsilon) = policy.release.dp_epsilon
         && budgets.epsilon_total.is_none()

@@ -154,3 +154,38 @@ async fn the_sqlite_database_is_created_readable_by_its_owner_only() -> anyhow::
     s.stop().await;
     db.cleanup().await
 }
+
+/// Every file the server writes into its data directory (the service key, the credential key,
+/// the last signed head and its lock) is readable by its owner only; the compile cache is a
+/// directory of compiled evals, which hold no secret.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directorys_files_are_readable_by_their_owner_only() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let db = TestDb::sqlite()?;
+    let data = tempfile::tempdir()?;
+    let s = TestServer::start_at(&db, data.path(), 1, Duration::from_secs(6), 3).await?;
+    let (_, vendor) = s.account("acme", "vendor", None).await?;
+    let (_, evaluator) = s.account("lab", "evaluator", Some("academic")).await?;
+    let model = s.builtin_model(&vendor, "arith", "arith").await?;
+    s.grant(&vendor, &model, json!({"tier": "academic"}), json!({}))
+        .await?;
+    let (_, job) = s.submit_arith(&evaluator, &model).await?;
+    s.wait_ended(&evaluator, &str_of(&job, "id")?, Duration::from_secs(60))
+        .await?;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(data.path())? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let mode = entry.metadata()?.permissions().mode() & 0o777;
+            files.push((entry.file_name().to_string_lossy().into_owned(), mode));
+        }
+    }
+    assert!(files.len() >= 3, "the keys and the head: {files:?}");
+    for (name, mode) in &files {
+        assert_eq!(*mode, 0o600, "{name}: {mode:o}");
+    }
+    s.stop().await;
+    db.cleanup().await
+}

@@ -751,7 +751,7 @@ async fn dp_grant_needs_epsilon_total(s: &TestServer, _: &TestDb) -> anyhow::Res
         grant["budgets"],
         json!({"jobs_per_day": null, "queries_per_day": null, "tokens_per_day": null,
                "queries_total": null, "tokens_total": null, "epsilon_total": 3.0,
-               "bits_per_job": 500.0, "bits_total": 5000.0}),
+               "bits_per_job": 500.0, "bits_total": 5000.0, "cpu_seconds_per_job": null}),
         "{grant}"
     );
     Ok(())
@@ -1183,14 +1183,14 @@ async fn strict_bits(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
     let model = s.builtin_model(&vendor, "arith", "arith").await?;
     // By hand (proctor-core's leakage tests spell it out): outcome counts 12·log2 501, the
     // metric log2 501 + 4·log2 101, usage log2 2001 + log2(2000·18448 + 1) + log2 512001,
-    // status log2 9 (nine endings), the end among 10 grid points log2 10.
+    // status log2 10 (ten endings), the end among 10 grid points log2 10.
     let by_hand = 12.0 * 501f64.log2()
         + 501f64.log2()
         + 4.0 * 101f64.log2()
         + 2001f64.log2()
         + (2000.0f64 * 18_448.0 + 1.0).log2()
         + 512_001f64.log2()
-        + 9f64.log2()
+        + 10f64.log2()
         + 10f64.log2();
     let below = s
         .grant(

@@ -4,6 +4,7 @@
 mod bad_input;
 mod caching;
 mod common;
+mod cpu_budget;
 mod crash;
 mod credentials;
 mod displayed_text;

@@ -105,3 +105,38 @@ async fn a_job_past_the_unfinished_jobs_quota_is_refused() -> anyhow::Result<()>
     s.stop().await;
     db.cleanup().await
 }
+
+/// The time an account's eval uploads spent compiling is bounded per hour; once spent, the
+/// next eval upload is refused before it is compiled, datasets and other accounts unaffected.
+#[tokio::test]
+async fn eval_uploads_past_the_hourly_compile_time_are_refused() -> anyhow::Result<()> {
+    use proctor_evals::examples::ARITH_WASM;
+    use proctor_evals::test_guests::LOOP_FOREVER;
+
+    let db = TestDb::sqlite()?;
+    // Any compile takes more than a millisecond.
+    let s = TestServer::start_with(&db, 0, |c| {
+        c.quotas.compile_per_hour = std::time::Duration::from_millis(1);
+    })
+    .await?;
+    let (_, busy) = s.account("busy", "evaluator", Some("academic")).await?;
+    let (_, other) = s.account("other", "evaluator", Some("academic")).await?;
+    let eval = async |token: &str, wasm: &[u8]| {
+        s.call("POST", "/v1/evals", Some(token), Body::Bytes(wasm.to_vec()))
+            .await
+            .map(|(status, body)| (status, code(&body).to_owned()))
+    };
+    assert_eq!(eval(&busy, ARITH_WASM).await?.0, StatusCode::CREATED);
+    assert_eq!(
+        eval(&busy, LOOP_FOREVER).await?,
+        (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded".into())
+    );
+    assert_eq!(
+        upload(&s, &busy, b"{\"a\": 1}\n").await?.0,
+        StatusCode::CREATED,
+        "datasets are not compiled"
+    );
+    assert_eq!(eval(&other, LOOP_FOREVER).await?.0, StatusCode::CREATED);
+    s.stop().await;
+    db.cleanup().await
+}

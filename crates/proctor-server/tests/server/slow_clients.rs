@@ -162,3 +162,40 @@ async fn connections_from_another_address_count_against_another_client() -> anyh
     s.stop().await;
     db.cleanup().await
 }
+
+/// The listener holds at most `total` connections, whoever holds them: beyond that it stops
+/// accepting, so one more client waits in the kernel's queue (not answered, not failed) until
+/// the header timeout frees a slot, and is then served.
+#[tokio::test]
+async fn past_the_total_connection_limit_a_new_client_waits_for_a_free_slot() -> anyhow::Result<()>
+{
+    let db = TestDb::sqlite()?;
+    let limits = ConnectionLimits {
+        total: 4,
+        header_timeout: Duration::from_secs(2),
+        ..LIMITS
+    };
+    let s = TestServer::start_with(&db, 0, |c| c.connections = limits).await?;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..limits.total {
+        let mut conn = TcpStream::connect(&addr).await?;
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await?;
+        slow.push(conn);
+    }
+    // Let the server accept those first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let took = healthz_from_other_client(&s.base).await?;
+    assert!(
+        took >= Duration::from_millis(1000),
+        "served after {took:?}, while all {} slots were held",
+        limits.total
+    );
+    assert!(took < Duration::from_secs(6), "waited {took:?}");
+    for conn in &mut slow {
+        until_closed(conn, Duration::from_secs(5)).await?;
+    }
+    s.stop().await;
+    db.cleanup().await
+}
