@@ -407,3 +407,40 @@ fn spawn_epoch_ticker(engine: &Engine) {
         })
         .expect("spawning the epoch thread: the process is out of threads at start-up");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The arith example with a custom section appended: the same eval under another digest.
+    fn variant(i: u32) -> Vec<u8> {
+        const NAME: &[u8] = b"variant";
+        let mut bytes = proctor_evals::examples::ARITH_WASM.to_vec();
+        let payload = i.to_le_bytes();
+        // Section id 0 (custom), its size, the name's length, the name, the payload: every
+        // length under 128, so each LEB128 is one byte.
+        bytes.extend([0, (1 + NAME.len() + payload.len()) as u8, NAME.len() as u8]);
+        bytes.extend_from_slice(NAME);
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn prepared_evals_kept_in_memory_stop_at_the_bound_the_oldest_leaving_first() {
+        let settings = EngineSettings {
+            max_concurrent_samples: 4,
+            max_memory_mib: 64,
+            max_table_elements: 100_000,
+        };
+        let sandbox = Sandbox::new(settings, CompileCache::disabled()).expect("engine");
+        let bound = PREPARED_IN_MEMORY.get() as u32;
+        for i in 0..=bound {
+            sandbox.prepare(&variant(i)).await.expect("prepares");
+        }
+        let kept = sandbox.lock_prepared();
+        assert_eq!(kept.len(), bound as usize);
+        assert!(!kept.contains(&Sha256Digest::of(&variant(0))));
+        assert!(kept.contains(&Sha256Digest::of(&variant(1))));
+        assert!(kept.contains(&Sha256Digest::of(&variant(bound))));
+    }
+}
