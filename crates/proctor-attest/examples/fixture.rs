@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use futures::executor::block_on;
 use proctor_attest::proof::InclusionProof;
 use proctor_attest::statement::{AttestedModel, JobRecord};
-use proctor_attest::{Checkpoint, EvalResult, JobAccepted, MemoryStore, SigningKey, log};
+use proctor_attest::{Checkpoint, EvalResult, Exposure, JobAccepted, MemoryStore, SigningKey, log};
 use proctor_core::release::{Mechanism, Release, ReleaseStatus, Usage};
 use proctor_core::stats::MetricSummary;
 use proctor_core::{
@@ -28,6 +28,14 @@ use proctor_core::{
 
 const ORIGIN: &str = "proctor.example/log";
 const DATASET: &str = "{\"a\": 2, \"b\": 5}\n{\"a\": 40, \"b\": 2}\n";
+
+/// The dataset's exposure before job `job`: every earlier job of the fixture ran over it.
+fn exposure(job: u64, report: &RunReport) -> Exposure {
+    Exposure {
+        jobs: job - 1,
+        items: (job - 1) * report.dataset.items,
+    }
+}
 
 fn report(job: u64) -> RunReport {
     RunReport {
@@ -116,6 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             policy: report.policy.clone(),
             accepted_at: format!("2025-01-31T12:0{job}:00Z"),
             leakage: leakage(),
+            exposure: exposure(job, &report),
             log_index: index,
             service_version: env!("CARGO_PKG_VERSION").into(),
         }
@@ -132,6 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 vendor: "fixture-vendor".into(),
                 started_at: Some(format!("2025-01-31T12:0{job}:01Z")),
                 finished_at: format!("2025-01-31T12:0{job}:09Z"),
+                exposure: exposure(job, &report(job)),
                 accepted_log_index: accepted_at[job as usize - 1],
                 log_index: index,
                 service_version: env!("CARGO_PKG_VERSION").into(),

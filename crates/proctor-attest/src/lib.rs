@@ -79,5 +79,5 @@ pub use log::{Appended, LogError, NodeStore, TreeHead};
 pub use memory::MemoryStore;
 pub use merkle::{Hash, NodeId};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError};
-pub use statement::{EvalResult, JobAccepted, JobStatus, Statement};
+pub use statement::{EvalResult, Exposure, JobAccepted, JobStatus, Statement};
 pub use vkey::{SignatureType, Vkey, VkeyError};

@@ -5,7 +5,7 @@
 //! {"_type": "https://in-toto.io/Statement/v1",
 //!  "subject": [{"name": "eval.wasm", "digest": {"sha256": "<hex>"}},
 //!              {"name": "dataset.jsonl", "digest": {"sha256": "<hex>"}}],
-//!  "predicateType": "https://proctor.dev/attestation/eval-result/v2",
+//!  "predicateType": "https://proctor.dev/attestation/eval-result/v3",
 //!  "predicate": {...}}
 //! ```
 //!
@@ -16,7 +16,7 @@
 //! `proctor demo` and `proctor attestation get` write beside the attestation, so
 //! `proctor verify DIR` finds what to hash.
 //!
-//! # Predicate `https://proctor.dev/attestation/job-accepted/v2` ([`JobAccepted`])
+//! # Predicate `https://proctor.dev/attestation/job-accepted/v3` ([`JobAccepted`])
 //!
 //! Logged when a job is accepted, before it runs (pre-registration: an evaluator cannot run
 //! many variants and publish only the best without the others being in the log).
@@ -31,10 +31,11 @@
 //! | `policy` | `{name, sha256}`: the sandbox policy and the digest of its effective canonical JSON |
 //! | `accepted_at` | when the job was accepted, RFC 3339 UTC (`2025-01-31T12:00:00Z`); on the policy's `time_grid_s` grid when it has one |
 //! | `leakage` | `{bits_max, channels, excluded}`: the bound, fixed before the job runs, on the bits its evaluator-visible outputs can carry about model outputs (`proctor_core::leakage`) |
+//! | `exposure` | `{jobs, items}`: the dataset's exposure to the model's vendor before this job: how many jobs on any of the vendor's models, by any evaluator who holds the same bytes, were accepted over it, and the samples they were to dispatch ([`Exposure`]) |
 //! | `log_index` | this entry's own index in the log |
 //! | `service_version` | the Proctor version that accepted the job |
 //!
-//! # Predicate `https://proctor.dev/attestation/eval-result/v2` ([`EvalResult`])
+//! # Predicate `https://proctor.dev/attestation/eval-result/v3` ([`EvalResult`])
 //!
 //! Logged when a job ends, whether it succeeded or not: a result is never silently dropped.
 //!
@@ -49,6 +50,7 @@
 //! | `metrics` | per metric `{n, mean, stderr, ci95}` as released; empty when withheld or not run |
 //! | `release` | `{status, reason?, mechanism, epsilon, noise, decimals, min_samples}`: how the figures were released; null when the job ended before a release |
 //! | `leakage` | the bound of the job's pre-registration, repeated so one entry stands alone |
+//! | `exposure` | the exposure of the job's pre-registration, repeated likewise |
 //! | `started_at` | when the first sample started, RFC 3339 UTC; null if none did; on the time grid when the policy has one |
 //! | `finished_at` | when the job ended, RFC 3339 UTC; under a time grid, the grid point the end was padded to |
 //! | `accepted_log_index` | the log index of the job's job-accepted entry, which pairs the two |
@@ -57,7 +59,8 @@
 //!
 //! `samples`, `usage`, `metrics`, `release` and `leakage` are the fields of `proctor run
 //! --json` (CONTRACTS.md). A new or changed field is a new predicate type, never an edit of
-//! these: `v2` added `leakage` and moved released figures to the range-relative grid. The
+//! these: `v2` added `leakage` and moved released figures to the range-relative grid; `v3`
+//! (both predicates) added `exposure`. The
 //! standard field names below are the one exception: they only repeat, under another name,
 //! what a field above says, so no reader learns anything new or loses anything.
 //!
@@ -309,6 +312,18 @@ impl AttestedModel {
     }
 }
 
+/// A dataset's exposure to a vendor before a job: the jobs accepted over the dataset's bytes on
+/// any of the vendor's models, and the samples they were to dispatch (each sample is one item
+/// handed to the eval, which may send it to the model). Counted when each job is accepted, so
+/// it depends on no model output; a job that ended early still counts all its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Exposure {
+    /// Jobs accepted over the dataset on the vendor's models.
+    pub jobs: u64,
+    /// The samples those jobs were to dispatch.
+    pub items: u64,
+}
+
 /// The job-accepted predicate (module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)] // Each field is documented in the module's table.
@@ -321,12 +336,13 @@ pub struct JobAccepted {
     pub policy: PolicyRef,
     pub accepted_at: String,
     pub leakage: Leakage,
+    pub exposure: Exposure,
     pub log_index: u64,
     pub service_version: String,
 }
 
 impl Predicate for JobAccepted {
-    const TYPE: &'static str = "https://proctor.dev/attestation/job-accepted/v2";
+    const TYPE: &'static str = "https://proctor.dev/attestation/job-accepted/v3";
 
     /// PRML (in-toto/attestation PR 587): when the criteria were locked, and by whom.
     fn standard_terms(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -372,6 +388,7 @@ pub struct EvalResult {
     pub metrics: BTreeMap<String, MetricSummary>,
     pub release: Option<Release>,
     pub leakage: Leakage,
+    pub exposure: Exposure,
     pub started_at: Option<String>,
     pub finished_at: String,
     pub accepted_log_index: u64,
@@ -380,7 +397,7 @@ pub struct EvalResult {
 }
 
 impl Predicate for EvalResult {
-    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v2";
+    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v3";
 
     /// The `eval-result` predicate proposal (in-toto/attestation PR 575, v0.1).
     fn standard_terms(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -408,6 +425,8 @@ pub struct JobRecord {
     pub started_at: Option<String>,
     /// When the job ended, RFC 3339 UTC.
     pub finished_at: String,
+    /// The dataset's exposure to the vendor before the job, as its job-accepted entry states.
+    pub exposure: Exposure,
     /// The index of the job's job-accepted entry.
     pub accepted_log_index: u64,
     /// The index this result entry will take.
@@ -432,6 +451,7 @@ impl EvalResult {
             metrics: report.metrics,
             release: Some(report.release),
             leakage: report.leakage,
+            exposure: job.exposure,
             started_at: job.started_at,
             finished_at: job.finished_at,
             accepted_log_index: job.accepted_log_index,

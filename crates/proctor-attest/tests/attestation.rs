@@ -6,7 +6,9 @@ use proctor_attest::dsse::{DsseError, pae};
 use proctor_attest::statement::{
     AttestedModel, DATASET_SUBJECT, EVAL_SUBJECT, JobRecord, PAYLOAD_TYPE, STATEMENT_TYPE,
 };
-use proctor_attest::{Envelope, EvalResult, JobAccepted, JobStatus, SigningKey, Statement};
+use proctor_attest::{
+    Envelope, EvalResult, Exposure, JobAccepted, JobStatus, SigningKey, Statement,
+};
 use proctor_core::release::{Mechanism, Release, ReleaseStatus, Usage};
 use proctor_core::stats::MetricSummary;
 use proctor_core::{
@@ -84,6 +86,7 @@ fn result_statement() -> Statement<EvalResult> {
             vendor: "acme".into(),
             started_at: Some("2025-01-31T12:00:00Z".into()),
             finished_at: "2025-01-31T12:00:05Z".into(),
+            exposure: Exposure { jobs: 2, items: 4 },
             accepted_log_index: 0,
             log_index: 1,
             service_version: "0.1.0".into(),
@@ -133,7 +136,7 @@ fn the_statement_json_has_the_in_toto_shape() {
     assert_eq!(payload["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(
         payload["predicateType"],
-        "https://proctor.dev/attestation/eval-result/v2"
+        "https://proctor.dev/attestation/eval-result/v3"
     );
     assert_eq!(payload["subject"][0]["name"], "eval.wasm");
     assert_eq!(
@@ -176,6 +179,7 @@ fn a_job_accepted_statement_round_trips_and_is_not_a_result() {
         policy: report.policy.clone(),
         accepted_at: "2025-01-31T11:59:00Z".into(),
         leakage: leakage(),
+        exposure: Exposure { jobs: 2, items: 4 },
         log_index: 0,
         service_version: "0.1.0".into(),
     }

@@ -54,7 +54,7 @@ enum Command {
     /// Write new eval projects, and upload eval components to the service.
     #[command(subcommand)]
     Eval(remote::EvalCommand),
-    /// Upload datasets to the service.
+    /// Upload datasets to the service; how often each went to each vendor.
     #[command(subcommand)]
     Dataset(remote::DatasetCommand),
     /// Submit jobs to the service and read their results.

@@ -1,5 +1,5 @@
 //! The client commands: each reads its input, makes its call to the service and renders the
-//! answer. `proctor model register`, `eval upload`, `dataset upload`,
+//! answer. `proctor model register`, `eval upload`, `dataset upload|exposure`,
 //! `job submit|status|result|cancel`,
 //! `attestation get` and `log checkpoint`.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use proctor_api::artifacts::{DatasetView, EvalView};
+use proctor_api::artifacts::{DatasetView, EvalView, ExposureView};
 use proctor_api::jobs::{ApprovalState, JobStatus, JobView, ResultView, SubmitJob};
 use proctor_api::log::AttestationView;
 use proctor_api::models::{ModelView, RegisterModel};
@@ -64,6 +64,20 @@ pub enum EvalCommand {
 pub enum DatasetCommand {
     /// Upload a dataset (JSONL); prints its sha256, the id jobs name it by.
     Upload(UploadArgs),
+    /// How often one of your datasets went to each vendor's models: jobs and samples, by
+    /// anyone who uploaded the same bytes; one line per vendor.
+    Exposure(ExposureArgs),
+}
+
+#[derive(Args)]
+pub struct ExposureArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The dataset's id (its sha256, as `proctor dataset upload` prints it).
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -226,13 +240,39 @@ pub fn eval(cmd: EvalCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn dataset(cmd: DatasetCommand) -> anyhow::Result<ExitCode> {
-    let DatasetCommand::Upload(args) = cmd;
+    let args = match cmd {
+        DatasetCommand::Upload(args) => args,
+        DatasetCommand::Exposure(args) => return run_to_exit(exposure(args)),
+    };
     run_to_exit(async move {
         let dataset: DatasetView = upload(&args, "/v1/datasets").await?;
         println!("{}", dataset.id);
         eprintln!("dataset of {} items", dataset.items);
         Ok(())
     })
+}
+
+async fn exposure(args: ExposureArgs) -> Result<(), Failure> {
+    let client = args.server.client()?;
+    let exposure: Vec<ExposureView> = client
+        .get(&format!("/v1/datasets/{}/exposure", segment(&args.id)?))
+        .await?;
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&exposure).map_err(|e| Failure::Internal(e.into()))?;
+        println!("{text}");
+        return Ok(());
+    }
+    if exposure.is_empty() {
+        eprintln!("no job has run over this dataset");
+    }
+    for x in &exposure {
+        println!(
+            "{}  {} jobs  {} items  last {}",
+            x.vendor, x.jobs, x.items, x.updated_at
+        );
+    }
+    Ok(())
 }
 
 /// Uploads the file `args` names to `route`.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use proctor_attest::statement::{AttestedModel, JobRecord};
-use proctor_attest::{Envelope, EvalResult, JobAccepted, SigningKey, Statement};
+use proctor_attest::{Envelope, EvalResult, Exposure, JobAccepted, SigningKey, Statement};
 use proctor_core::{
     DatasetRef, EvalRef, JobEnd, Leakage, MetricSpec, Model, Policy, PolicyRef, SampleCounts,
 };
@@ -112,6 +112,8 @@ fn declared_metrics(stored: &str) -> ApiResult<Vec<MetricSpec>> {
 pub struct PreRegistration {
     /// What the job runs.
     pub ctx: JobContext,
+    /// Its dataset's exposure to its vendor before it, as counted when it was accepted.
+    pub exposure: Exposure,
     /// The entry's index, which the result statement names (`accepted_log_index`).
     pub index: u64,
 }
@@ -145,7 +147,7 @@ impl PreRegistration {
         Ok(registered)
     }
 
-    /// Decodes `entry`, the `job-accepted/v2` statement of `job`, and checks it names the
+    /// Decodes `entry`, the `job-accepted/v3` statement of `job`, and checks it names the
     /// job's eval, dataset and policy. The flag says whether the leakage bound re-serializes
     /// to the bytes that were signed (serde_json's default float parsing may miss by an ulp).
     ///
@@ -187,6 +189,7 @@ impl PreRegistration {
                     grid: TimeGrid::of(&policy),
                     leakage: accepted.leakage,
                 },
+                exposure: accepted.exposure,
                 index: entry.index,
             },
             exact,
@@ -218,13 +221,15 @@ pub fn model_without_credential(config_json: &str) -> ApiResult<Arc<dyn Model>> 
         .map_err(|e| ApiError::internal("building a stored model", &e))
 }
 
-/// Signs the pre-registration of `job`, which takes `slot`. `clock` is the server's clock at
-/// submission: on a grid, the statement's `accepted_at` is its grid point (the job's visible
-/// `created_at`), else the database's time of the entry.
+/// Signs the pre-registration of `job`, which takes `slot`; `exposure` is its dataset's
+/// exposure to its vendor before it, counted in the same transaction. `clock` is the server's
+/// clock at submission: on a grid, the statement's `accepted_at` is its grid point (the job's
+/// visible `created_at`), else the database's time of the entry.
 pub fn sign_accepted(
     key: &SigningKey,
     ctx: &JobContext,
     job: &Job,
+    exposure: Exposure,
     slot: LogSlot,
     clock: Timestamp,
 ) -> Result<Vec<u8>, SignError> {
@@ -238,6 +243,7 @@ pub fn sign_accepted(
         policy: ctx.policy.clone(),
         accepted_at: accepted_at.to_rfc3339(),
         leakage: ctx.leakage.clone(),
+        exposure,
         log_index: slot.index,
         service_version: SERVICE_VERSION.into(),
     }
@@ -264,6 +270,7 @@ pub fn sign_result(
         vendor: ctx.vendor.clone(),
         started_at: times.started_at.map(Timestamp::to_rfc3339),
         finished_at: times.finished_at.unwrap_or(slot.at).to_rfc3339(),
+        exposure: registered.exposure,
         accepted_log_index: registered.index,
         log_index: slot.index,
         service_version: SERVICE_VERSION.into(),
@@ -289,6 +296,7 @@ pub fn sign_result(
             metrics: Default::default(),
             release: None,
             leakage: ctx.leakage.clone(),
+            exposure: registered.exposure,
             started_at: record.started_at,
             finished_at: record.finished_at,
             accepted_log_index: registered.index,
@@ -376,6 +384,7 @@ mod tests {
             grid: TimeGrid::of(&policy),
             leakage: proctor_core::leakage::bound(&policy, &metrics, job.total),
         };
+        let exposure = Exposure { jobs: 2, items: 40 };
         let slot = LogSlot {
             index: 41,
             at: job.created_at,
@@ -384,7 +393,7 @@ mod tests {
             index: slot.index,
             kind: EntryKind::Accepted,
             job: job.id,
-            envelope: sign_accepted(&key, &ctx, &job, slot, job.created_at)
+            envelope: sign_accepted(&key, &ctx, &job, exposure, slot, job.created_at)
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             created_at: slot.at,
         };
@@ -392,6 +401,7 @@ mod tests {
         let (read, exact) = PreRegistration::decode(&job, &entry)?;
         assert!(exact, "the bound re-serializes to the signed bytes");
         assert_eq!(read.index, 41);
+        assert_eq!(read.exposure, exposure);
         assert_eq!(read.ctx.leakage, ctx.leakage);
         assert_eq!(
             (read.ctx.evaluator, read.ctx.vendor),

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use proctor_attest::Exposure;
 use proctor_core::Sha256Digest;
 use proctor_store::{
     ApprovalMode, Batch, Budgets, EvalDescription, Grantee, Job, JobDemand, LogSlot, NewGrant,
@@ -22,7 +23,7 @@ const STEPS: usize = 2_000;
 /// A query's worst-case tokens.
 const WORST: u64 = 1_100;
 
-fn sign(job: &Job, slot: LogSlot) -> Result<Vec<u8>, SignError> {
+fn sign(job: &Job, _: Exposure, slot: LogSlot) -> Result<Vec<u8>, SignError> {
     Ok(format!("accepted {} {}", job.id, slot.index).into_bytes())
 }
 

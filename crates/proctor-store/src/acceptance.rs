@@ -7,10 +7,12 @@
 //! comes before any write, so a refused job writes nothing. A DP job is checked against the
 //! worst cases of every DP job of its grant (the holds taken at acceptance), never against what
 //! they really used, so whether a job is accepted tells its evaluator nothing of earlier jobs'
-//! model outputs. Lock order: grant, pair ledger, model ledger, job, log head.
+//! model outputs. Lock order: grant, pair ledger, model ledger, job, dataset exposure
+//! ([`crate::exposure`]), log head.
 
 use std::collections::HashMap;
 
+use proctor_attest::Exposure;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -272,12 +274,14 @@ impl Tx {
 
 impl Store {
     /// Submits a job under a grant: the job row, its acceptance under the grant
-    /// ([`Tx::reserve_job`]) and its pre-registration entry commit together or not at all.
+    /// ([`Tx::reserve_job`]), its dataset's exposure to the model's vendor ([`Tx::expose`])
+    /// and its pre-registration entry commit together or not at all. `sign` gets the job, the
+    /// exposure before it and the slot its entry takes.
     ///
     /// # Errors
     ///
-    /// As [`Tx::enqueue`], [`Tx::reserve_job`] and [`Tx::append_entry`]; a refused job
-    /// writes nothing.
+    /// As [`Tx::enqueue`], [`Tx::reserve_job`], [`Tx::expose`] and [`Tx::append_entry`]; a
+    /// refused job writes nothing.
     pub async fn submit_job_under<F>(
         &self,
         grant: GrantId,
@@ -286,13 +290,16 @@ impl Store {
         sign: F,
     ) -> Result<(Job, JobGrant, LogEntry)>
     where
-        F: FnOnce(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
+        F: FnOnce(&Job, Exposure, LogSlot) -> Result<Vec<u8>, SignError>,
     {
         self.transaction(async |tx| {
             let queued = tx.enqueue(job).await?;
             let accepted = tx.reserve_job(grant, queued.id, demand).await?;
+            let exposure = tx.expose(&queued).await?;
             let entry = tx
-                .append_entry(EntryKind::Accepted, queued.id, |slot| sign(&queued, slot))
+                .append_entry(EntryKind::Accepted, queued.id, |slot| {
+                    sign(&queued, exposure, slot)
+                })
                 .await?;
             Ok((queued, accepted, entry))
         })

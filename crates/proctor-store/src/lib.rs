@@ -19,6 +19,7 @@
 //! | [`holds`] | a DP job's worst-case [`Hold`], given back once when the job ends |
 //! | [`approval`] | a job's [`Approval`] under a manual grant; the vendor approves or rejects |
 //! | [`revocation`] | [`Store::revoke_grant`]: queued jobs end, running ones are flagged |
+//! | [`exposure`] | each dataset's exposure per vendor (jobs and samples), counted at acceptance ([`Tx::expose`]); the owner's view ([`Store::exposure_of`]) |
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
 //! | [`blocks`] | reservation blocks a job leases from its grant's budgets (or its hold), settled in batches ([`Store::meter`]); blocks left open counted at their worst case |
 //! | [`metering`] | what a grant's budgets stand at, usage reports |
@@ -108,7 +109,7 @@
 //!   reservations never overspend, also across servers. Epsilon and leakage bits are kept per
 //!   (evaluator, model) across grants ([`ledger`]): acceptance locks the pair's ledger row
 //!   after the grant's, then the model's. Lock order: grant, pair ledger, model ledger, job,
-//!   log head.
+//!   dataset exposure, log head.
 //! - A job waiting for its vendor's approval is `queued` with approval `pending` in
 //!   `job_grants`; [`Store::claim`] never hands it out.
 //! - A token's secret is never stored, only its sha256; a model's credential is stored as the
@@ -128,6 +129,7 @@ pub mod claims;
 pub mod cosignatures;
 mod counters;
 pub mod error;
+pub mod exposure;
 mod file_identity;
 pub mod grants;
 pub mod holds;
@@ -153,6 +155,7 @@ pub use approval::Approval;
 pub use artifacts::{DatasetMeta, EvalDescription, EvalMeta, Model, NewModel, Upload};
 pub use blocks::{Batch, Block, Step, Stepped, Want};
 pub use error::{Budget, Fault, Refusal, Result, SignError, StoreError};
+pub use exposure::VendorExposure;
 pub use grants::{ApprovalMode, Budgets, Grant, Grantee, NewGrant};
 pub use holds::Hold;
 pub use ids::{AccountId, BlockId, GrantId, JobId, ModelId, TokenId};

@@ -199,6 +199,28 @@ async fn every_user_step_through_the_cli_ends_in_an_attestation_proctor_verify_a
     let table = ok(&server.proctor(&evaluator, &["job", "result", &job]));
     assert!(table.contains("accuracy"), "{table}");
 
+    // The dataset's owner reads how often it went to each vendor: one job, its 500 samples.
+    let exposure = ok(&server.proctor(&evaluator, &["dataset", "exposure", &dataset]));
+    assert!(
+        exposure.starts_with("acme  1 jobs  500 items  last "),
+        "{exposure}"
+    );
+    let exposure: Value = serde_json::from_str(&ok(
+        &server.proctor(&evaluator, &["dataset", "exposure", &dataset, "--json"])
+    ))
+    .expect("JSON");
+    assert_eq!(
+        (
+            &exposure[0]["vendor"],
+            &exposure[0]["jobs"],
+            &exposure[0]["items"]
+        ),
+        (&json!("acme"), &json!(1), &json!(500)),
+        "{exposure}"
+    );
+    let refused = server.proctor(&vendor, &["dataset", "exposure", &dataset]);
+    assert!(!refused.status.success(), "{refused:?}");
+
     // The regulator keeps the attestation; `proctor verify` checks it offline.
     let kept = dir.join("kept");
     let kept_str = kept.to_str().expect("utf-8 path");

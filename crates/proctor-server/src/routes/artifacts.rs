@@ -1,5 +1,5 @@
 //! Evals and datasets: an evaluator uploads them (validated before anything is stored), lists
-//! its own and reads its own. Both are content-addressed: the id is the sha256 of the bytes.
+//! its own and reads its own, and a dataset's exposure to each vendor. Both are content-addressed: the id is the sha256 of the bytes.
 //!
 //! Uploads are raw bytes ([`Uploaded`]: any content type, described as
 //! `application/octet-stream`), each bounded by its own limit instead of the JSON one, read
@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use proctor_api::ErrorBody;
-use proctor_api::artifacts::{DatasetView, EvalView};
+use proctor_api::artifacts::{DatasetView, EvalView, ExposureView};
 use proctor_api::bytes::Bytes;
 use proctor_core::{Dataset, MetricSpec, Sha256Digest};
 use proctor_store::{DatasetMeta, EvalDescription, EvalMeta, Role, Upload};
@@ -29,6 +29,7 @@ pub fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(get_eval))
         .routes(routes!(upload_dataset, list_datasets).layer(DefaultBodyLimit::max(limits.dataset)))
         .routes(routes!(get_dataset))
+        .routes(routes!(dataset_exposure))
 }
 
 /// Which kind of upload a quota check is for.
@@ -264,4 +265,43 @@ pub async fn get_dataset(
     Ok(Json(dataset_view(
         dataset.ok_or_else(|| ApiError::not_found("dataset"))?,
     )))
+}
+
+/// The exposure of one of the evaluator's datasets to each vendor whose models jobs over it ran
+/// on: jobs and samples, counted when each job was accepted, by whoever held the same bytes.
+#[utoipa::path(
+    get, path = "/datasets/{id}/exposure", tag = "datasets", operation_id = "dataset_exposure",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the dataset's sha256")),
+    responses(
+        (status = 200, description = "one entry per vendor, by vendor name; empty when no job ran over it", body = Vec<ExposureView>),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an evaluator", body = ErrorBody),
+        (status = 404, description = "no such dataset of the caller's", body = ErrorBody),
+    ),
+)]
+pub async fn dataset_exposure(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<Vec<ExposureView>>> {
+    caller.require(&[Role::Evaluator])?;
+    let digest: Sha256Digest = parse_id(&id, "dataset")?;
+    // Another evaluator's dataset is not found, as for `GET /datasets/{id}`.
+    let exposure = state
+        .store
+        .exposure_of(caller.id(), &digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found("dataset"))?;
+    Ok(Json(
+        exposure
+            .into_iter()
+            .map(|x| ExposureView {
+                vendor: x.vendor_name,
+                jobs: x.exposure.jobs,
+                items: x.exposure.items,
+                updated_at: x.updated_at.to_rfc3339(),
+            })
+            .collect(),
+    ))
 }

@@ -195,9 +195,9 @@ pub async fn submit(
     state.log_guard.vouch(&state.store, &state.key).await?;
     let (mut job, under, _entry) = state
         .store
-        .submit_job_under(grant.id, &demand, &new_job, |job, slot| {
+        .submit_job_under(grant.id, &demand, &new_job, |job, exposure, slot| {
             state.log_guard.admits(slot.index)?;
-            sign_accepted(&state.key, &ctx, job, slot, clock)
+            sign_accepted(&state.key, &ctx, job, exposure, slot, clock)
         })
         .await?;
     state.log_guard.advance(&state.store, &state.key).await;

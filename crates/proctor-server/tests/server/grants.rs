@@ -1231,7 +1231,7 @@ async fn strict_bits(s: &TestServer, _: &TestDb) -> anyhow::Result<()> {
     let predicate = &statement["predicate"];
     assert_eq!(
         statement["predicateType"],
-        "https://proctor.dev/attestation/job-accepted/v2"
+        "https://proctor.dev/attestation/job-accepted/v3"
     );
     let bits = predicate["leakage"]["bits_max"].as_f64().unwrap_or(0.0);
     assert!((bits - by_hand).abs() < 1e-9, "{bits} vs {by_hand}");

@@ -10,6 +10,7 @@ mod credentials;
 mod displayed_text;
 mod drain;
 mod end_to_end;
+mod exposure;
 mod grants;
 mod hostile_clients;
 mod log_fork;

@@ -348,6 +348,12 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         },
         Case {
             method: "GET",
+            path: format!("/v1/datasets/{dataset}/exposure"),
+            body: none,
+            expect: [401, 403, 403, 404, 403, 403, 200],
+        },
+        Case {
+            method: "GET",
             path: "/v1/jobs".into(),
             body: none,
             expect: [401, 403, 403, 200, 403, 403, 200],

@@ -6,7 +6,7 @@ use proctor_store::{
     Batch, Block, Budget, Budgets, Hold, JobDemand, Step, Store, StoreError, Want,
 };
 
-use crate::common::{Fixture, sign};
+use crate::common::{Fixture, sign, sign_under};
 use crate::grants::grant;
 use crate::on_every_backend;
 
@@ -63,7 +63,12 @@ async fn thirty_two_leasers_on_two_servers_spend_exactly_the_budget_in_blocks_of
         )
         .await?;
         let (job, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let mut tasks = Vec::new();
         for task in 0..32_u64 {
@@ -128,7 +133,12 @@ async fn a_block_left_open_counts_at_its_worst_case_and_a_late_batch_counts_noth
         let fx = Fixture::new(&store).await?;
         let g = grant(&store, &fx, Budgets::default()).await?;
         let (job, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let key = (g.id, job.id);
         let block = lease(
@@ -195,7 +205,12 @@ async fn a_block_left_open_counts_at_its_worst_case_and_a_late_batch_counts_noth
 
         // A batch cannot name another job's block.
         let (other, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let foreign = store
             .meter(Step {
@@ -237,7 +252,7 @@ async fn a_dp_job_leases_blocks_from_its_hold_only_and_what_it_gives_back_return
             }),
         };
         let (held, _, _) = store
-            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
             .await?;
         let key = (g.id, held.id);
         let hold = async |store: &Store| -> anyhow::Result<Option<Hold>> {

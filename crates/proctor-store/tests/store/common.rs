@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use proctor_attest::Exposure;
 use proctor_core::digest::Sha256Digest;
 use proctor_store::{
     AccountId, Batch, Block, BlockId, EvalDescription, GrantId, Job, JobId, LogSlot, ModelId,
@@ -165,6 +166,20 @@ impl Fixture {
 /// A stand-in signer: the entry names its kind, job and own index.
 pub fn sign(kind: &'static str) -> impl Fn(&Job, LogSlot) -> Result<Vec<u8>, SignError> {
     move |job, slot| Ok(format!("{kind} {} {}", job.id, slot.index).into_bytes())
+}
+
+/// [`sign`] for a job accepted under a grant, whose entry also states the dataset's exposure
+/// before it: `"{kind} {job} {index} exposure {jobs} {items}"`.
+pub fn sign_under(
+    kind: &'static str,
+) -> impl Fn(&Job, Exposure, LogSlot) -> Result<Vec<u8>, SignError> {
+    move |job, exposure, slot| {
+        Ok(format!(
+            "{kind} {} {} exposure {} {}",
+            job.id, slot.index, exposure.jobs, exposure.items
+        )
+        .into_bytes())
+    }
 }
 
 /// One job's metering under one grant, a query at a time: each query a block of its own (a

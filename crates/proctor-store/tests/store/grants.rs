@@ -9,7 +9,7 @@ use proctor_store::{
     WorstCase,
 };
 
-use crate::common::{Fixture, one_by_one, sign};
+use crate::common::{Fixture, one_by_one, sign, sign_under};
 use crate::on_every_backend;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -114,7 +114,7 @@ async fn a_tier_grant_covers_every_evaluator_of_that_tier_and_no_other() -> anyh
         assert_eq!(
             refusal(
                 store
-                    .submit_job_under(made.id, &JobDemand::default(), &job, sign("accepted"))
+                    .submit_job_under(made.id, &JobDemand::default(), &job, sign_under("accepted"))
                     .await
             )?,
             Refusal::NotGranted
@@ -235,7 +235,12 @@ async fn an_expired_grant_covers_no_new_job_and_no_further_query() -> anyhow::Re
         assert_eq!(
             refusal(
                 store
-                    .submit_job_under(past.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                    .submit_job_under(
+                        past.id,
+                        &JobDemand::default(),
+                        &fx.job(),
+                        sign_under("accepted")
+                    )
                     .await
             )?,
             Refusal::Expired
@@ -247,7 +252,12 @@ async fn an_expired_grant_covers_no_new_job_and_no_further_query() -> anyhow::Re
         soon.expires_at = Some(Timestamp(store.now().await?.0 + 1_500));
         let soon = store.create_grant(&soon).await?;
         let (job, _, _) = store
-            .submit_job_under(soon.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                soon.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         one_by_one(&store, soon.id, job.id).reserve(10).await?;
         tokio::time::sleep(Duration::from_millis(1_600)).await;
@@ -269,10 +279,20 @@ async fn revoking_a_grant_ends_its_queued_jobs_flags_its_running_ones_and_refuse
         let fx = Fixture::new(&store).await?;
         let g = grant(&store, &fx, Budgets::default()).await?;
         let (first, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let (second, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let claimed = store
             .claim("w1", LEASE, 3)
@@ -318,7 +338,12 @@ async fn revoking_a_grant_ends_its_queued_jobs_flags_its_running_ones_and_refuse
         assert_eq!(
             refusal(
                 store
-                    .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                    .submit_job_under(
+                        g.id,
+                        &JobDemand::default(),
+                        &fx.job(),
+                        sign_under("accepted")
+                    )
                     .await
             )?,
             Refusal::Revoked
@@ -343,7 +368,12 @@ async fn a_job_under_a_manual_grant_is_never_claimed_until_its_vendor_approves_i
         new.approval = ApprovalMode::Manual;
         let g = store.create_grant(&new).await?;
         let (job, accepted, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         assert_eq!(accepted.approval, Approval::Pending);
         assert_eq!(store.job(job.id).await?.status, JobStatus::Queued);
@@ -396,7 +426,12 @@ async fn a_rejected_job_ends_cancelled_with_its_result_entry_and_never_runs() ->
         new.approval = ApprovalMode::Manual;
         let g = store.create_grant(&new).await?;
         let (job, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let (ended, entry) = store
             .reject_job(fx.vendor, job.id, "not this eval", sign("result"))
@@ -465,7 +500,12 @@ async fn each_budget_refuses_exactly_the_unit_that_would_exceed_it() -> anyhow::
         for (budgets, budget) in cases {
             let g = grant(&store, &fx, budgets).await?;
             let (job, _, _) = store
-                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                .submit_job_under(
+                    g.id,
+                    &JobDemand::default(),
+                    &fx.job(),
+                    sign_under("accepted"),
+                )
                 .await?;
             // Three queries of 10 tokens fit either kind of budget; the fourth does not.
             for _ in 0..3 {
@@ -492,7 +532,12 @@ async fn each_budget_refuses_exactly_the_unit_that_would_exceed_it() -> anyhow::
         .await?;
         for _ in 0..2 {
             store
-                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                .submit_job_under(
+                    g.id,
+                    &JobDemand::default(),
+                    &fx.job(),
+                    sign_under("accepted"),
+                )
                 .await?;
         }
         let jobs = store.jobs_of(fx.evaluator, 100).await?.len();
@@ -500,7 +545,12 @@ async fn each_budget_refuses_exactly_the_unit_that_would_exceed_it() -> anyhow::
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                    .submit_job_under(
+                        g.id,
+                        &JobDemand::default(),
+                        &fx.job(),
+                        sign_under("accepted")
+                    )
                     .await
             )?,
             Budget::JobsPerDay
@@ -543,7 +593,12 @@ async fn sixty_four_concurrent_reservers_on_two_servers_get_exactly_the_budget()
         ] {
             let g = grant(&store, &fx, budgets).await?;
             let (job, _, _) = store
-                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+                .submit_job_under(
+                    g.id,
+                    &JobDemand::default(),
+                    &fx.job(),
+                    sign_under("accepted"),
+                )
                 .await?;
             let mut tasks = Vec::new();
             for task in 0..64 {
@@ -603,7 +658,12 @@ async fn settling_replaces_the_worst_case_by_actual_usage_once_and_releasing_giv
         )
         .await?;
         let (job, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let first = one_by_one(&store, g.id, job.id).reserve(100).await?;
         assert_eq!(
@@ -690,7 +750,7 @@ async fn an_exhausted_epsilon_ledger_refuses_the_next_job_and_writes_nothing() -
         .await?;
         for _ in 0..3 {
             let (_, accepted, _) = store
-                .submit_job_under(g.id, &dp(0.3), &fx.job(), sign("accepted"))
+                .submit_job_under(g.id, &dp(0.3), &fx.job(), sign_under("accepted"))
                 .await?;
             assert_eq!(accepted.epsilon, Some(0.3));
         }
@@ -699,7 +759,7 @@ async fn an_exhausted_epsilon_ledger_refuses_the_next_job_and_writes_nothing() -
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &dp(0.2), &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &dp(0.2), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::Epsilon
@@ -708,12 +768,12 @@ async fn an_exhausted_epsilon_ledger_refuses_the_next_job_and_writes_nothing() -
         assert_eq!(log_size(&store).await?, size);
         // What is left (0.1) is spent exactly; then not even a millionth more.
         store
-            .submit_job_under(g.id, &dp(0.1), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &dp(0.1), &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &dp(1e-6), &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &dp(1e-6), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::Epsilon
@@ -722,7 +782,7 @@ async fn an_exhausted_epsilon_ledger_refuses_the_next_job_and_writes_nothing() -
         assert_eq!(remaining.epsilon_spent, 1.0);
         assert_eq!(remaining.epsilon_total, Some(1.0));
         let bad = store
-            .submit_job_under(g.id, &dp(f64::NAN), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &dp(f64::NAN), &fx.job(), sign_under("accepted"))
             .await;
         assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
     })
@@ -752,7 +812,7 @@ async fn concurrent_submissions_never_overspend_the_epsilon_ledger() -> anyhow::
             let job = fx.job();
             let grant = g.id;
             tasks.push(tokio::spawn(async move {
-                s.submit_job_under(grant, &dp(0.1), &job, sign("accepted"))
+                s.submit_job_under(grant, &dp(0.1), &job, sign_under("accepted"))
                     .await
             }));
         }
@@ -779,7 +839,12 @@ async fn revoking_a_manual_grant_ends_the_jobs_still_awaiting_approval() -> anyh
         new.approval = ApprovalMode::Manual;
         let g = store.create_grant(&new).await?;
         let (job, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let revocation = store.revoke_grant(fx.vendor, g.id, sign("result")).await?;
         assert_eq!(revocation.ended.len(), 1);
@@ -823,7 +888,7 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
             }),
         };
         let (held, accepted, _) = store
-            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(accepted.hold, demand.hold);
         let remaining = store.remaining_budget(g.id).await?;
@@ -842,7 +907,7 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::QueriesTotal
@@ -852,7 +917,12 @@ async fn a_dp_job_holds_its_worst_case_from_acceptance_and_gives_back_the_rest_w
 
         // Other jobs cannot take what the DP job holds.
         let (plain, _, _) = store
-            .submit_job_under(g.id, &JobDemand::default(), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                g.id,
+                &JobDemand::default(),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         for _ in 0..4 {
             one_by_one(&store, g.id, plain.id).reserve(10).await?;
@@ -952,7 +1022,7 @@ async fn under_dp_whether_a_job_fits_the_grant_does_not_depend_on_what_earlier_j
         };
         // The first job queries once and ends: most of its hold goes back to the grant.
         let (first, _, _) = store
-            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
             .await?;
         let r = one_by_one(&store, g.id, first.id).reserve(100).await?;
         assert!(one_by_one(&store, g.id, first.id).settle(&r, 10, 1).await?);
@@ -964,12 +1034,12 @@ async fn under_dp_whether_a_job_fits_the_grant_does_not_depend_on_what_earlier_j
         // counts every DP job at its worst case,
         // so it tells nothing of what the first job's model outputs made it do.
         store
-            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::QueriesTotal
@@ -998,7 +1068,7 @@ async fn holds_left_by_a_crash_are_given_back_by_the_sweep() -> anyhow::Result<(
             ..JobDemand::default()
         };
         let (job, _, _) = store
-            .submit_job_under(g.id, &demand, &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &demand, &fx.job(), sign_under("accepted"))
             .await?;
         // Ended without its hold given back, as a server that died in between would leave it.
         store.cancel(job.id, "stop", sign("result")).await?;
@@ -1045,7 +1115,12 @@ async fn two_grants_covering_one_evaluator_on_one_model_draw_from_one_ledger() -
 
         // Spent under the account's grant...
         store
-            .submit_job_under(named.id, &spend(0.6, 70.0), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                named.id,
+                &spend(0.6, 70.0),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         // ...is spent under the tier's grant too: neither starts a ledger of its own.
         let jobs = store.jobs_of(fx.evaluator, 100).await?.len();
@@ -1053,7 +1128,7 @@ async fn two_grants_covering_one_evaluator_on_one_model_draw_from_one_ledger() -
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(tier.id, &spend(0.6, 1.0), &fx.job(), sign("accepted"))
+                    .submit_job_under(tier.id, &spend(0.6, 1.0), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::Epsilon
@@ -1061,7 +1136,12 @@ async fn two_grants_covering_one_evaluator_on_one_model_draw_from_one_ledger() -
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(tier.id, &spend(0.1, 31.0), &fx.job(), sign("accepted"))
+                    .submit_job_under(
+                        tier.id,
+                        &spend(0.1, 31.0),
+                        &fx.job(),
+                        sign_under("accepted")
+                    )
                     .await
             )?,
             Budget::BitsTotal
@@ -1069,7 +1149,12 @@ async fn two_grants_covering_one_evaluator_on_one_model_draw_from_one_ledger() -
         assert_eq!(store.jobs_of(fx.evaluator, 100).await?.len(), jobs);
         assert_eq!(log_size(&store).await?, size);
         store
-            .submit_job_under(tier.id, &spend(0.4, 30.0), &fx.job(), sign("accepted"))
+            .submit_job_under(
+                tier.id,
+                &spend(0.4, 30.0),
+                &fx.job(),
+                sign_under("accepted"),
+            )
             .await?;
         let ledger = store.ledger(fx.evaluator, fx.model).await?;
         assert_eq!((ledger.epsilon_spent, ledger.bits_spent), (1.0, 100.0));
@@ -1083,7 +1168,7 @@ async fn two_grants_covering_one_evaluator_on_one_model_draw_from_one_ledger() -
         let mut job = fx.job();
         job.evaluator = second_lab;
         store
-            .submit_job_under(tier.id, &spend(0.6, 70.0), &job, sign("accepted"))
+            .submit_job_under(tier.id, &spend(0.6, 70.0), &job, sign_under("accepted"))
             .await?;
         assert_eq!(store.ledger(second_lab, fx.model).await?.epsilon_spent, 0.6);
         let model = store.model_ledger(fx.model).await?;
@@ -1099,7 +1184,7 @@ async fn a_revoked_then_regranted_pair_keeps_its_spent_epsilon() -> anyhow::Resu
         new.budgets.epsilon_total = Some(1.0);
         let first = store.create_grant(&new).await?;
         store
-            .submit_job_under(first.id, &dp(0.7), &fx.job(), sign("accepted"))
+            .submit_job_under(first.id, &dp(0.7), &fx.job(), sign_under("accepted"))
             .await?;
         store
             .revoke_grant(fx.vendor, first.id, sign("result"))
@@ -1110,14 +1195,14 @@ async fn a_revoked_then_regranted_pair_keeps_its_spent_epsilon() -> anyhow::Resu
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(again.id, &dp(0.5), &fx.job(), sign("accepted"))
+                    .submit_job_under(again.id, &dp(0.5), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::Epsilon
         );
         assert_eq!(log_size(&store).await?, size);
         store
-            .submit_job_under(again.id, &dp(0.3), &fx.job(), sign("accepted"))
+            .submit_job_under(again.id, &dp(0.3), &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(
             store.ledger(fx.evaluator, fx.model).await?.epsilon_spent,
@@ -1136,7 +1221,7 @@ async fn a_dp_job_under_a_grant_without_epsilon_total_is_refused() -> anyhow::Re
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &dp(0.1), &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &dp(0.1), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::Epsilon
@@ -1145,7 +1230,7 @@ async fn a_dp_job_under_a_grant_without_epsilon_total_is_refused() -> anyhow::Re
         assert!(store.jobs_of(fx.evaluator, 10).await?.is_empty());
         // A job without DP spends only its bits.
         let (_, accepted, _) = store
-            .submit_job_under(g.id, &leaking(41.25), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &leaking(41.25), &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!((accepted.epsilon, accepted.bits), (None, 41.25));
     })
@@ -1205,25 +1290,25 @@ async fn a_model_wide_cap_bounds_every_evaluator_together_and_only_its_vendor_se
             ..JobDemand::default()
         };
         store
-            .submit_job_under(g.id, &spend(0.6, 40.0), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &spend(0.6, 40.0), &fx.job(), sign_under("accepted"))
             .await?;
         // The second evaluator's own ledger has room; the model's does not.
         let size = log_size(&store).await?;
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &spend(0.6, 1.0), &theirs, sign("accepted"))
+                    .submit_job_under(g.id, &spend(0.6, 1.0), &theirs, sign_under("accepted"))
                     .await
             )?,
             Budget::ModelEpsilon
         );
         store
-            .submit_job_under(g.id, &spend(0.4, 50.0), &theirs, sign("accepted"))
+            .submit_job_under(g.id, &spend(0.4, 50.0), &theirs, sign_under("accepted"))
             .await?;
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &leaking(10.001), &theirs, sign("accepted"))
+                    .submit_job_under(g.id, &leaking(10.001), &theirs, sign_under("accepted"))
                     .await
             )?,
             Budget::ModelBits
@@ -1247,7 +1332,7 @@ async fn a_model_wide_cap_bounds_every_evaluator_together_and_only_its_vendor_se
             (ModelCaps::default(), 1.0)
         );
         store
-            .submit_job_under(g.id, &leaking(10.001), &theirs, sign("accepted"))
+            .submit_job_under(g.id, &leaking(10.001), &theirs, sign_under("accepted"))
             .await?;
     })
 }
@@ -1275,7 +1360,7 @@ async fn a_job_whose_bound_is_above_bits_per_job_is_refused_and_bits_total_accum
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &leaking(50.0001), &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &leaking(50.0001), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::BitsPerJob
@@ -1283,22 +1368,22 @@ async fn a_job_whose_bound_is_above_bits_per_job_is_refused_and_bits_total_accum
         assert_eq!(log_size(&store).await?, size);
         // A bound is counted rounded up to thousandths of a bit, never less.
         let (_, first, _) = store
-            .submit_job_under(g.id, &leaking(33.3331), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &leaking(33.3331), &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(first.bits, 33.334);
         store
-            .submit_job_under(g.id, &leaking(50.0), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &leaking(50.0), &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(
             exhausted(
                 store
-                    .submit_job_under(g.id, &leaking(16.667), &fx.job(), sign("accepted"))
+                    .submit_job_under(g.id, &leaking(16.667), &fx.job(), sign_under("accepted"))
                     .await
             )?,
             Budget::BitsTotal
         );
         store
-            .submit_job_under(g.id, &leaking(16.666), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &leaking(16.666), &fx.job(), sign_under("accepted"))
             .await?;
         assert_eq!(
             store.ledger(fx.evaluator, fx.model).await?.bits_spent,
@@ -1306,7 +1391,7 @@ async fn a_job_whose_bound_is_above_bits_per_job_is_refused_and_bits_total_accum
         );
         assert_eq!(store.jobs_of(fx.evaluator, 10).await?.len(), 3);
         let nan = store
-            .submit_job_under(g.id, &leaking(f64::NAN), &fx.job(), sign("accepted"))
+            .submit_job_under(g.id, &leaking(f64::NAN), &fx.job(), sign_under("accepted"))
             .await;
         assert!(matches!(nan, Err(StoreError::Invalid(_))), "{nan:?}");
         let mut bad = new_grant(&fx, Grantee::Tier(Tier::Auditor));
@@ -1344,7 +1429,7 @@ async fn concurrent_submissions_under_two_grants_of_one_pair_never_overspend_its
             let grant = if task % 4 < 2 { tier.id } else { named.id };
             let job = fx.job();
             tasks.push(tokio::spawn(async move {
-                s.submit_job_under(grant, &dp(0.1), &job, sign("accepted"))
+                s.submit_job_under(grant, &dp(0.1), &job, sign_under("accepted"))
                     .await
             }));
         }

@@ -5,6 +5,7 @@ mod blocks;
 mod common;
 mod connect;
 mod cosignatures;
+mod exposure;
 mod faults;
 mod grants;
 mod log;
