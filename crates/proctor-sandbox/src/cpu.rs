@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -67,10 +66,7 @@ impl CpuBudget {
             let before = thread_cpu_ns();
             let polled = future.as_mut().poll(cx);
             self.charge(thread_cpu_ns().saturating_sub(before));
-            match polled {
-                Poll::Ready(output) => Poll::Ready(output),
-                Poll::Pending => Poll::Pending,
-            }
+            polled
         })
         .await
     }
