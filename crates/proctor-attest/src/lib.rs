@@ -54,6 +54,7 @@
 pub mod checkpoint;
 pub mod cosignature;
 pub mod dsse;
+pub mod earlier;
 pub mod keys;
 pub mod log;
 pub mod memory;

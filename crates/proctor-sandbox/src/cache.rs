@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use proctor_component::ComponentError;
 use proctor_core::Sha256Digest;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -83,7 +84,7 @@ impl CompileCache {
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, SandboxError> {
-    Component::new(engine, bytes).map_err(|e| SandboxError::Invalid(format!("{e:#}")))
+    Component::new(engine, bytes).map_err(|e| ComponentError::Invalid(format!("{e:#}")).into())
 }
 
 fn load(engine: &Engine, path: &Path) -> Option<Component> {

@@ -64,7 +64,6 @@ mod job;
 mod outcome;
 mod sample;
 mod sandbox;
-mod validate;
 mod world;
 
 pub use cache::CompileCache;
@@ -76,8 +75,7 @@ pub use job::{
     JobSpec, JobTotals, Progress, release_totals, run_and_release, run_and_release_within, run_job,
     run_job_with,
 };
+pub use proctor_component::{ComponentError, ImportSurvey, World, check_header};
 pub use sample::SampleResult;
 pub use sandbox::{EngineSettings, PreparedEval, Sandbox};
 pub use tokio_util::sync::CancellationToken;
-pub use validate::{ImportSurvey, check_header};
-pub use world::World;

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
+use proctor_component::{self as validate, ComponentError, ImportSurvey, World};
 use proctor_core::{EvalInfo, Policy, Sha256Digest, WasiMode};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
@@ -17,8 +18,7 @@ use crate::cache::CompileCache;
 use crate::error::SandboxError;
 use crate::host::{Phase, SampleState};
 use crate::outcome::classify_describe_error;
-use crate::validate::{self, ImportSurvey};
-use crate::world::{World, WorldPre};
+use crate::world::WorldPre;
 
 /// How often the epoch ticks: the granularity of wall-clock deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -266,8 +266,8 @@ impl Sandbox {
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| SandboxError::WrongWorld(format!("{e:#}")))?;
-        let wrong_world = |e: wasmtime::Error| SandboxError::WrongWorld(format!("{e:#}"));
+            .map_err(|e| ComponentError::WrongWorld(format!("{e:#}")))?;
+        let wrong_world = |e: wasmtime::Error| ComponentError::WrongWorld(format!("{e:#}"));
         let pre = match world {
             World::V0_1 => WorldPre::V0_1(EvalPre::new(instance_pre).map_err(wrong_world)?),
             World::V0_2 => WorldPre::V0_2(v2::EvalPre::new(instance_pre).map_err(wrong_world)?),

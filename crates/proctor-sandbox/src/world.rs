@@ -4,30 +4,11 @@
 //! the 0.1.0 world (no `isolation` import), a 0.2.0 one also gets `isolation`. `describe` and
 //! `run-sample` are the same functions in both, with the same types.
 
-use std::fmt;
-
+use proctor_component::World;
 use wasmtime::Store;
 
 use crate::bindings::{self, EvalInfo, SampleError, v2};
 use crate::host::SampleState;
-
-/// Which `proctor:eval` world a component was built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum World {
-    /// `proctor:eval@0.1.0`: model, dataset, scores.
-    V0_1,
-    /// `proctor:eval@0.2.0`: 0.1.0 and `isolation`, with the `run-isolated` export.
-    V0_2,
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            World::V0_1 => "proctor:eval@0.1.0",
-            World::V0_2 => "proctor:eval@0.2.0",
-        })
-    }
-}
 
 /// A component, linked and type-checked against its world, ready to instantiate.
 #[derive(Clone)]

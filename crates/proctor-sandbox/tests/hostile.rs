@@ -12,8 +12,8 @@ use proctor_core::{
 };
 use proctor_evals::{examples, test_guests};
 use proctor_sandbox::{
-    CancellationToken, CompileCache, EngineSettings, JobSpec, JobTotals, Progress, Sandbox,
-    SandboxError,
+    CancellationToken, CompileCache, ComponentError, EngineSettings, JobSpec, JobTotals, Progress,
+    Sandbox, SandboxError,
 };
 
 /// One small-pool engine per test binary: each pooling engine reserves a lot of address space.
@@ -296,7 +296,10 @@ async fn under_wasi_none_a_sockets_import_is_refused_naming_it() {
     policy.wasi = proctor_core::WasiMode::None;
     let err = eval.check_policy(&policy).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, SandboxError::ForbiddenImports(_)));
+    assert!(matches!(
+        err,
+        SandboxError::Component(ComponentError::ForbiddenImports(_))
+    ));
     assert!(
         msg.contains("wasi:sockets/tcp@") && msg.contains("wasi:cli/"),
         "{msg}"
@@ -311,7 +314,13 @@ async fn an_import_outside_the_eval_world_is_refused_naming_it() {
         .err()
         .expect("refused");
     let msg = err.to_string();
-    assert!(matches!(err, SandboxError::ForbiddenImports(_)), "{msg}");
+    assert!(
+        matches!(
+            err,
+            SandboxError::Component(ComponentError::ForbiddenImports(_))
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("evil:exfil/leak@0.1.0"), "{msg}");
 }
 
@@ -368,7 +377,10 @@ async fn a_component_of_another_world_is_refused() {
         .await
         .err()
         .expect("refused");
-    assert!(matches!(err, SandboxError::WrongWorld(_)), "{err}");
+    assert!(
+        matches!(err, SandboxError::Component(ComponentError::WrongWorld(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("describe"), "{err}");
 }
 
@@ -377,21 +389,21 @@ async fn garbage_empty_files_and_core_modules_get_their_own_messages() {
     let s = sandbox();
     assert!(matches!(
         s.prepare(b"").await.err(),
-        Some(SandboxError::Empty)
+        Some(SandboxError::Component(ComponentError::Empty))
     ));
     assert!(matches!(
         s.prepare(b"MZ\x90\0 not wasm at all").await.err(),
-        Some(SandboxError::NotWasm)
+        Some(SandboxError::Component(ComponentError::NotWasm))
     ));
     assert!(matches!(
         s.prepare(b"\0asm\x01\0\0\0").await.err(),
-        Some(SandboxError::CoreModule)
+        Some(SandboxError::Component(ComponentError::CoreModule))
     ));
     let mut truncated = examples::ARITH_WASM.to_vec();
     truncated.truncate(truncated.len() / 2);
     assert!(matches!(
         s.prepare(&truncated).await.err(),
-        Some(SandboxError::Invalid(_))
+        Some(SandboxError::Component(ComponentError::Invalid(_)))
     ));
 }
 

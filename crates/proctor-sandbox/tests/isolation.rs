@@ -15,8 +15,8 @@ use proctor_core::{
 };
 use proctor_evals::{examples, test_guests};
 use proctor_sandbox::{
-    CancellationToken, CompileCache, EngineSettings, JobSpec, JobTotals, Progress, Sandbox,
-    SandboxError, World,
+    CancellationToken, CompileCache, ComponentError, EngineSettings, JobSpec, JobTotals, Progress,
+    Sandbox, SandboxError, World,
 };
 
 /// One small-pool engine per test binary: each pooling engine reserves a lot of address space.
@@ -331,7 +331,10 @@ async fn a_run_isolated_export_of_the_wrong_type_is_refused_naming_it() {
         .err()
         .expect("refused");
     let msg = format!("{err}");
-    assert!(matches!(err, SandboxError::WrongWorld(_)), "{msg}");
+    assert!(
+        matches!(err, SandboxError::Component(ComponentError::WrongWorld(_))),
+        "{msg}"
+    );
     assert!(msg.contains("run-isolated"), "{msg}");
 }
 
@@ -343,7 +346,7 @@ async fn a_0_2_0_component_importing_an_unknown_interface_is_refused_naming_it()
         .err()
         .expect("refused");
     let msg = err.to_string();
-    let SandboxError::ForbiddenImports(names) = &err else {
+    let SandboxError::Component(ComponentError::ForbiddenImports(names)) = &err else {
         panic!("{msg}");
     };
     assert_eq!(names, &["evil:exfil/leak@0.1.0"], "{msg}");
@@ -357,7 +360,10 @@ async fn importing_isolation_without_exporting_run_isolated_is_refused_naming_bo
         .err()
         .expect("refused");
     let msg = err.to_string();
-    assert!(matches!(err, SandboxError::WrongWorld(_)), "{msg}");
+    assert!(
+        matches!(err, SandboxError::Component(ComponentError::WrongWorld(_))),
+        "{msg}"
+    );
     assert!(
         msg.contains("proctor:eval/isolation@0.2.0") && msg.contains("run-isolated"),
         "{msg}"

@@ -14,8 +14,8 @@ use proctor_core::{
     Outcome, Policy, SampleCounts, WasiMode,
 };
 use proctor_sandbox::{
-    CancellationToken, CompileCache, EngineSettings, JobSpec, JobTotals, PreparedEval, Progress,
-    Sandbox, SandboxError,
+    CancellationToken, CompileCache, ComponentError, EngineSettings, JobSpec, JobTotals,
+    PreparedEval, Progress, Sandbox, SandboxError,
 };
 
 fn repo() -> PathBuf {
@@ -228,7 +228,9 @@ async fn the_sdk_built_arith_example_scores_as_the_rust_one_on_the_same_items() 
         aggregates(&run(ts.clone(), &items, Arc::new(Sloppy), policy()).await),
         expected
     );
-    let Err(SandboxError::ForbiddenImports(imports)) = ts.check_policy(&none) else {
+    let Err(SandboxError::Component(ComponentError::ForbiddenImports(imports))) =
+        ts.check_policy(&none)
+    else {
         panic!("a --wasi build is refused under wasi = \"none\"");
     };
     assert!(

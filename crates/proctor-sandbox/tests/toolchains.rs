@@ -13,7 +13,8 @@ use proctor_core::{
     Outcome, Policy,
 };
 use proctor_sandbox::{
-    CancellationToken, CompileCache, EngineSettings, JobSpec, Progress, Sandbox, SandboxError,
+    CancellationToken, CompileCache, ComponentError, EngineSettings, JobSpec, Progress, Sandbox,
+    SandboxError,
 };
 
 fn built_components() -> PathBuf {
@@ -138,7 +139,7 @@ async fn python_and_javascript_evals_run_unchanged_under_the_standard_policy() {
         .expect("prepares");
     assert!(matches!(
         py.check_policy(&no_wasi),
-        Err(SandboxError::ForbiddenImports(_))
+        Err(SandboxError::Component(ComponentError::ForbiddenImports(_)))
     ));
 
     // A default componentize-js build imports wasi:http, which no policy links.

@@ -11,8 +11,9 @@
 
 use std::sync::Arc;
 
+use proctor_attest::earlier::SignedAcceptance;
 use proctor_attest::statement::{AttestedModel, JobRecord};
-use proctor_attest::{Envelope, EvalResult, Exposure, JobAccepted, SigningKey, Statement};
+use proctor_attest::{Envelope, EvalResult, Exposure, JobAccepted, SigningKey};
 use proctor_core::{
     DatasetRef, EvalRef, JobEnd, Leakage, MetricSpec, Model, Policy, PolicyRef, SampleCounts,
 };
@@ -132,8 +133,8 @@ impl PreRegistration {
             .job_entry(job.id, EntryKind::Accepted)
             .await?
             .ok_or_else(|| ApiError::internal("job without a pre-registration entry", &job.id))?;
-        let (mut registered, exact) = PreRegistration::decode(job, &entry)?;
-        if !exact {
+        let (mut registered, unread) = PreRegistration::decode(job, &entry)?;
+        if unread.leakage {
             tracing::debug!(job = %job.id, "recomputing the pre-registered leakage bound");
             // The bound's floats did not parse back bit for bit: the result must repeat the
             // pre-registration's bytes, so it is recomputed as it was at submission.
@@ -144,23 +145,31 @@ impl PreRegistration {
                 job.total,
             );
         }
+        if unread.exposure {
+            tracing::debug!(job = %job.id, "recounting the exposure of a v2 pre-registration");
+            registered.exposure = app.store.exposure_before(job.id, entry.index).await?;
+        }
         Ok(registered)
     }
 
-    /// Decodes `entry`, the `job-accepted/v3` statement of `job`, and checks it names the
-    /// job's eval, dataset and policy. The flag says whether the leakage bound re-serializes
-    /// to the bytes that were signed (serde_json's default float parsing may miss by an ulp).
+    /// Decodes `entry`, the `job-accepted/v3` (or, for a job accepted before an upgrade,
+    /// `v2`) statement of `job`, and checks it names the job's eval, dataset and policy.
+    /// [`Unread`] says what [`PreRegistration::of`] must recompute.
     ///
     /// # Errors
     ///
     /// A 500 when the entry does not decode or does not match the job.
-    pub fn decode(job: &Job, entry: &LogEntry) -> ApiResult<(PreRegistration, bool)> {
+    pub fn decode(job: &Job, entry: &LogEntry) -> ApiResult<(PreRegistration, Unread)> {
         let envelope = Envelope::from_bytes(&entry.envelope)
             .map_err(|e| ApiError::internal("a stored pre-registration", &e))?;
         let payload = envelope.payload_unverified();
-        let accepted = Statement::<JobAccepted>::from_payload(payload)
-            .map_err(|e| ApiError::internal("a stored pre-registration", &e))?
-            .predicate;
+        let signed = SignedAcceptance::from_payload(payload)
+            .map_err(|e| ApiError::internal("a stored pre-registration", &e))?;
+        let (accepted, stated_exposure) = match signed {
+            SignedAcceptance::V3(accepted) => (accepted, true),
+            // Counted by `of`, from the rows the count at acceptance would have read.
+            SignedAcceptance::V2(accepted) => (accepted.with_exposure(Exposure::default()), false),
+        };
         let matches = entry.kind == EntryKind::Accepted
             && accepted.job_id == job.id.to_string()
             && accepted.log_index == entry.index
@@ -175,7 +184,7 @@ impl PreRegistration {
         }
         let signed_leakage = serde_json::to_string(&accepted.leakage)
             .map_err(|e| ApiError::internal("a pre-registration's leakage bound", &e))?;
-        let exact = contains(payload, format!("\"leakage\":{signed_leakage}").as_bytes());
+        let exact_leakage = contains(payload, format!("\"leakage\":{signed_leakage}").as_bytes());
         let policy = stored_policy(&job.policy_json)?;
         Ok((
             PreRegistration {
@@ -192,9 +201,22 @@ impl PreRegistration {
                 exposure: accepted.exposure,
                 index: entry.index,
             },
-            exact,
+            Unread {
+                leakage: !exact_leakage,
+                exposure: !stated_exposure,
+            },
         ))
     }
+}
+
+/// What a pre-registration's entry did not give back exactly, which the result must restate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unread {
+    /// The leakage bound's floats do not re-serialize to the signed bytes (serde_json's
+    /// default float parsing may miss by an ulp).
+    pub leakage: bool,
+    /// The entry is a `job-accepted/v2`, signed before exposure was counted.
+    pub exposure: bool,
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -309,6 +331,8 @@ pub fn sign_result(
 
 #[cfg(test)]
 mod tests {
+    use proctor_attest::Statement;
+    use proctor_attest::earlier::JobAcceptedV2;
     use proctor_core::Sha256Digest;
     use proctor_core::metric::MetricSpec;
     use proctor_core::model::ModelDescriptor;
@@ -398,8 +422,15 @@ mod tests {
             created_at: slot.at,
         };
 
-        let (read, exact) = PreRegistration::decode(&job, &entry)?;
-        assert!(exact, "the bound re-serializes to the signed bytes");
+        let (read, unread) = PreRegistration::decode(&job, &entry)?;
+        let nothing = Unread {
+            leakage: false,
+            exposure: false,
+        };
+        assert_eq!(
+            unread, nothing,
+            "the bound re-serializes to the signed bytes"
+        );
         assert_eq!(read.index, 41);
         assert_eq!(read.exposure, exposure);
         assert_eq!(read.ctx.leakage, ctx.leakage);
@@ -417,6 +448,41 @@ mod tests {
         // Another job's entry is not this job's pre-registration.
         let other = queued(&policy, eval, dataset);
         assert!(PreRegistration::decode(&other, &entry).is_err());
+
+        // A job accepted before an upgrade: its v2 entry decodes, all but the exposure, which
+        // `of` recounts.
+        let v3 = Statement::<JobAccepted>::from_payload(
+            Envelope::from_bytes(&entry.envelope)?.payload_unverified(),
+        )?
+        .predicate;
+        let v2 = JobAcceptedV2 {
+            job_id: v3.job_id,
+            evaluator: v3.evaluator,
+            eval: v3.eval,
+            dataset: v3.dataset,
+            model: v3.model,
+            policy: v3.policy,
+            accepted_at: v3.accepted_at,
+            leakage: v3.leakage,
+            log_index: v3.log_index,
+            service_version: v3.service_version,
+        };
+        let old = LogEntry {
+            envelope: Statement::new(eval, dataset, v2)
+                .sign(&key)?
+                .as_bytes()
+                .to_vec(),
+            ..entry
+        };
+        let (read, unread) = PreRegistration::decode(&job, &old)?;
+        assert_eq!(
+            unread,
+            Unread {
+                leakage: false,
+                exposure: true
+            }
+        );
+        assert_eq!((read.index, read.ctx.leakage), (41, ctx.leakage));
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, Que
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use proctor_core::DatasetError;
-use proctor_sandbox::SandboxError;
+use proctor_sandbox::{ComponentError, SandboxError};
 use proctor_store::StoreError;
 
 use crate::log_guard::{GuardError, LogFork};
@@ -166,13 +166,15 @@ impl From<SandboxError> for ApiError {
         // The sandbox writes its refusals for the evaluator and never quotes the guest, so the
         // message may go back as it is. Engine and cache failures are the server's problem.
         let code = match &err {
-            SandboxError::Empty => "empty_component",
-            SandboxError::NotWasm => "not_wasm",
-            SandboxError::CoreModule => "core_module",
-            SandboxError::UnknownLayer(_) => "unsupported_wasm_version",
-            SandboxError::Invalid(_) => "invalid_component",
-            SandboxError::ForbiddenImports(_) => "forbidden_imports",
-            SandboxError::WrongWorld(_) => "wrong_world",
+            SandboxError::Component(refusal) => match refusal {
+                ComponentError::Empty => "empty_component",
+                ComponentError::NotWasm => "not_wasm",
+                ComponentError::CoreModule => "core_module",
+                ComponentError::UnknownLayer(_) => "unsupported_wasm_version",
+                ComponentError::Invalid(_) => "invalid_component",
+                ComponentError::ForbiddenImports(_) => "forbidden_imports",
+                ComponentError::WrongWorld(_) => "wrong_world",
+            },
             SandboxError::Describe(_) => "describe_failed",
             SandboxError::Declaration(_) => "invalid_declaration",
             SandboxError::TooManyMetrics { .. } => "too_many_metrics",

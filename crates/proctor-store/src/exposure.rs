@@ -21,7 +21,7 @@ use proctor_core::Sha256Digest;
 use sqlx::Row;
 
 use crate::error::{Result, StoreError};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, JobId};
 use crate::jobs::Job;
 use crate::rows::{parse_id, timestamp, to_i64, to_u64};
 use crate::store::{Store, Tx};
@@ -79,6 +79,45 @@ impl Tx {
 }
 
 impl Store {
+    /// The exposure of `job`'s dataset to its model's vendor before it, recounted from the jobs
+    /// whose pre-registrations precede its own (log index `accepted_index`): what
+    /// [`Tx::expose`] would have returned when it was accepted. For jobs accepted before
+    /// exposure was counted (a `job-accepted/v2` entry states none), whose result must state
+    /// one; the migration that began the counts summed the same rows.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the job does not exist; [`StoreError::Invalid`] for a
+    /// log index beyond 2^63; [`StoreError::Database`].
+    pub async fn exposure_before(&self, job: JobId, accepted_index: u64) -> Result<Exposure> {
+        let of_job = sqlx::query(
+            "SELECT j.dataset_digest, m.owner_id FROM jobs j JOIN models m ON m.id = j.model_id \
+             WHERE j.id = $1",
+        )
+        .bind(job.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("job"))?;
+        let dataset: String = of_job.try_get("dataset_digest")?;
+        let vendor: String = of_job.try_get("owner_id")?;
+        // PostgreSQL sums BIGINT into NUMERIC: cast back so both backends read an i64.
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS jobs, CAST(COALESCE(SUM(j.progress_total), 0) AS BIGINT) AS items \
+             FROM jobs j JOIN models m ON m.id = j.model_id \
+             JOIN log_entries e ON e.job_id = j.id AND e.kind = 'accepted' \
+             WHERE j.dataset_digest = $1 AND m.owner_id = $2 AND e.log_index < $3",
+        )
+        .bind(dataset)
+        .bind(vendor)
+        .bind(to_i64(accepted_index, "log index")?)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Exposure {
+            jobs: to_u64(row.try_get("jobs")?, "exposure jobs")?,
+            items: to_u64(row.try_get("items")?, "exposure items")?,
+        })
+    }
+
     /// The exposure of the dataset `digest` to each vendor it went to, by vendor name, if
     /// `owner` holds the dataset (`None` otherwise, as for a dataset that does not exist).
     ///

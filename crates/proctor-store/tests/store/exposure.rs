@@ -46,6 +46,35 @@ async fn three_jobs_on_one_dataset_count_three_exposures_each_stated_as_it_was_b
 }
 
 #[tokio::test]
+async fn the_exposure_before_a_job_recounts_what_its_acceptance_counted() -> anyhow::Result<()> {
+    on_every_backend!(|store, _db| {
+        let fx = Fixture::new(&store).await?;
+        let g = grant(&store, &fx, Budgets::default()).await?;
+        let mut counted = Vec::new();
+        for _ in 0..3 {
+            let (job, _, entry) = store
+                .submit_job_under(g.id, &JobDemand::default(), &fx.job(), |_, exposure, _| {
+                    counted.push(exposure);
+                    Ok(b"accepted".to_vec())
+                })
+                .await?;
+            // What a job accepted before exposure was counted gets instead (its v2
+            // pre-registration states none): the same figures, from the rows.
+            let recounted = store.exposure_before(job.id, entry.index).await?;
+            assert_eq!(Some(&recounted), counted.last());
+        }
+        assert_eq!(counted[2], Exposure { jobs: 2, items: 20 });
+        assert!(
+            store
+                .exposure_before(proctor_store::JobId::new(), 0)
+                .await
+                .is_err(),
+            "no such job"
+        );
+    })
+}
+
+#[tokio::test]
 async fn another_account_cannot_read_the_owners_view_until_it_holds_the_same_bytes()
 -> anyhow::Result<()> {
     on_every_backend!(|store, _db| {
