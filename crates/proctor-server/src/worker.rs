@@ -257,14 +257,16 @@ async fn conclude(app: &App, worker: &str, job: &Job, end: JobEnd, heartbeat: He
         None if policy.release.is_private() => 0,
         None => processed,
     };
+    // Counted before the end is visible, so whoever sees the job ended sees its samples in
+    // `/metrics` too. Should the ending fail, another attempt runs them again, and they count
+    // again: they were processed twice.
+    app.metrics.samples.inc_by(samples);
     let closer = Closer::Worker { id: worker, at };
     // The end, its result entry, and then the job's hold back to its grant (a crash before
     // that is caught at the next start).
     if let Err(err) = end_job(app, job, end, closer).await {
         warn!(%err, "ending the job failed; it will be retried when its lease expires");
-        return;
     }
-    app.metrics.samples.inc_by(samples);
 }
 
 /// Whether the job was asked to stop (cancelled, or its grant revoked) while it ran.
