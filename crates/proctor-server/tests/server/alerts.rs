@@ -141,7 +141,7 @@ async fn extraction(db: &TestDb) -> anyhow::Result<()> {
     // 10 ms a query, 4 in flight: an arithmetic job of 500 queries takes about 1.3 s, the
     // extraction job's 1500 queries about 4 s.
     let model = s
-        .builtin_model(&vendor, "echo", "builtin:echo?latency_ms=10")
+        .builtin_model(&vendor, "echo", "echo?latency_ms=10")
         .await?;
     let grant = s
         .grant(
@@ -308,7 +308,7 @@ async fn a_normal_eval_mix_over_many_jobs_fires_no_alert() -> anyhow::Result<()>
     let s = TestServer::start(&db, 2).await?;
     let (_, vendor) = s.account("acme", "vendor", None).await?;
     let (_, evaluator) = s.account("lab", "evaluator", Some("academic")).await?;
-    let model = s.builtin_model(&vendor, "arith", "builtin:arith").await?;
+    let model = s.builtin_model(&vendor, "arith", "arith").await?;
     let grant = s
         .grant(
             &vendor,
@@ -383,7 +383,7 @@ async fn the_webhook_outbox_retries_after_failures_and_survives_a_restart() -> a
     let s = TestServer::start_at(&db, data.path(), 0, lease, 3).await?;
     let admin = s.admin.clone();
     let (_, vendor) = s.account("acme", "vendor", None).await?;
-    let model = s.builtin_model(&vendor, "echo", "builtin:echo").await?;
+    let model = s.builtin_model(&vendor, "echo", "echo").await?;
     let grant = s
         .grant(&vendor, &model, json!({"tier": "academic"}), json!({}))
         .await?;
