@@ -23,6 +23,7 @@ const ZERO_WASI_GUESTS: &[&str] = &[
     "deep-recursion",
     "describe-calls-model",
     "describe-reads-dataset",
+    "distil",
     "huge-range",
     "inverted-metric",
     "isolation-commands",

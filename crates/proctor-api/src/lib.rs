@@ -23,6 +23,7 @@
 //! | [`log`] | the public reads: attestations, the log, proofs, the public key |
 
 pub mod accounts;
+pub mod alerts;
 pub mod approvals;
 pub mod artifacts;
 pub mod bytes;

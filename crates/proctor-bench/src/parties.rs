@@ -116,6 +116,7 @@ impl Parties {
                 .into(),
             ),
             expires_at: None,
+            alerts: None,
         };
         let _: GrantView = self.vendor.post("/v1/grants", &grant).await?;
         Ok(())

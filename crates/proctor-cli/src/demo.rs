@@ -216,6 +216,7 @@ async fn session(
         },
         approval: None,
         expires_at: None,
+        alerts: None,
     };
     let grant: GrantView = vendor.call(Method::POST, "/v1/grants", &new_grant).await?;
     eprintln!(

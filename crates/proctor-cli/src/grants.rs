@@ -317,6 +317,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         },
         approval: Some(approval.as_str().to_owned()),
         expires_at: args.expires_at.clone(),
+        alerts: None,
     };
     let g: GrantView = args
         .server

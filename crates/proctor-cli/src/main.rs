@@ -1,6 +1,7 @@
 //! The `proctor` binary: a thin shell over the library crates.
 
 mod accounts;
+mod alerts;
 mod client;
 mod demo;
 mod examples;
@@ -75,6 +76,9 @@ enum Command {
     Approval(grants::ApprovalCommand),
     /// The exact, metered usage of your models (vendor).
     Usage(grants::UsageArgs),
+    /// Usage alerts on your grants (vendor; an admin: all): list, acknowledge, reinstate a
+    /// suspended grant.
+    Alerts(alerts::AlertsArgs),
     /// Create and list accounts, and make and revoke their tokens (admin).
     #[command(subcommand)]
     Account(accounts::AccountCommand),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Grant(cmd) => grants::grant(cmd),
         Command::Approval(cmd) => grants::approval(cmd),
         Command::Usage(args) => grants::usage(args),
+        Command::Alerts(args) => alerts::run(args),
         Command::Account(cmd) => accounts::run(cmd),
         Command::Witness(cmd) => witness::run(cmd),
     };

@@ -3,6 +3,7 @@
 //! wasmtime, HTTP or SQL.
 #![deny(missing_docs)]
 
+pub mod anomaly;
 pub mod dataset;
 pub mod digest;
 pub mod job_end;
@@ -17,6 +18,7 @@ pub mod release;
 pub mod report;
 pub mod stats;
 pub mod text;
+pub mod usage_profile;
 
 pub use dataset::{Dataset, DatasetError};
 pub use digest::Sha256Digest;

@@ -15,6 +15,7 @@
 //! ([`HostPolicy::any`]) calls whatever it is given.
 
 mod adapter;
+pub mod alerts_webhook;
 mod anthropic;
 pub mod builtin;
 mod config;

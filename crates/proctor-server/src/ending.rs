@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use proctor_core::release::noised_usage;
 use proctor_core::{JobEnd, Usage, job_end::Cancellation};
 use proctor_store::{
-    AccountId, Cancelled, GrantId, Job, JobStatus, LogSlot, Outcome, Revocation, SignError,
-    StoreError, Timestamp,
+    AccountId, Cancelled, GrantId, GrantStop, Job, JobStatus, LogSlot, Outcome, Revocation,
+    SignError, StoreError, Timestamp,
 };
 use tracing::{info, warn};
 
@@ -200,6 +200,20 @@ struct AcceptedMeanwhile;
 ///
 /// A store error; a 500 when a pre-registration does not read back.
 pub async fn revoke_grant(app: &App, vendor: AccountId, grant: GrantId) -> ApiResult<Revocation> {
+    stop_grant(app, vendor, grant, GrantStop::Revoke).await
+}
+
+/// Revokes or suspends `grant` ([`GrantStop`]); its jobs end as [`revoke_grant`] ends them.
+///
+/// # Errors
+///
+/// As [`revoke_grant`].
+pub async fn stop_grant(
+    app: &App,
+    vendor: AccountId,
+    grant: GrantId,
+    how: GrantStop,
+) -> ApiResult<Revocation> {
     let end = JobEnd::revoked(Usage::default());
     app.log_guard.vouch(&app.store, &app.key).await?;
     let mut attempts = 0;
@@ -214,7 +228,7 @@ pub async fn revoke_grant(app: &App, vendor: AccountId, grant: GrantId) -> ApiRe
         }
         let revoked = app
             .store
-            .revoke_grant(vendor, grant, |ended, slot| {
+            .stop_grant(vendor, grant, how, |ended, slot| {
                 let registered = registered
                     .get(&ended.id)
                     .ok_or_else(|| SignError::from(Box::new(AcceptedMeanwhile)))?;

@@ -45,6 +45,8 @@
 //!   set of texts ([`attest::Reason`]), and `/metrics` counts such a job's samples only when it
 //!   ran to its end.
 
+pub mod alerts;
+pub mod alerts_webhook;
 pub mod attest;
 pub mod caching;
 pub mod clock;
@@ -65,6 +67,7 @@ pub mod sealing;
 pub mod serving;
 pub mod startup;
 pub mod state;
+pub mod usage_profile;
 pub mod witnessing;
 pub mod worker;
 
@@ -81,7 +84,8 @@ pub use startup::{Server, StartError};
 pub use state::{App, AppState, BodyLimits, BuildModel, Config, ConfiguredModels};
 
 use routes::{
-    accounts, approvals, artifacts, cosigned, grants, jobs, models, operator, public, tiles, usage,
+    accounts, alerts as alert_routes, approvals, artifacts, cosigned, grants, jobs, models,
+    operator, public, tiles, usage,
 };
 
 /// The HTTP API over `state`, testable without a socket.
@@ -104,6 +108,7 @@ pub fn app(state: AppState) -> Router {
 pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .merge(accounts::routes())
+        .merge(alert_routes::routes())
         .merge(models::routes())
         .merge(artifacts::routes(limits))
         .merge(grants::routes())

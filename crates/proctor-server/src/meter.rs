@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, warn};
 
 use crate::metrics::MeterMetrics;
+use crate::usage_profile::UsageTap;
 
 /// Batches are written at least this often while there are any.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -138,16 +139,18 @@ pub struct Meter {
     /// Cancelled when the grant was revoked: stops the whole job.
     stop_job: CancellationToken,
     metrics: MeterMetrics,
+    /// The job's queries, for the grant's usage profile: written with each step.
+    usage: UsageTap,
 }
 
 impl Meter {
-    /// A meter for `job` under `grant`, and the task that writes its batches; cancels
-    /// `stop_job` when the grant was revoked.
+    /// A meter for `job` under `grant`, and the task that writes its batches (and what
+    /// `usage` gathered); cancels `stop_job` when the grant was revoked or suspended.
     pub fn start(
         store: Store,
         (grant, job): (GrantId, JobId),
         stop_job: CancellationToken,
-        metrics: MeterMetrics,
+        (metrics, usage): (MeterMetrics, UsageTap),
     ) -> (Arc<Meter>, MeterTask) {
         let meter = Arc::new(Meter {
             store,
@@ -163,6 +166,7 @@ impl Meter {
             leasing: tokio::sync::Mutex::new(()),
             stop_job,
             metrics,
+            usage,
         });
         let closing = CancellationToken::new();
         let task = tokio::spawn(flush_loop(meter.clone(), closing.clone()).in_current_span());
@@ -240,6 +244,11 @@ impl Meter {
         }
     }
 
+    /// Counts a query about to be sent in the grant's usage profile (no text is kept).
+    pub fn observe(&self, request: &proctor_core::CompletionRequest) {
+        self.usage.observe(request);
+    }
+
     /// Counts a drawn query as answered, with the tokens the model reported.
     pub fn settle(&self, draw: Draw, input_tokens: u64, output_tokens: u64) {
         let mut state = self.state();
@@ -274,24 +283,29 @@ impl Meter {
         let (store, grant, job) = (self.store.clone(), self.grant, self.job);
         let sent = batches.clone();
         let returned = batches.iter().filter(|(_, b)| b.returned > 0).count();
+        let usage = self.usage.take();
+        let profile = usage.clone();
         let stepped = to_end(async move {
-            store
-                .meter(Step {
-                    grant,
-                    job,
-                    batches: &sent,
-                    lease,
-                })
-                .await
+            let step = Step {
+                grant,
+                job,
+                batches: &sent,
+                lease,
+            };
+            store.meter_with_usage(step, &profile).await
         })
         .await;
         let stepped = match stepped {
             Ok(stepped) => stepped,
             Err(err) => {
                 self.state().restore(batches);
+                self.usage.restore(usage);
                 return Err(err);
             }
         };
+        if !usage.is_empty() {
+            self.usage.written();
+        }
         self.metrics.block_returns.inc_by(returned as u64);
         if stepped.ignored > 0 {
             warn!(
@@ -301,7 +315,7 @@ impl Meter {
         }
         if let Some(refusal) = stepped.inactive {
             let first = self.state().stopped.replace(refusal).is_none();
-            if first && refusal == Refusal::Revoked {
+            if first && refusal.stops_jobs() {
                 self.stop_job.cancel();
             }
         }

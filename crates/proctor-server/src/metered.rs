@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use proctor_core::{Completion, CompletionRequest, Model, ModelDescriptor, ModelError, Usage};
 use proctor_sandbox::CancellationToken;
-use proctor_store::{Budget, Refusal, StoreError};
+use proctor_store::{Budget, StoreError};
 use tracing::warn;
 
 use crate::meter::{Draw, Meter};
@@ -129,11 +129,10 @@ impl Metered {
                 self.job.refusals.note(budget_reason(budget));
                 ModelError::BudgetExhausted
             }
-            StoreError::NoGrant(Refusal::Revoked) => {
+            StoreError::NoGrant(refusal) if refusal.stops_jobs() => {
+                // A suspension ends the job as a revocation does.
                 self.job.refusals.revoked.store(true, Ordering::SeqCst);
-                self.job
-                    .refusals
-                    .note(Refusal::Revoked.message().to_owned());
+                self.job.refusals.note(refusal.message().to_owned());
                 self.job.stop_job.cancel();
                 ModelError::BudgetExhausted
             }
@@ -200,6 +199,7 @@ impl Model for Metered {
             meter: &self.meter,
             draw: Some(draw),
         };
+        self.meter.observe(&request);
         let started = std::time::Instant::now();
         let answer = self.inner.complete(request).await;
         self.timing
@@ -265,7 +265,7 @@ mod tests {
             store,
             (GrantId::new(), JobId::new()),
             stop_job.clone(),
-            metrics.meter(),
+            (metrics.meter(), crate::usage_profile::UsageTap::off()),
         );
         let metered = Metered::new(
             Arc::new(Unreachable),

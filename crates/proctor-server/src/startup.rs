@@ -139,6 +139,9 @@ impl Server {
             sealer: CredentialSealer::new(&credential_key),
             metrics: Metrics::new()?,
             running: RunningJobs::default(),
+            usage: Arc::new(crate::alerts::UsageMonitor::new(
+                proctor_core::usage_profile::UsageKey::derive(&credential_key),
+            )),
             hand_back: CancellationToken::new(),
             queue_changed: tokio::sync::Notify::new(),
             uploads: Arc::new(tokio::sync::Semaphore::new(
@@ -162,6 +165,7 @@ impl Server {
             })
             .collect();
         workers.extend(crate::witnessing::spawn(&app, &shutdown));
+        workers.extend(crate::alerts::spawn(&app, &shutdown));
         Ok(Server {
             state: AppState(app),
             admin_token,

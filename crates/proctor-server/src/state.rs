@@ -237,6 +237,10 @@ pub struct App {
     pub metrics: Metrics,
     /// The jobs this process runs, so a revocation handled here stops them at once.
     pub running: RunningJobs,
+    /// The usage monitor: the grants whose usage profile grew, tested for alerts
+    /// ([`crate::alerts`]), and the key of the profile's hashes (derived from the credential
+    /// key, so every replica hashes alike).
+    pub usage: Arc<crate::alerts::UsageMonitor>,
     /// Fires when a draining server's deadline passed ([`crate::startup::Server::drain`]): its
     /// running jobs stop and go back to the queue for another server.
     pub hand_back: CancellationToken,

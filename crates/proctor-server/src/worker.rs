@@ -288,7 +288,8 @@ async fn stopped(app: &App, job: &Job, usage: Usage) -> JobEnd {
             .store
             .grant(under.grant)
             .await
-            .is_ok_and(|g| g.revoked_at.is_some()),
+            // A suspension ends its running jobs as a revocation does.
+            .is_ok_and(|g| g.revoked_at.is_some() || g.suspended_at.is_some()),
         _ => false,
     };
     if revoked {
@@ -517,11 +518,16 @@ async fn prepare(
         .budgets
         .cpu_seconds_per_job
         .map(Duration::from_secs);
+    let usage = app
+        .usage
+        .tap(&app.store, under.grant)
+        .await
+        .map_err(|e| internal("alert settings", &e))?;
     let (meter, meter_task) = Meter::start(
         app.store.clone(),
         (under.grant, job.id),
         metering.stop_job.clone(),
-        app.metrics.meter(),
+        (app.metrics.meter(), usage),
     );
     let timing = app.metrics.model_timing(&job.model.to_string());
     let model: Arc<dyn proctor_core::Model> =

@@ -379,6 +379,32 @@ async fn insert_block(
     })
 }
 
+/// [`Store::meter`]'s work inside `tx`, which it locks the grant in first.
+pub(crate) async fn meter_in(tx: &mut Tx, step: Step<'_>) -> Result<Stepped> {
+    let locked = lock_grant(tx, step.grant).await?;
+    let now = tx.now().await?;
+    let mut ignored = 0;
+    for (id, batch) in step.batches {
+        if batch.is_empty() {
+            continue;
+        }
+        if !apply_batch(tx, (step.grant, step.job), *id, batch).await? {
+            ignored += 1;
+        }
+    }
+    let inactive = locked.inactive_reason(now);
+    let lease = match (step.lease, inactive) {
+        (None, _) => None,
+        (Some(_), Some(reason)) => Some(Err(StoreError::NoGrant(reason))),
+        (Some(want), None) => Some(lease(tx, &locked, step.job, want, now.0).await?),
+    };
+    Ok(Stepped {
+        inactive,
+        lease,
+        ignored,
+    })
+}
+
 impl Store {
     /// One metering step of `step.job` under `step.grant`, in one transaction under the
     /// grant's row lock: applies the batches, reports whether the grant still covers the job,
@@ -391,31 +417,7 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown grant or block; [`StoreError::Invalid`] for a
     /// batch naming another job's block or counts beyond 2^63; [`StoreError::Database`].
     pub async fn meter(&self, step: Step<'_>) -> Result<Stepped> {
-        self.transaction(async |tx| {
-            let locked = lock_grant(tx, step.grant).await?;
-            let now = tx.now().await?;
-            let mut ignored = 0;
-            for (id, batch) in step.batches {
-                if batch.is_empty() {
-                    continue;
-                }
-                if !apply_batch(tx, (step.grant, step.job), *id, batch).await? {
-                    ignored += 1;
-                }
-            }
-            let inactive = locked.inactive_reason(now);
-            let lease = match (step.lease, inactive) {
-                (None, _) => None,
-                (Some(_), Some(reason)) => Some(Err(StoreError::NoGrant(reason))),
-                (Some(want), None) => Some(lease(tx, &locked, step.job, want, now.0).await?),
-            };
-            Ok(Stepped {
-                inactive,
-                lease,
-                ignored,
-            })
-        })
-        .await
+        self.transaction(async |tx| meter_in(tx, step).await).await
     }
 
     /// Counts every block `job` left open as used at its worst case, as input tokens: its

@@ -114,6 +114,9 @@ pub enum Refusal {
     Expired,
     /// The grant that covered it was revoked.
     Revoked,
+    /// The grant that covered it is suspended (by a usage alert, until its vendor reinstates
+    /// it).
+    Suspended,
     /// The account is not an evaluator.
     NotAnEvaluator,
     /// The job is not (or not yet) approved under this grant.
@@ -127,11 +130,18 @@ text_enum!(
     CommercialTier = "commercial-tier",
     Expired = "expired",
     Revoked = "revoked",
+    Suspended = "suspended",
     NotAnEvaluator = "not-an-evaluator",
     NotApproved = "not-approved"
 );
 
 impl Refusal {
+    /// Whether it ends the jobs running under the grant at once (a revocation or a
+    /// suspension), not only their further queries.
+    pub fn stops_jobs(self) -> bool {
+        matches!(self, Refusal::Revoked | Refusal::Suspended)
+    }
+
     /// A sentence for the API's error message.
     pub fn message(self) -> &'static str {
         match self {
@@ -141,6 +151,7 @@ impl Refusal {
             }
             Refusal::Expired => "the grant has expired",
             Refusal::Revoked => "the grant was revoked",
+            Refusal::Suspended => "the grant is suspended",
             Refusal::NotAnEvaluator => "only evaluator accounts can be granted access",
             Refusal::NotApproved => "the job is not approved under this grant",
         }

@@ -131,6 +131,10 @@ pub struct Grant {
     pub expires_at: Option<Timestamp>,
     /// When the vendor revoked it.
     pub revoked_at: Option<Timestamp>,
+    /// When a usage alert suspended it ([`crate::alerts`]), until its vendor reinstates it.
+    pub suspended_at: Option<Timestamp>,
+    /// When its vendor last reinstated it after a suspension.
+    pub reinstated_at: Option<Timestamp>,
     /// When it was made.
     pub created_at: Timestamp,
 }
@@ -140,6 +144,8 @@ impl Grant {
     pub fn inactive_reason(&self, now: Timestamp) -> Option<Refusal> {
         if self.revoked_at.is_some() {
             Some(Refusal::Revoked)
+        } else if self.suspended_at.is_some() {
+            Some(Refusal::Suspended)
         } else if self.expires_at.is_some_and(|at| at <= now) {
             Some(Refusal::Expired)
         } else {
@@ -151,7 +157,7 @@ impl Grant {
 pub(crate) const GRANT_COLUMNS: &str = "id, vendor_id, model_id, grantee_tier, grantee_account_id, \
     policy_name, policy_overrides, jobs_per_day, queries_per_day, tokens_per_day, queries_total, \
     tokens_total, epsilon_total_micro, bits_per_job_milli, bits_total_milli, cpu_seconds_per_job, approval, \
-    expires_at, revoked_at, created_at";
+    expires_at, revoked_at, suspended_at, reinstated_at, created_at";
 
 pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant> {
     let tier: Option<String> = row.try_get("grantee_tier")?;
@@ -192,6 +198,8 @@ pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant> {
         approval: parse_text(row, "approval")?,
         expires_at: opt_timestamp(row, "expires_at")?,
         revoked_at: opt_timestamp(row, "revoked_at")?,
+        suspended_at: opt_timestamp(row, "suspended_at")?,
+        reinstated_at: opt_timestamp(row, "reinstated_at")?,
         created_at: timestamp(row, "created_at")?,
     })
 }

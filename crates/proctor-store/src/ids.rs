@@ -70,3 +70,7 @@ uuid_id!(
     /// A block of budget a job leased from its grant for its model queries.
     BlockId
 );
+uuid_id!(
+    /// A usage alert.
+    AlertId
+);

@@ -122,6 +122,7 @@
 
 pub mod acceptance;
 pub mod accounts;
+pub mod alerts;
 pub mod approval;
 pub mod artifacts;
 pub mod blocks;
@@ -145,12 +146,14 @@ pub mod store;
 mod text_enum;
 pub mod time;
 mod units;
+pub mod usage_profile;
 
 #[cfg(test)]
 mod tidy;
 
 pub use acceptance::{JobDemand, JobGrant};
 pub use accounts::{Account, NewToken, Role, Tier, TokenInfo};
+pub use alerts::{Alert, AlertKind, AlertReader, AlertSettings, ClaimedWebhook, NewAlert, Webhook};
 pub use approval::Approval;
 pub use artifacts::{DatasetMeta, EvalDescription, EvalMeta, Model, NewModel, Upload};
 pub use blocks::{Batch, Block, Step, Stepped, Want};
@@ -158,11 +161,12 @@ pub use error::{Budget, Fault, Refusal, Result, SignError, StoreError};
 pub use exposure::VendorExposure;
 pub use grants::{ApprovalMode, Budgets, Grant, Grantee, NewGrant};
 pub use holds::Hold;
-pub use ids::{AccountId, BlockId, GrantId, JobId, ModelId, TokenId};
+pub use ids::{AccountId, AlertId, BlockId, GrantId, JobId, ModelId, TokenId};
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
 pub use ledger::{ModelCaps, ModelLedger, PairLedger};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};
 pub use metering::{BudgetUse, Remaining, UsageRow, WorstCase};
-pub use revocation::{REVOKED_REASON, Revocation};
+pub use revocation::{GrantStop, REVOKED_REASON, Revocation};
 pub use store::{Backend, Store, Tx};
 pub use time::Timestamp;
+pub use usage_profile::UsageWindow;

@@ -1,4 +1,4 @@
-//! Revocation: a vendor ends a grant at once. Its jobs that had not started end now, each
+//! Revocation: a vendor ends a grant at once (or a usage alert suspends it, [`GrantStop`]). Its jobs that had not started end now, each
 //! with its signed result entry and its hold given back; its running jobs are flagged for the
 //! server to stop; no further job or query is accepted under it.
 //!
@@ -28,7 +28,18 @@ pub struct Revocation {
     pub running: Vec<Job>,
 }
 
-/// The reason recorded on jobs ended or flagged by a revocation.
+/// How [`Store::stop_grant`] stops a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantStop {
+    /// For good: its vendor revoked it.
+    Revoke,
+    /// Until its vendor reinstates it ([`Store::reinstate_grant`](crate::Store::reinstate_grant)):
+    /// a usage alert suspended it. Its jobs end as a revocation ends them.
+    Suspend,
+}
+
+/// The reason recorded on jobs ended or flagged by a revocation (or a suspension, which ends
+/// them the same way, so the evaluator sees one ending for both).
 pub const REVOKED_REASON: &str = "the vendor revoked the grant";
 
 impl Store {
@@ -64,6 +75,27 @@ impl Store {
         &self,
         vendor: AccountId,
         grant: GrantId,
+        sign: F,
+    ) -> Result<Revocation>
+    where
+        F: FnMut(&Job, LogSlot) -> Result<Vec<u8>, SignError>,
+    {
+        self.stop_grant(vendor, grant, GrantStop::Revoke, sign)
+            .await
+    }
+
+    /// Revokes or suspends a grant ([`GrantStop`]): the same for its jobs as
+    /// [`Store::revoke_grant`]. A suspension of a revoked grant, or of one suspended already,
+    /// keeps the grant as it was and ends whatever is left.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::revoke_grant`].
+    pub async fn stop_grant<F>(
+        &self,
+        vendor: AccountId,
+        grant: GrantId,
+        how: GrantStop,
         mut sign: F,
     ) -> Result<Revocation>
     where
@@ -74,9 +106,15 @@ impl Store {
             if locked.vendor != vendor {
                 return Err(StoreError::NotFound("grant"));
             }
+            let set = match how {
+                GrantStop::Revoke => "revoked_at = COALESCE(revoked_at, {now})",
+                GrantStop::Suspend => {
+                    "suspended_at = CASE WHEN revoked_at IS NULL \
+                     THEN COALESCE(suspended_at, {now}) ELSE suspended_at END"
+                }
+            };
             let sql = tx.backend.sql(&format!(
-                "UPDATE grants SET revoked_at = COALESCE(revoked_at, {{now}}) WHERE id = $1 \
-                 RETURNING {GRANT_COLUMNS}"
+                "UPDATE grants SET {set} WHERE id = $1 RETURNING {GRANT_COLUMNS}"
             ));
             let row = sqlx::query(&sql)
                 .bind(grant.to_string())

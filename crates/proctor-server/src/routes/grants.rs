@@ -31,6 +31,7 @@ use utoipa_axum::routes;
 use crate::ending::revoke_grant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, PathParam, VendorCaller, parse_id};
+use crate::routes::alerts::settings_of;
 use crate::state::{App, AppState};
 
 /// This module's routes, under `/v1`.
@@ -87,6 +88,7 @@ pub fn grant_view(grant: Grant, now: Timestamp) -> ApiResult<GrantView> {
     let status = match grant.inactive_reason(now) {
         None => GrantStatus::Active,
         Some(proctor_store::Refusal::Revoked) => GrantStatus::Revoked,
+        Some(proctor_store::Refusal::Suspended) => GrantStatus::Suspended,
         Some(_) => GrantStatus::Expired,
     };
     Ok(GrantView {
@@ -208,7 +210,7 @@ fn parse_grantee(body: &GranteeBody) -> ApiResult<Grantee> {
         (status = 404, description = "no such model of the caller's, or no such grantee account", body = ErrorBody),
         (status = 413, description = "a body over the JSON limit", body = ErrorBody),
         (status = 415, description = "not `application/json`", body = ErrorBody),
-        (status = 422, description = "`invalid_body` (a body that does not fit, e.g. a negative budget); `unknown_policy`, `policy_loosened` or `invalid_policy` (the policy or its overrides); `policy_beyond_engine`; `noise_scale_too_large` (a DP policy whose noise would pass the safe bound); `epsilon_total_required` (a DP policy without `budgets.epsilon_total`); `invalid` (a commercial or unknown tier, a grantee that is not an evaluator, an approval other than `auto`/`manual`, an expiry not RFC 3339 or in the past, a budget beyond 2^63, or an epsilon or bits limit negative or not finite)", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (a body that does not fit, e.g. a negative budget); `unknown_policy`, `policy_loosened` or `invalid_policy` (the policy or its overrides); `policy_beyond_engine`; `noise_scale_too_large` (a DP policy whose noise would pass the safe bound); `epsilon_total_required` (a DP policy without `budgets.epsilon_total`); `invalid` (a commercial or unknown tier, a grantee that is not an evaluator, an approval other than `auto`/`manual`, an expiry not RFC 3339 or in the past, a budget beyond 2^63, an epsilon or bits limit negative or not finite, or `alerts` out of range, with a webhook the host rules refuse or without its secret)", body = ErrorBody),
     ),
 )]
 pub async fn create(
@@ -243,6 +245,17 @@ pub async fn create(
     let expires_at = body.expires_at.as_deref().map(parse_expiry).transpose()?;
     let budgets = budgets_of(body.budgets);
     check_budgets(&budgets, &policy)?;
+    if let Some(alerts) = &body.alerts {
+        // Checked before the grant is made; sealed under its id once it is.
+        if alerts.webhook.is_some() && alerts.webhook_secret.is_none() {
+            return Err(ApiError::unprocessable(
+                "invalid",
+                "alerts.webhook needs alerts.webhook_secret when a grant is made; \
+                 PUT /v1/grants/{id}/alerts generates one and shows it once",
+            ));
+        }
+        settings_of(&state, GrantId::new(), alerts)?;
+    }
     let grant = state
         .store
         .create_grant(&NewGrant {
@@ -256,6 +269,10 @@ pub async fn create(
             expires_at,
         })
         .await?;
+    if let Some(alerts) = &body.alerts {
+        let (settings, _) = settings_of(&state, grant.id, alerts)?;
+        state.store.set_alert_settings(grant.id, &settings).await?;
+    }
     let now = state.store.now().await?;
     Ok((StatusCode::CREATED, Json(grant_view(grant, now)?)))
 }

@@ -3,6 +3,7 @@
 //! a layer someone might forget to apply.
 
 pub mod accounts;
+pub mod alerts;
 pub mod approvals;
 pub mod artifacts;
 pub mod cosigned;

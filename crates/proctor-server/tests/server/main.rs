@@ -1,6 +1,7 @@
 //! The service over real HTTP: an in-process server on an ephemeral port, on SQLite and (when
 //! `PROCTOR_TEST_POSTGRES_URL` is set) PostgreSQL.
 
+mod alerts;
 mod bad_input;
 mod caching;
 mod common;

@@ -172,6 +172,38 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         .await?;
     let spare_token_id = str_of(&spare_token, "id")?;
     secrets.push(str_of(&spare_token, "token")?);
+    // A usage alert on the vendor's grant, and a grant an alert suspended.
+    let grant_id: proctor_store::GrantId = grant.parse()?;
+    let alert = s
+        .store()
+        .raise_alert(&proctor_store::NewAlert {
+            grant: grant_id,
+            kind: proctor_store::AlertKind::Reasoning,
+            figures: proctor_core::anomaly::Figures {
+                current: 1.0,
+                baseline: 0.0,
+                p_value: Some(1e-12),
+                window_queries: 300,
+                history_windows: 3,
+            },
+            window: proctor_store::UsageWindow::holding(3600, proctor_store::Timestamp(0)),
+            suspends: false,
+        })
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the alert was raised"))?
+        .id;
+    let paused = s
+        .grant(&vendor, &model, json!({"tier": "regulator"}), json!({}))
+        .await?;
+    let paused = str_of(&paused, "id")?;
+    s.store()
+        .stop_grant(
+            vendor_id.parse()?,
+            paused.parse()?,
+            proctor_store::GrantStop::Suspend,
+            |_, _| Err("the grant has no job to end".into()),
+        )
+        .await?;
 
     let cases = vec![
         Case {
@@ -295,6 +327,36 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         Case {
             method: "POST",
             path: format!("/v1/grants/{doomed}/revoke"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "GET",
+            path: "/v1/alerts".into(),
+            body: none,
+            expect: [401, 200, 200, 403, 403, 200, 403],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/alerts/{alert}/ack"),
+            body: none,
+            expect: [401, 200, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "GET",
+            path: format!("/v1/grants/{grant}/alerts"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "PUT",
+            path: format!("/v1/grants/{grant}/alerts"),
+            body: |_, _| Body::Json(json!({"window_s": 600, "suspend": false})),
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/grants/{paused}/reinstate"),
             body: none,
             expect: [401, 403, 404, 403, 403, 200, 403],
         },
