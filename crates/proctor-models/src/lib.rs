@@ -17,6 +17,7 @@
 mod adapter;
 mod anthropic;
 pub mod builtin;
+pub mod builtin_lm;
 mod config;
 mod credential;
 mod error;
