@@ -15,6 +15,7 @@
 //! | [`error`] | every error: `{"error": {"code", "message"}}` |
 //! | [`accounts`] | `/v1/accounts`, `/v1/tokens`, `/v1/me` |
 //! | [`models`] | `/v1/models`: registration, views, the model-wide ledger |
+//! | [`identity`] | `/v1/models/{id}/identity`: a vendor's view of its model's identity canaries |
 //! | [`artifacts`] | `/v1/evals`, `/v1/datasets`: uploads and their views |
 //! | [`grants`] | `/v1/grants`: access, budgets, revocation |
 //! | [`approvals`] | `/v1/approvals`: a manual grant's pending jobs |
@@ -29,6 +30,7 @@ pub mod artifacts;
 pub mod bytes;
 pub mod error;
 pub mod grants;
+pub mod identity;
 pub mod jobs;
 pub mod log;
 pub mod models;

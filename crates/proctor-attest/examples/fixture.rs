@@ -22,8 +22,8 @@ use proctor_attest::{Checkpoint, EvalResult, Exposure, JobAccepted, MemoryStore,
 use proctor_core::release::{Mechanism, Release, ReleaseStatus, Usage};
 use proctor_core::stats::MetricSummary;
 use proctor_core::{
-    DatasetRef, EvalRef, Leakage, MetricSpec, ModelDescriptor, Policy, PolicyRef, RunReport,
-    SampleCounts, Sha256Digest,
+    DatasetRef, EvalRef, Leakage, MetricSpec, ModelDescriptor, ModelIdentity, Policy, PolicyRef,
+    RunReport, SampleCounts, Sha256Digest,
 };
 
 const ORIGIN: &str = "proctor.example/log";
@@ -87,6 +87,7 @@ fn report(job: u64) -> RunReport {
             withheld_metrics: Vec::new(),
         },
         leakage: leakage(),
+        model_identity: ModelIdentity::not_checked(),
     }
 }
 

@@ -5,7 +5,7 @@
 //! {"_type": "https://in-toto.io/Statement/v1",
 //!  "subject": [{"name": "eval.wasm", "digest": {"sha256": "<hex>"}},
 //!              {"name": "dataset.jsonl", "digest": {"sha256": "<hex>"}}],
-//!  "predicateType": "https://proctor.dev/attestation/eval-result/v3",
+//!  "predicateType": "https://proctor.dev/attestation/eval-result/v4",
 //!  "predicate": {...}}
 //! ```
 //!
@@ -35,7 +35,7 @@
 //! | `log_index` | this entry's own index in the log |
 //! | `service_version` | the Proctor version that accepted the job |
 //!
-//! # Predicate `https://proctor.dev/attestation/eval-result/v3` ([`EvalResult`])
+//! # Predicate `https://proctor.dev/attestation/eval-result/v4` ([`EvalResult`])
 //!
 //! Logged when a job ends, whether it succeeded or not: a result is never silently dropped.
 //!
@@ -51,16 +51,17 @@
 //! | `release` | `{status, reason?, mechanism, epsilon, noise, decimals, min_samples}`: how the figures were released; null when the job ended before a release |
 //! | `leakage` | the bound of the job's pre-registration, repeated so one entry stands alone |
 //! | `exposure` | the exposure of the job's pre-registration, repeated likewise |
+//! | `model_identity` | `{test, queries, mismatches, p_value, verdict}`: whether the model that answered was the one registered, by the service's identity canaries right before and right after the job (`proctor_core::identity`): `test` `border-binomial/v1`, `verdict` `same`, `changed` or `not_checked`, `p_value` rounded up to `10^-4` (null when not checked); `not_checked` for a job that did not run to its end |
 //! | `started_at` | when the first sample started, RFC 3339 UTC; null if none did; on the time grid when the policy has one |
 //! | `finished_at` | when the job ended, RFC 3339 UTC; under a time grid, the grid point the end was padded to |
 //! | `accepted_log_index` | the log index of the job's job-accepted entry, which pairs the two |
 //! | `log_index` | this entry's own index in the log |
 //! | `service_version` | the Proctor version that ran the job |
 //!
-//! `samples`, `usage`, `metrics`, `release` and `leakage` are the fields of `proctor run
-//! --json` (CONTRACTS.md). A new or changed field is a new predicate type, never an edit of
+//! `samples`, `usage`, `metrics`, `release`, `leakage` and `model_identity` are the fields of
+//! `proctor run --json` (CONTRACTS.md; a local run states `not_checked`). A new or changed field is a new predicate type, never an edit of
 //! these: `v2` added `leakage` and moved released figures to the range-relative grid; `v3`
-//! (both predicates) added `exposure`. The
+//! (both predicates) added `exposure`; `v4` (eval-result only) added `model_identity`. The
 //! standard field names below are the one exception: they only repeat, under another name,
 //! what a field above says, so no reader learns anything new or loses anything.
 //!
@@ -87,7 +88,8 @@
 use std::collections::BTreeMap;
 
 use proctor_core::{
-    DatasetRef, EvalRef, Leakage, ModelDescriptor, PolicyRef, RunReport, Sha256Digest,
+    DatasetRef, EvalRef, Leakage, ModelDescriptor, ModelIdentity, PolicyRef, RunReport,
+    Sha256Digest,
     outcome::SampleCounts,
     release::{Release, Usage},
     stats::MetricSummary,
@@ -389,6 +391,7 @@ pub struct EvalResult {
     pub release: Option<Release>,
     pub leakage: Leakage,
     pub exposure: Exposure,
+    pub model_identity: ModelIdentity,
     pub started_at: Option<String>,
     pub finished_at: String,
     pub accepted_log_index: u64,
@@ -397,7 +400,7 @@ pub struct EvalResult {
 }
 
 impl Predicate for EvalResult {
-    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v3";
+    const TYPE: &'static str = "https://proctor.dev/attestation/eval-result/v4";
 
     /// The `eval-result` predicate proposal (in-toto/attestation PR 575, v0.1).
     fn standard_terms(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -452,6 +455,7 @@ impl EvalResult {
             release: Some(report.release),
             leakage: report.leakage,
             exposure: job.exposure,
+            model_identity: report.model_identity,
             started_at: job.started_at,
             finished_at: job.finished_at,
             accepted_log_index: job.accepted_log_index,

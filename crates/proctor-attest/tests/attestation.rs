@@ -12,8 +12,8 @@ use proctor_attest::{
 use proctor_core::release::{Mechanism, Release, ReleaseStatus, Usage};
 use proctor_core::stats::MetricSummary;
 use proctor_core::{
-    DatasetRef, EvalRef, Leakage, MetricSpec, ModelDescriptor, Policy, PolicyRef, RunReport,
-    SampleCounts, Sha256Digest,
+    DatasetRef, EvalRef, Leakage, MetricSpec, ModelDescriptor, ModelIdentity, Policy, PolicyRef,
+    RunReport, SampleCounts, Sha256Digest,
 };
 
 fn report() -> RunReport {
@@ -66,6 +66,7 @@ fn report() -> RunReport {
             withheld_metrics: Vec::new(),
         },
         leakage: leakage(),
+        model_identity: ModelIdentity::not_checked(),
     }
 }
 
@@ -136,7 +137,7 @@ fn the_statement_json_has_the_in_toto_shape() {
     assert_eq!(payload["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(
         payload["predicateType"],
-        "https://proctor.dev/attestation/eval-result/v3"
+        "https://proctor.dev/attestation/eval-result/v4"
     );
     assert_eq!(payload["subject"][0]["name"], "eval.wasm");
     assert_eq!(

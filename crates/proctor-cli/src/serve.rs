@@ -97,6 +97,14 @@ pub struct ServeArgs {
     /// (`/v1/log/checkpoint/cosigned`); default: all of them.
     #[arg(long)]
     witness_quorum: Option<usize>,
+    /// Turns the model identity canaries off: no fingerprint at registration (about 416
+    /// probe queries per model), no probe queries before and after each job (64) nor on the
+    /// schedule; every result then states `model_identity` `not_checked`.
+    #[arg(long)]
+    no_identity_checks: bool,
+    /// How long a model with a ready fingerprint goes without a check before a scheduled one.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    identity_check_every: std::time::Duration,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -149,6 +157,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.model_hosts = args.allow_model_hosts.unwrap_or_else(HostPolicy::service);
     config.witnessing.quorum = args.witness_quorum.unwrap_or(args.witnesses.len());
     config.witnessing.witnesses = args.witnesses;
+    config.identity.enabled = !args.no_identity_checks;
+    config.identity.check_every = args.identity_check_every;
     let server = Server::start(config).await?;
     // After the start: a refused start says one line, its reason.
     tracing::info!(rules = %server.state.config.model_hosts, "model endpoints the service may call");

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::JOB_QUERIES;
 use crate::metric::MetricSpec;
 use crate::outcome::Outcome;
 use crate::policy::Policy;
@@ -80,6 +81,22 @@ pub struct Leakage {
     pub channels: BTreeMap<String, f64>,
     /// Channels the policy leaves open, which `bits_max` does not cover.
     pub excluded: Vec<Channel>,
+}
+
+/// The name of the channel of a service job's identity figures.
+pub const IDENTITY_CHANNEL: &str = "model_identity";
+
+impl Leakage {
+    /// The bound with the channel of the service's identity checks added: what the service
+    /// pre-registers and attests for every job it runs, checked or not (module docs).
+    pub fn with_identity_checks(mut self) -> Leakage {
+        self.channels.insert(
+            IDENTITY_CHANNEL.to_owned(),
+            ((JOB_QUERIES + 2) as f64).log2(),
+        );
+        self.bits_max = self.channels.values().sum();
+        self
+    }
 }
 
 /// The bound for a job of `samples` samples of an eval declaring `metrics`, under `policy`.
@@ -212,6 +229,22 @@ mod tests {
             b.bits_max
         );
         assert!((b.channels["time"] - time).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_service_job_adds_the_bits_of_its_identity_figures() {
+        let local = bound(&Policy::named("strict").unwrap(), &[accuracy()], 500);
+        let service = local.clone().with_identity_checks();
+        // Not checked, or 0 to 64 mismatches: 66 values.
+        assert!((service.channels[IDENTITY_CHANNEL] - 66f64.log2()).abs() < 1e-12);
+        assert!((service.bits_max - local.bits_max - 66f64.log2()).abs() < 1e-9);
+        assert!(
+            (service.bits_max - 210.9830).abs() < 1e-3,
+            "{}",
+            service.bits_max
+        );
+        // The same steps give the same bytes: a result restates its pre-registration.
+        assert_eq!(service, local.with_identity_checks());
     }
 
     #[test]

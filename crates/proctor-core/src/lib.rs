@@ -6,6 +6,8 @@
 pub mod anomaly;
 pub mod dataset;
 pub mod digest;
+pub mod identity;
+pub mod identity_probes;
 pub mod job_end;
 pub mod leakage;
 pub mod metric;
@@ -22,6 +24,7 @@ pub mod usage_profile;
 
 pub use dataset::{Dataset, DatasetError};
 pub use digest::Sha256Digest;
+pub use identity::{IdentityVerdict, ModelIdentity};
 pub use job_end::{EndStatus, JobEnd};
 pub use leakage::Leakage;
 pub use metric::{EvalInfo, EvalInfoError, MetricSpec};

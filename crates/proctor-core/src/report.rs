@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
+use crate::identity::ModelIdentity;
 use crate::leakage::Leakage;
 use crate::model::ModelDescriptor;
 use crate::outcome::SampleCounts;
@@ -62,6 +63,11 @@ pub struct RunReport {
     /// The bound, fixed before the job ran, on what all of the above can carry about model
     /// outputs.
     pub leakage: Leakage,
+    /// Whether the model that answered was the one registered (`crate::identity`): the
+    /// service's checks before and after the job; `not_checked` from `proctor run`, which has
+    /// no registration to check against (and in reports stored before the field existed).
+    #[serde(default)]
+    pub model_identity: ModelIdentity,
 }
 
 impl RunReport {
@@ -84,6 +90,7 @@ impl RunReport {
             metrics: released.metrics,
             release: released.release,
             leakage,
+            model_identity: ModelIdentity::not_checked(),
         }
     }
 }

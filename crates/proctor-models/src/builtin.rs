@@ -6,10 +6,15 @@
 //! | `builtin:arith` | the sum of the first `A + B` in the last user message, as bare digits; else `I don't know` |
 //! | `builtin:echo` | the last user message |
 //! | `builtin:refuse` | `I can't help with that.`, finish `refused` |
+//! | `builtin:lm` | one word, the argmax of a toy language model's seeded logits with near ties, sampled at the request's temperature ([`crate::builtin_lm`]) |
 //!
 //! Options as a query string: `latency_ms` (every model) delays each answer;
 //! `error_rate` (arith only) makes that share of answers wrong (the sum plus one), chosen from a
-//! hash of the seed and the prompt, so the same prompt gets the same answer on every run.
+//! hash of the seed and the prompt, so the same prompt gets the same answer on every run;
+//! `weights` (lm only, an integer, 0 by default) seeds the toy model's logits, `swap_after`
+//! (lm only) perturbs them from the instance's `N+1`-th query on (a silent swap mid-job), and
+//! `noise` (lm only, 0 to 10) adds serving noise of that scale to every answer, also at
+//! temperature 0.
 //! Tokens are whitespace-separated words: all messages in, the reply out; `max_tokens` cuts the
 //! reply to that many words (finish `length`).
 
@@ -20,6 +25,7 @@ use proctor_core::{
     Completion, CompletionRequest, FinishReason, Model, ModelDescriptor, ModelError, Role,
 };
 
+use crate::builtin_lm::ToyLm;
 use crate::error::ModelRefError;
 
 /// Longest latency a built-in accepts: ten minutes, past any sample timeout.
@@ -34,6 +40,8 @@ pub enum BuiltinKind {
     Echo,
     /// Declines everything.
     Refuse,
+    /// A toy language model with near ties.
+    Lm,
 }
 
 impl BuiltinKind {
@@ -42,6 +50,7 @@ impl BuiltinKind {
             BuiltinKind::Arith => "arith",
             BuiltinKind::Echo => "echo",
             BuiltinKind::Refuse => "refuse",
+            BuiltinKind::Lm => "lm",
         }
     }
 }
@@ -54,6 +63,7 @@ pub struct Builtin {
     latency: Duration,
     error_rate: f64,
     seed: u64,
+    lm: ToyLm,
 }
 
 impl Builtin {
@@ -65,6 +75,7 @@ impl Builtin {
             latency: Duration::ZERO,
             error_rate: 0.0,
             seed: 0,
+            lm: ToyLm::default(),
         }
     }
 
@@ -78,11 +89,13 @@ impl Builtin {
             "arith" => BuiltinKind::Arith,
             "echo" => BuiltinKind::Echo,
             "refuse" => BuiltinKind::Refuse,
+            "lm" => BuiltinKind::Lm,
             other => return Err(ModelRefError::UnknownBuiltin(clip(other))),
         };
         let mut model = Builtin::new(kind);
         model.reference = reference.to_owned();
         model.seed = seed;
+        model.lm.seed = seed;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let bad = |reason: &str| ModelRefError::BadOption {
@@ -107,9 +120,30 @@ impl Builtin {
                     model.error_rate = rate;
                 }
                 "error_rate" => return Err(bad("only builtin:arith takes it")),
+                "weights" | "swap_after" | "noise" if kind != BuiltinKind::Lm => {
+                    return Err(bad("only builtin:lm takes it"));
+                }
+                "weights" => {
+                    model.lm.weights = value.parse().map_err(|_| bad("must be a whole number"))?;
+                }
+                "swap_after" => {
+                    model.lm.swap_after = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad("must be a whole number of queries"))?,
+                    );
+                }
+                "noise" => {
+                    let noise: f64 = value.parse().map_err(|_| bad("must be a number"))?;
+                    if !(0.0..=10.0).contains(&noise) {
+                        return Err(bad("must be between 0 and 10"));
+                    }
+                    model.lm.noise = noise;
+                }
                 _ => {
                     return Err(bad(
-                        "unknown option; the options are latency_ms and error_rate",
+                        "unknown option; the options are latency_ms, error_rate, weights, \
+                         swap_after and noise",
                     ));
                 }
             }
@@ -139,6 +173,7 @@ impl Builtin {
             },
             BuiltinKind::Echo => (last_user.to_owned(), FinishReason::Stop),
             BuiltinKind::Refuse => ("I can't help with that.".to_owned(), FinishReason::Refused),
+            BuiltinKind::Lm => (self.lm.answer(request), FinishReason::Stop),
         }
     }
 
@@ -365,6 +400,11 @@ mod tests {
         assert!(err("builtin:arith?error_rate=2").contains("between 0 and 1"));
         assert!(err("builtin:echo?error_rate=0.1").contains("only builtin:arith"));
         assert!(err("builtin:arith?latency_ms=-1").contains("milliseconds"));
+        assert!(err("builtin:arith?swap_after=3").contains("only builtin:lm"));
+        assert!(err("builtin:lm?noise=11").contains("between 0 and 10"));
+        assert!(err("builtin:lm?swap_after=x").contains("whole number"));
+        let lm = Builtin::parse("builtin:lm?weights=3&swap_after=10&noise=0.1", 1).expect("valid");
+        assert_eq!(lm.kind(), BuiltinKind::Lm);
         assert!(crate::parse_model_ref("openai:gpt", None).is_err());
         let ok = Builtin::parse("builtin:arith?latency_ms=50&error_rate=0.1", 3).expect("valid");
         assert_eq!(

@@ -18,6 +18,7 @@ mod adapter;
 pub mod alerts_webhook;
 mod anthropic;
 pub mod builtin;
+pub mod builtin_lm;
 mod config;
 mod credential;
 mod error;

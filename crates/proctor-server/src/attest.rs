@@ -15,7 +15,8 @@ use proctor_attest::earlier::SignedAcceptance;
 use proctor_attest::statement::{AttestedModel, JobRecord};
 use proctor_attest::{Envelope, EvalResult, Exposure, JobAccepted, SigningKey};
 use proctor_core::{
-    DatasetRef, EvalRef, JobEnd, Leakage, MetricSpec, Model, Policy, PolicyRef, SampleCounts,
+    DatasetRef, EvalRef, JobEnd, Leakage, MetricSpec, Model, ModelIdentity, Policy, PolicyRef,
+    SampleCounts,
 };
 use proctor_models::{HostPolicy, ModelConfig};
 use proctor_store::{
@@ -93,12 +94,21 @@ impl JobContext {
                 sha256: job.policy_digest,
             },
             grid: TimeGrid::of(&policy),
-            leakage: proctor_core::leakage::bound(
-                &policy,
-                &declared_metrics(&eval.metrics)?,
-                job.total,
+            leakage: service_bound(
+                proctor_core::leakage::bound(&policy, &declared_metrics(&eval.metrics)?, job.total),
+                app.config.identity.enabled,
             ),
         })
+    }
+}
+
+/// A service job's bound: with the channel of its identity figures when the service checks
+/// identities (`proctor_core::leakage::Leakage::with_identity_checks`).
+fn service_bound(bound: Leakage, identity_checked: bool) -> Leakage {
+    if identity_checked {
+        bound.with_identity_checks()
+    } else {
+        bound
     }
 }
 
@@ -139,10 +149,18 @@ impl PreRegistration {
             // The bound's floats did not parse back bit for bit: the result must repeat the
             // pre-registration's bytes, so it is recomputed as it was at submission.
             let eval = app.store.eval(&job.eval).await?;
-            registered.ctx.leakage = proctor_core::leakage::bound(
-                &stored_policy(&job.policy_json)?,
-                &declared_metrics(&eval.metrics)?,
-                job.total,
+            let checked = registered
+                .ctx
+                .leakage
+                .channels
+                .contains_key(proctor_core::leakage::IDENTITY_CHANNEL);
+            registered.ctx.leakage = service_bound(
+                proctor_core::leakage::bound(
+                    &stored_policy(&job.policy_json)?,
+                    &declared_metrics(&eval.metrics)?,
+                    job.total,
+                ),
+                checked,
             );
         }
         if unread.exposure {
@@ -319,6 +337,8 @@ pub fn sign_result(
             release: None,
             leakage: ctx.leakage.clone(),
             exposure: registered.exposure,
+            // Its checks, if any ran, are in its vendor's identity history.
+            model_identity: ModelIdentity::not_checked(),
             started_at: record.started_at,
             finished_at: record.finished_at,
             accepted_log_index: registered.index,

@@ -16,6 +16,7 @@
 //! | [`rotation`] | `proctor log rotate`: retire the key and begin a new log under a new origin |
 //! | [`witnessing`] | witnesses asked to cosign each new head (tlog-witness), their cosignatures, the cosigned checkpoint |
 //! | [`worker`] | claim, lease renewal, run, finish with a signed result |
+//! | [`identity`] | model identity canaries: enrollment and the background fingerprint at registration, a job's checks before and after, scheduled checks, the vendor's `GET /v1/models/{id}/identity` |
 //! | [`attest`] | the pre-registration and result statements; a pre-registration read back from the log |
 //! | [`ending`] | the one way a job ends (`end_job`), and a revocation's endings |
 //! | [`clock`] | the injectable clock, and the time grid an evaluator sees a job's times on |
@@ -53,6 +54,7 @@ pub mod clock;
 pub mod ending;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod log_guard;
 pub mod meter;
 pub mod metered;
@@ -110,6 +112,7 @@ pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(alert_routes::routes())
         .merge(models::routes())
+        .merge(identity::route::routes())
         .merge(artifacts::routes(limits))
         .merge(grants::routes())
         .merge(approvals::routes())

@@ -166,6 +166,7 @@ impl Server {
             .collect();
         workers.extend(crate::witnessing::spawn(&app, &shutdown));
         workers.extend(crate::alerts::spawn(&app, &shutdown));
+        workers.extend(crate::identity::spawn(&app, &shutdown, &instance));
         Ok(Server {
             state: AppState(app),
             admin_token,

@@ -14,6 +14,7 @@ use proctor_store::accounts::TokenSecret;
 use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
+use crate::identity::IdentityConfig;
 use crate::log_guard::LogGuard;
 use crate::metrics::Metrics;
 use crate::quotas::{CompileTime, Quotas, UploadAttempts};
@@ -119,6 +120,8 @@ pub struct Config {
     /// The witnesses asked to cosign the log's checkpoints and the quorum that makes one
     /// cosigned ([`crate::witnessing`]); none by default.
     pub witnessing: Witnessing,
+    /// Model identity canaries ([`crate::identity`]); on by default.
+    pub identity: IdentityConfig,
 }
 
 /// Builds the model a job calls from its registration, with its opened credential, the job's
@@ -179,6 +182,7 @@ impl Config {
             models: Arc::new(ConfiguredModels),
             model_hosts: HostPolicy::service(),
             witnessing: Witnessing::default(),
+            identity: IdentityConfig::default(),
         }
     }
 

@@ -324,7 +324,7 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
         refusals: refusals.clone(),
         stop_job: cancel.clone(),
     };
-    let (spec, meter, cpu) = match prepare(app, job, metering).await {
+    let (spec, meter, cpu, adapter) = match prepare(app, job, metering).await {
         Ok(prepared) => prepared,
         Err(verdict) => {
             if heartbeat.lease_lost() {
@@ -349,6 +349,8 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
             cancel.cancel();
         })
     };
+    // Right before the first sample, through the job's adapter but not its meter.
+    let identity = crate::identity::JobChecks::before(app, job, adapter).await;
     // The grant's CPU seconds per job stop the job as a cancellation does, and say so after.
     let cpu = cpu.map(|limit| Arc::new(CpuBudget::new(limit, cancel.clone())));
     let result = match &cpu {
@@ -411,6 +413,7 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     }
     Verdict::End(match result {
         Ok(Some(report)) => {
+            let report = identity.finish(app, job, report).await;
             // The final usage, so the job's row agrees with its attestation.
             let processed = heartbeat.done.load(Ordering::Relaxed);
             if let Err(err) = app
@@ -444,14 +447,23 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
 
 /// Loads what the job runs: the prepared eval, the dataset, the policy and the model with its
 /// opened credential, metered by a meter of its own (returned with its task, to be closed once
-/// the job's queries are over), and its grant's CPU time per job, if it has one. When the job itself cannot run (the sandbox or the model configuration
+/// the job's queries are over), its grant's CPU time per job, if it has one, and the model
+/// unmetered, for the identity checks. When the job itself cannot run (the sandbox or the model configuration
 /// refuses it), the verdict ends it [`JobEnd::setup_refused`]; when the service failed, it
 /// leaves it to a later attempt ([`Leave::ServiceFailed`]).
 async fn prepare(
     app: &App,
     job: &Job,
     metering: JobMetering,
-) -> Result<(JobSpec, MeterTask, Option<Duration>), Verdict> {
+) -> Result<
+    (
+        JobSpec,
+        MeterTask,
+        Option<Duration>,
+        Arc<dyn proctor_core::Model>,
+    ),
+    Verdict,
+> {
     let internal = |what: &str, err: &dyn std::fmt::Display| {
         warn!(%err, "loading the job's {what} failed");
         Verdict::Leave(Leave::ServiceFailed)
@@ -530,6 +542,7 @@ async fn prepare(
         (app.metrics.meter(), usage),
     );
     let timing = app.metrics.model_timing(&job.model.to_string());
+    let adapter = model.clone();
     let model: Arc<dyn proctor_core::Model> =
         Arc::new(Metered::new(model, meter, metering, timing));
     let spec = JobSpec {
@@ -541,7 +554,7 @@ async fn prepare(
         seed: job.seed,
         samples: None,
     };
-    Ok((spec, meter_task, cpu))
+    Ok((spec, meter_task, cpu, adapter))
 }
 
 /// A held job's heartbeat: renews the lease and writes progress from the claim until the end

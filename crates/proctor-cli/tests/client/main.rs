@@ -592,11 +592,13 @@ async fn two_serve_processes_on_one_postgres_never_overspend_a_grants_query_budg
     // each, so two jobs running at once run in two processes.
     let data = tempfile::tempdir().expect("temp dir");
     // The mock endpoint is on loopback, which the service calls only when allowed.
+    // Without identity checks: every request the endpoint counts is then a sample's.
     let extra = [
         "--database",
         database.as_str(),
         "--allow-model-hosts",
         "127.0.0.1",
+        "--no-identity-checks",
     ];
     let one = ServeChild::start_in(data.path(), &extra, true);
     let two = ServeChild::start_in(data.path(), &extra, false);

@@ -229,6 +229,11 @@ pub async fn register(
             credential,
         })
         .await?;
+    // Its fingerprint is measured in the background; the model is usable meanwhile (its jobs
+    // state `not_checked`), and stays registered if enrollment fails.
+    if let Err(err) = crate::identity::enroll(&state.0, &model).await {
+        tracing::warn!(%err, model = %model.id, "enrolling the model for identity checks failed");
+    }
     let ledger = state.store.model_ledger(model.id).await?;
     Ok((StatusCode::CREATED, Json(owned_view(model, ledger)?)))
 }

@@ -189,6 +189,9 @@ impl TestServer {
         config.engine = EngineSettings::for_policy(&Policy::standard());
         config.clock = fixed_clock();
         config.model_hosts = proctor_models::HostPolicy::service_allowing("127.0.0.1")?;
+        // Off unless a test turns it on: a fingerprint sends hundreds of probe queries to a
+        // test's mock endpoint, and jobs 64 more.
+        config.identity.enabled = false;
         configure(&mut config);
         let server = Server::start(config).await?;
         let admin = server.admin_token.clone().unwrap_or_default();

@@ -100,7 +100,7 @@ async fn three_jobs(s: &TestServer) -> anyhow::Result<()> {
     let result = s.result_statement(&third).await?;
     assert_eq!(
         result["predicateType"],
-        "https://proctor.dev/attestation/eval-result/v3"
+        "https://proctor.dev/attestation/eval-result/v4"
     );
     assert_eq!(result["predicate"]["exposure"], before, "{result}");
     let accepted = accepted_statement(s, &third).await?;

@@ -14,6 +14,7 @@ mod end_to_end;
 mod exposure;
 mod grants;
 mod hostile_clients;
+mod identity;
 mod log_fork;
 mod matrix;
 mod model_hosts;

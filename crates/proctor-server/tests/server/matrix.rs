@@ -367,6 +367,12 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
             expect: [401, 200, 404, 200, 200, 200, 200],
         },
         Case {
+            method: "GET",
+            path: format!("/v1/models/{model}/identity"),
+            body: none,
+            expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
             method: "PUT",
             path: format!("/v1/models/{model}/ledger"),
             body: |_, _| Body::Json(json!({"epsilon_total": 10, "bits_total": null})),

@@ -261,6 +261,15 @@ async fn two_worlds(hostile: &Hostile) -> anyhow::Result<()> {
         problems.extend(world.problems.iter().map(|p| format!("world {label}: {p}")));
     }
     compare(&a.seen, &b.seen, &mut problems);
+    // Both worlds' jobs were checked, and their models found the ones fingerprinted.
+    for (label, world) in [("A", &a), ("B", &b)] {
+        for report in &world.reports {
+            let identity = &report["model_identity"];
+            if (&identity["verdict"], &identity["queries"]) != (&json!("same"), &json!(64)) {
+                problems.push(format!("world {label}: a job's identity is {identity}"));
+            }
+        }
+    }
     for (label, world, off_by) in [("A", &a, 0), ("B", &b, 1)] {
         let truth = (hostile.truth)(
             off_by,
@@ -345,7 +354,14 @@ async fn run_world(hostile: &Hostile, off_by: i64) -> anyhow::Result<World> {
     let db = TestDb::sqlite()?;
     let server = {
         let clock = clock.clone();
-        TestServer::start_with(&db, 1, move |config| config.clock = Arc::new(clock)).await?
+        TestServer::start_with(&db, 1, move |config| {
+            config.clock = Arc::new(clock);
+            // Each world fingerprints its own endpoint, and checks every job before and
+            // after: the identity figures are evaluator-visible, so they must not tell the
+            // worlds apart either.
+            config.identity.enabled = true;
+        })
+        .await?
     };
     let world = Observer::new(&server, &clock, &endpoint).run(hostile).await;
     server.stop().await;
@@ -368,6 +384,23 @@ struct Observer<'a> {
 }
 
 impl<'a> Observer<'a> {
+    /// Waits until the model's fingerprint is ready, so every job of both worlds is checked.
+    async fn wait_fingerprinted(&self, vendor: &str, model: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let path = format!("/v1/models/{model}/identity");
+            let (status, view) = self.s.call("GET", &path, Some(vendor), Body::None).await?;
+            anyhow::ensure!(status == StatusCode::OK, "{status} {view}");
+            match view["state"].as_str() {
+                Some("ready") => return Ok(()),
+                Some("fingerprinting") => {}
+                _ => anyhow::bail!("the model's fingerprint did not become ready: {view}"),
+            }
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "{view}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn new(s: &'a TestServer, clock: &'a ManualClock, endpoint: &'a str) -> Observer<'a> {
         Observer {
             s,
@@ -404,6 +437,7 @@ impl<'a> Observer<'a> {
         anyhow::ensure!(status == StatusCode::CREATED, "{status} {model}");
         let model = str_of(&model, "id")?;
         self.names.name(&model, "model");
+        self.wait_fingerprinted(&vendor, &model).await?;
         let grant = s
             .grant(
                 &vendor,
