@@ -98,6 +98,15 @@ async fn swapped_and_stable(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
             .wait_ended(&evaluator, &id, Duration::from_secs(120))
             .await?;
         assert_eq!(view["status"], "succeeded", "{view}");
+        let (status, view) = s
+            .call(
+                "GET",
+                &format!("/v1/jobs/{id}/result"),
+                Some(&evaluator),
+                Body::None,
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::OK, "{status} {view}");
         // The evaluator sees the verdict in the job's result; probes are not its usage.
         let seen = &view["report"]["model_identity"];
         assert_eq!(view["report"]["usage"]["queries"], 500, "{view}");
