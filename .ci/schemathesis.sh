@@ -203,9 +203,12 @@ with open(sys.argv[1], "w") as f:
     # a oneOf per role or adapter; not done yet): an account's `tier` is required exactly when
     # its role is `evaluator`, and a model's `base_url` exactly when its adapter speaks HTTP.
     # And rules against the service's state: a job's `policy` must name its grant's, and a
-    # grant's `expires_at` must be in the future by the service's clock.
+    # grant's `expires_at` must be in the future by the service's clock, and only a suspended
+    # grant can be reinstated. And a grant's alert settings: `webhook_secret` only with a
+    # `webhook` (a rule between fields again).
     for op in ("POST /v1/evals", "POST /v1/datasets", "GET /v1/log/proof/consistency",
-               "POST /v1/accounts", "POST /v1/models", "POST /v1/jobs", "POST /v1/grants"):
+               "POST /v1/accounts", "POST /v1/models", "POST /v1/jobs", "POST /v1/grants",
+               "POST /v1/grants/{id}/reinstate", "PUT /v1/grants/{id}/alerts"):
         f.write(f'\n[[operations]]\ninclude-name = "{op}"\n')
         f.write('checks.positive_data_acceptance.expected-statuses = '
                 '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]\n')

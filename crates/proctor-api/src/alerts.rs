@@ -67,11 +67,11 @@ pub struct AlertSettingsBody {
     pub enabled: Option<bool>,
     /// The window's length in seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub window_s: Option<u64>,
     /// How many earlier windows the history keeps (default 168, a week of hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub history_windows: Option<u64>,
     /// The test's thresholds; each key left out keeps its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -64,13 +64,13 @@ impl Signal {
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// A signal is tested only once the current window holds this many queries.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub min_window_queries: u64,
     /// ... and the history this many, over at least `min_history_windows` windows.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub min_history_queries: u64,
     /// Earlier windows with queries needed before any signal is tested.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub min_history_windows: u64,
     /// The current window's queries over the busiest earlier window's that fire `volume`.
     pub volume_factor: f64,
@@ -111,15 +111,17 @@ impl Thresholds {
     ///
     /// A [`ThresholdError`] naming the first bad key.
     pub fn check(&self) -> Result<(), ThresholdError> {
+        // Counts past this are no threshold any grant could reach, and the schema says so.
+        const MAX_COUNT: u64 = 1_000_000_000_000;
         let bad = |key, rule| Err(ThresholdError { key, rule });
-        if self.min_window_queries == 0 {
-            return bad("min_window_queries", "at least 1");
+        if !(1..=MAX_COUNT).contains(&self.min_window_queries) {
+            return bad("min_window_queries", "1 to 10^12");
         }
-        if self.min_history_queries == 0 {
-            return bad("min_history_queries", "at least 1");
+        if !(1..=MAX_COUNT).contains(&self.min_history_queries) {
+            return bad("min_history_queries", "1 to 10^12");
         }
-        if self.min_history_windows == 0 {
-            return bad("min_history_windows", "at least 1");
+        if !(1..=MAX_COUNT).contains(&self.min_history_windows) {
+            return bad("min_history_windows", "1 to 10^12");
         }
         if !(self.volume_factor.is_finite() && self.volume_factor > 1.0) {
             return bad("volume_factor", "a finite number above 1");
