@@ -93,3 +93,36 @@ pub struct ModelIdentityView {
     /// The latest checks, newest first (at most 100).
     pub checks: Vec<IdentityCheckView>,
 }
+
+/// What an identity alert reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityAlertSubjectView {
+    /// One check whose verdict is `changed` (the vendor's alone).
+    Check,
+    /// A job whose result attests `changed`, both its checks together (the vendor's and the
+    /// job's evaluator's).
+    Job,
+}
+
+/// `GET /v1/identity-alerts`: a model answered unlike its fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IdentityAlertView {
+    /// The alert's id.
+    pub id: String,
+    /// The model.
+    pub model: String,
+    /// What it reports.
+    pub subject: IdentityAlertSubjectView,
+    /// When the check ran (a check's alert only).
+    pub check: Option<CheckKindView>,
+    /// The job: a job's alert's, or the one the check ran for.
+    pub job: Option<String>,
+    /// The figures: the check's, or the job's as its result attests them (verdict `changed`).
+    pub identity: ModelIdentity,
+    /// When it was raised, RFC 3339 UTC; to an evaluator, the job's end as the job's view
+    /// shows it.
+    pub at: String,
+    /// When the caller acknowledged it.
+    pub acknowledged_at: Option<String>,
+}

@@ -1,12 +1,14 @@
-//! `proctor alerts [--json]`, `proctor alerts ack ID` and `proctor alerts reinstate GRANT`:
-//! the usage alerts on a vendor's grants (an admin: every alert), and a suspended grant's
-//! reinstatement.
+//! `proctor alerts [--identity] [--json]`, `proctor alerts ack [--identity] ID` and
+//! `proctor alerts reinstate GRANT`: the usage alerts on a vendor's grants (an admin: every
+//! alert), and a suspended grant's reinstatement; with `--identity`, the identity alerts (a
+//! model answered unlike its fingerprint) on a vendor's models or an evaluator's jobs.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use proctor_api::alerts::AlertView;
 use proctor_api::grants::GrantView;
+use proctor_api::identity::{IdentityAlertSubjectView, IdentityAlertView};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -36,6 +38,9 @@ enum AlertsCommand {
 struct ListArgs {
     #[command(flatten)]
     server: Option<ServerArgs>,
+    /// The identity alerts instead (a vendor's models', an evaluator's jobs').
+    #[arg(long)]
+    identity: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -47,6 +52,9 @@ struct AckArgs {
     server: ServerArgs,
     /// The alert's id (`ack`) or the grant's (`reinstate`).
     id: String,
+    /// An identity alert's id (`ack`).
+    #[arg(long)]
+    identity: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -55,6 +63,16 @@ struct AckArgs {
 pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     run_to_exit(async move {
         match args.command {
+            Some(AlertsCommand::Ack(a)) if a.identity => {
+                let path = format!("/v1/identity-alerts/{}/ack", segment(&a.id)?);
+                let alert: IdentityAlertView =
+                    a.server.client()?.call(Method::POST, &path, &()).await?;
+                if a.json {
+                    return print_json(&alert);
+                }
+                println!("{}", identity_line(&alert));
+                Ok(())
+            }
             Some(AlertsCommand::Ack(a)) => {
                 let path = format!("/v1/alerts/{}/ack", segment(&a.id)?);
                 let alert: AlertView = a.server.client()?.call(Method::POST, &path, &()).await?;
@@ -64,6 +82,9 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", line(&alert));
                 Ok(())
             }
+            Some(AlertsCommand::Reinstate(a)) if a.identity => Err(Failure::Refused(
+                anyhow::anyhow!("--identity is for `ack`: an identity alert suspends no grant"),
+            )),
             Some(AlertsCommand::Reinstate(a)) => {
                 let path = format!("/v1/grants/{}/reinstate", segment(&a.id)?);
                 let grant: GrantView = a.server.client()?.call(Method::POST, &path, &()).await?;
@@ -77,6 +98,17 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 let server = args.list.server.ok_or_else(|| {
                     Failure::Refused(anyhow::anyhow!("--server (or PROCTOR_SERVER) is required"))
                 })?;
+                if args.list.identity {
+                    let alerts: Vec<IdentityAlertView> =
+                        server.client()?.get("/v1/identity-alerts").await?;
+                    if args.list.json {
+                        return print_json(&alerts);
+                    }
+                    for alert in &alerts {
+                        println!("{}", identity_line(alert));
+                    }
+                    return Ok(());
+                }
                 let alerts: Vec<AlertView> = server.client()?.get("/v1/alerts").await?;
                 if args.list.json {
                     return print_json(&alerts);
@@ -111,6 +143,36 @@ fn line(a: &AlertView) -> String {
         a.figures.baseline,
         a.figures.window_queries,
         if a.suspended { " suspended" } else { "" },
+        if a.acknowledged_at.is_some() {
+            " acknowledged"
+        } else {
+            ""
+        },
+    )
+}
+
+/// One identity alert on one line: id, what it reports, model, job, figures, time and
+/// whether the caller acknowledged it.
+fn identity_line(a: &IdentityAlertView) -> String {
+    let subject = match (a.subject, a.check) {
+        (IdentityAlertSubjectView::Job, _) => "job".to_owned(),
+        (IdentityAlertSubjectView::Check, kind) => kind
+            .and_then(|k| serde_json::to_value(k).ok())
+            .and_then(|v| v.as_str().map(|k| format!("check {k}")))
+            .unwrap_or_else(|| "check".to_owned()),
+    };
+    let p = a
+        .identity
+        .p_value
+        .map_or_else(|| "-".to_owned(), |p| format!("{p:.4}"));
+    format!(
+        "{} {subject:18} model {} job {} mismatches {}/{} p {p} at {}{}",
+        a.id,
+        a.model,
+        a.job.as_deref().unwrap_or("-"),
+        a.identity.mismatches,
+        a.identity.queries,
+        a.at,
         if a.acknowledged_at.is_some() {
             " acknowledged"
         } else {

@@ -77,7 +77,7 @@ enum Command {
     /// The exact, metered usage of your models (vendor).
     Usage(grants::UsageArgs),
     /// Usage alerts on your grants (vendor; an admin: all): list, acknowledge, reinstate a
-    /// suspended grant.
+    /// suspended grant; with --identity, identity alerts on your models or your jobs.
     Alerts(alerts::AlertsArgs),
     /// Create and list accounts, and make and revoke their tokens (admin).
     #[command(subcommand)]

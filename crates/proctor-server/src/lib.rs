@@ -113,6 +113,7 @@ pub fn api(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .merge(alert_routes::routes())
         .merge(models::routes())
         .merge(identity::route::routes())
+        .merge(identity::alerts::routes())
         .merge(artifacts::routes(limits))
         .merge(grants::routes())
         .merge(approvals::routes())

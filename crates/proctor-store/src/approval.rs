@@ -168,6 +168,7 @@ impl Store {
                 status: JobStatus::Cancelled,
                 reason: Some(format!("the vendor rejected the job: {reason}")),
                 report: None,
+                identity: None,
             };
             let ended = end_job(tx, current, &outcome, sign).await?;
             release_hold_locked(tx, job).await?;

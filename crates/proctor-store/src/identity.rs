@@ -9,7 +9,8 @@
 //! model's row with a conditional update (a claim older than the caller's `stale` is taken
 //! over, so a server that died mid-measurement does not leave the model `fingerprinting`
 //! forever), and [`Store::finish_fingerprint`] writes the result only while the claim holds.
-//! The lead's alerts read [`Store::changed_identity_checks`].
+//! A check whose verdict is `changed` raises its alert in the same transaction
+//! ([`crate::identity_alerts`]).
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use sqlx::any::AnyRow;
 
 use crate::error::{Result, StoreError, classify};
 use crate::ids::{JobId, ModelId};
-use crate::rows::{opt_text, opt_timestamp, opt_u64, parse_id, timestamp, to_i64, to_u64};
+use crate::rows::{millis, opt_text, opt_timestamp, opt_u64, parse_id, timestamp, to_i64, to_u64};
 use crate::store::Store;
 use crate::text_enum::text_enum;
 use crate::time::Timestamp;
@@ -193,10 +194,6 @@ fn decode_probes(text: &str) -> Option<Vec<Probe>> {
         .collect()
 }
 
-fn millis(d: Duration) -> Result<i64> {
-    i64::try_from(d.as_millis()).map_err(|_| StoreError::Invalid("duration"))
-}
-
 impl Store {
     /// Enrolls `model` for identity checks with its sealed probe secret: its fingerprint is
     /// `fingerprinting` until a server measures it.
@@ -336,20 +333,25 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {{now}}) RETURNING {CHECK_COLUMNS}"
         ));
         // On the test's grid, so the integer is exact.
-        let p_e4 = identity.p_value.map(|p| (p * 10_000.0).round() as i64);
-        let row = sqlx::query(&sql)
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(model.to_string())
-            .bind(job.map(|j| j.to_string()))
-            .bind(kind.as_str())
-            .bind(to_i64(identity.queries, "queries")?)
-            .bind(to_i64(identity.mismatches, "mismatches")?)
-            .bind(p_e4)
-            .bind(identity.verdict.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| classify(e, "identity check", "model or job"))?;
-        check_from_row(&row)
+        let p_e4 = crate::identity_alerts::p_value_e4(identity);
+        self.transaction(async |tx| {
+            let row = sqlx::query(&sql)
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(model.to_string())
+                .bind(job.map(|j| j.to_string()))
+                .bind(kind.as_str())
+                .bind(to_i64(identity.queries, "queries")?)
+                .bind(to_i64(identity.mismatches, "mismatches")?)
+                .bind(p_e4)
+                .bind(identity.verdict.as_str())
+                .fetch_one(&mut *tx.inner)
+                .await
+                .map_err(|e| classify(e, "identity check", "model or job"))?;
+            let check = check_from_row(&row)?;
+            tx.raise_check_alert(&check).await?;
+            Ok(check)
+        })
+        .await
     }
 
     /// `model`'s checks, newest first, at most `limit`.
@@ -365,24 +367,6 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(model.to_string())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(check_from_row).collect()
-    }
-
-    /// Every check recorded at or after `since` whose verdict is `changed`, oldest first:
-    /// what an alert about a model that is not the one registered is made from.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn changed_identity_checks(&self, since: Timestamp) -> Result<Vec<IdentityCheck>> {
-        let sql = format!(
-            "SELECT {CHECK_COLUMNS} FROM identity_checks \
-             WHERE verdict = 'changed' AND created_at >= $1 ORDER BY created_at, id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(since.0)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(check_from_row).collect()

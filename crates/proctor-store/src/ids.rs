@@ -74,3 +74,7 @@ uuid_id!(
     /// A usage alert.
     AlertId
 );
+uuid_id!(
+    /// An identity alert: a model answered unlike its fingerprint.
+    IdentityAlertId
+);

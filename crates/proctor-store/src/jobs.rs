@@ -22,6 +22,7 @@
 use std::fmt;
 
 use proctor_core::digest::Sha256Digest;
+use proctor_core::identity::ModelIdentity;
 use proctor_core::job_end::{EndStatus, JobEnd};
 use proctor_core::release::Usage;
 use sqlx::Row;
@@ -231,7 +232,7 @@ pub struct Renewed {
 
 /// A job's end as its row stores it, for [`Store::finish`]: the columns of a
 /// [`JobEnd`] ([`Outcome::of`]), which is what the server ends a job with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// A terminal status.
     pub status: JobStatus,
@@ -239,6 +240,9 @@ pub struct Outcome {
     pub reason: Option<String>,
     /// The released report, JSON text.
     pub report: Option<String>,
+    /// The model's identity as the report attests it: a `changed` verdict raises the job's
+    /// identity alert in the transaction that ends it ([`crate::identity_alerts`]).
+    pub identity: Option<ModelIdentity>,
 }
 
 impl Outcome {
@@ -254,6 +258,7 @@ impl Outcome {
             report: end
                 .report_json()
                 .map_err(|_| StoreError::Invalid("job report"))?,
+            identity: end.report().map(|r| r.model_identity),
         })
     }
 }
@@ -376,6 +381,8 @@ where
     .execute(&mut *tx.inner)
     .await?;
     ended.finished_at = Some(entry.created_at);
+    tx.raise_job_alert(&ended, outcome.identity.as_ref())
+        .await?;
     Ok((ended, entry))
 }
 
@@ -682,6 +689,7 @@ impl Store {
                         status: JobStatus::Cancelled,
                         reason: Some(reason.to_owned()),
                         report: None,
+                        identity: None,
                     };
                     let (ended, entry) = end_job_at(tx, current, &outcome, clock, sign).await?;
                     Ok(Cancelled::Now(ended, entry))

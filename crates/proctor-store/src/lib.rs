@@ -19,7 +19,8 @@
 //! | [`holds`] | a DP job's worst-case [`Hold`], given back once when the job ends |
 //! | [`approval`] | a job's [`Approval`] under a manual grant; the vendor approves or rejects |
 //! | [`revocation`] | [`Store::revoke_grant`]: queued jobs end, running ones are flagged |
-//! | [`identity`] | model identity canaries: each model's fingerprint (sealed probe secret, probe hashes, measured figures; claimed by one server at a time) and its checks' figures ([`Store::changed_identity_checks`] for alerts) |
+//! | [`identity`] | model identity canaries: each model's fingerprint (sealed probe secret, probe hashes, measured figures; claimed by one server at a time) and its checks' figures |
+//! | [`identity_alerts`] | a model that answered unlike its fingerprint: an alert per changed check (the vendor's) and per job whose result attests changed (the vendor's and the evaluator's), each written with its fact |
 //! | [`exposure`] | each dataset's exposure per vendor (jobs and samples), counted at acceptance ([`Tx::expose`]); the owner's view ([`Store::exposure_of`]) |
 //! | [`ledger`] | epsilon and leakage bits per (evaluator, model) across grants; the vendor's model-wide caps |
 //! | [`blocks`] | reservation blocks a job leases from its grant's budgets (or its hold), settled in batches ([`Store::meter`]); blocks left open counted at their worst case |
@@ -136,6 +137,7 @@ mod file_identity;
 pub mod grants;
 pub mod holds;
 pub mod identity;
+pub mod identity_alerts;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;
@@ -164,7 +166,8 @@ pub use exposure::VendorExposure;
 pub use grants::{ApprovalMode, Budgets, Grant, Grantee, NewGrant};
 pub use holds::Hold;
 pub use identity::{CheckKind, FingerprintState, IdentityCheck, StoredFingerprint};
-pub use ids::{AccountId, AlertId, BlockId, GrantId, JobId, ModelId, TokenId};
+pub use identity_alerts::{IdentityAlert, IdentityAlertReader, IdentityAlertSubject};
+pub use ids::{AccountId, AlertId, BlockId, GrantId, IdentityAlertId, JobId, ModelId, TokenId};
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
 pub use ledger::{ModelCaps, ModelLedger, PairLedger};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};

@@ -142,6 +142,7 @@ impl Store {
                             status: JobStatus::Revoked,
                             reason: Some(REVOKED_REASON.to_owned()),
                             report: None,
+                            identity: None,
                         };
                         ended.push(end_job(tx, current, &outcome, &mut sign).await?);
                         release_hold_locked(tx, id).await?;

@@ -22,6 +22,7 @@
 //! No probe text and no answer is stored or logged anywhere: the text is regenerated from the
 //! secret when a probe is sent, and an answer is compared by its keyed hash.
 
+pub mod alerts;
 pub mod route;
 
 use std::sync::Arc;

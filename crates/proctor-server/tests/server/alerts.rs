@@ -60,33 +60,6 @@ async fn receiver(fail_first: usize) -> anyhow::Result<(String, Received)> {
 }
 
 /// Uploads `wasm` and `jsonl` as `evaluator`; returns their ids.
-async fn upload(
-    s: &TestServer,
-    evaluator: &str,
-    wasm: &[u8],
-    jsonl: &str,
-) -> anyhow::Result<(String, String)> {
-    let (status, eval) = s
-        .call(
-            "POST",
-            "/v1/evals",
-            Some(evaluator),
-            Body::Bytes(wasm.to_vec()),
-        )
-        .await?;
-    anyhow::ensure!(status.is_success(), "{status} {eval}");
-    let (status, dataset) = s
-        .call(
-            "POST",
-            "/v1/datasets",
-            Some(evaluator),
-            Body::Bytes(jsonl.as_bytes().to_vec()),
-        )
-        .await?;
-    anyhow::ensure!(status.is_success(), "{status} {dataset}");
-    Ok((str_of(&eval, "id")?, str_of(&dataset, "id")?))
-}
-
 async fn submit(
     s: &TestServer,
     evaluator: &str,
@@ -178,8 +151,10 @@ async fn extraction(db: &TestDb) -> anyhow::Result<()> {
     );
 
     // The grant's normal mix, one job a window: arithmetic, multiple choice, arithmetic.
-    let arith = upload(&s, &evaluator, ARITH_WASM, ARITH_JSONL).await?;
-    let knowledge = upload(&s, &evaluator, KNOWLEDGE_WASM, KNOWLEDGE_JSONL).await?;
+    let arith = s.upload(&evaluator, ARITH_WASM, ARITH_JSONL).await?;
+    let knowledge = s
+        .upload(&evaluator, KNOWLEDGE_WASM, KNOWLEDGE_JSONL)
+        .await?;
     for job in [&arith, &knowledge, &arith] {
         next_window(WINDOW, Duration::from_millis(50)).await;
         let (status, view) = submit(&s, &evaluator, job, &model).await?;
@@ -199,7 +174,7 @@ async fn extraction(db: &TestDb) -> anyhow::Result<()> {
 
     // Then a templated extraction pattern: step-by-step prompts from one template, long
     // answers, three queries a sample.
-    let distil = upload(&s, &evaluator, DISTIL, ARITH_JSONL).await?;
+    let distil = s.upload(&evaluator, DISTIL, ARITH_JSONL).await?;
     next_window(WINDOW, Duration::from_millis(50)).await;
     let started = Instant::now();
     let (status, view) = submit(&s, &evaluator, &distil, &model).await?;
@@ -326,8 +301,10 @@ async fn a_normal_eval_mix_over_many_jobs_fires_no_alert() -> anyhow::Result<()>
         )
         .await?;
     let grant = str_of(&grant, "id")?;
-    let arith = upload(&s, &evaluator, ARITH_WASM, ARITH_JSONL).await?;
-    let knowledge = upload(&s, &evaluator, KNOWLEDGE_WASM, KNOWLEDGE_JSONL).await?;
+    let arith = s.upload(&evaluator, ARITH_WASM, ARITH_JSONL).await?;
+    let knowledge = s
+        .upload(&evaluator, KNOWLEDGE_WASM, KNOWLEDGE_JSONL)
+        .await?;
     // 16 jobs over 8 windows: each window an arithmetic job and a multiple-choice job.
     let mut windows = 0;
     for _ in 0..8 {

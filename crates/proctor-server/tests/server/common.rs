@@ -336,12 +336,31 @@ impl TestServer {
         evaluator: &str,
         model: &str,
     ) -> anyhow::Result<(StatusCode, Value)> {
+        let (eval, dataset) = self
+            .upload(
+                evaluator,
+                proctor_evals::examples::ARITH_WASM,
+                proctor_evals::examples::ARITH_JSONL,
+            )
+            .await?;
+        let body = serde_json::json!({"eval": eval, "dataset": dataset, "model": model});
+        self.call("POST", "/v1/jobs", Some(evaluator), Body::Json(body))
+            .await
+    }
+
+    /// Uploads an eval component and a dataset as `evaluator`: their ids.
+    pub async fn upload(
+        &self,
+        evaluator: &str,
+        wasm: &[u8],
+        jsonl: &str,
+    ) -> anyhow::Result<(String, String)> {
         let (status, eval) = self
             .call(
                 "POST",
                 "/v1/evals",
                 Some(evaluator),
-                Body::Bytes(proctor_evals::examples::ARITH_WASM.to_vec()),
+                Body::Bytes(wasm.to_vec()),
             )
             .await?;
         anyhow::ensure!(status.is_success(), "{status} {eval}");
@@ -350,15 +369,11 @@ impl TestServer {
                 "POST",
                 "/v1/datasets",
                 Some(evaluator),
-                Body::Bytes(proctor_evals::examples::ARITH_JSONL.as_bytes().to_vec()),
+                Body::Bytes(jsonl.as_bytes().to_vec()),
             )
             .await?;
         anyhow::ensure!(status.is_success(), "{status} {dataset}");
-        let body = serde_json::json!({
-            "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?, "model": model
-        });
-        self.call("POST", "/v1/jobs", Some(evaluator), Body::Json(body))
-            .await
+        Ok((str_of(&eval, "id")?, str_of(&dataset, "id")?))
     }
 }
 

@@ -19,28 +19,9 @@ async fn submit(
     wasm: &[u8],
     items: usize,
 ) -> anyhow::Result<String> {
-    let (status, eval) = s
-        .call(
-            "POST",
-            "/v1/evals",
-            Some(evaluator),
-            Body::Bytes(wasm.to_vec()),
-        )
-        .await?;
-    anyhow::ensure!(status.is_success(), "{status} {eval}");
     let jsonl: String = (0..items).map(|i| format!("{{\"i\": {i}}}\n")).collect();
-    let (status, dataset) = s
-        .call(
-            "POST",
-            "/v1/datasets",
-            Some(evaluator),
-            Body::Bytes(jsonl.into_bytes()),
-        )
-        .await?;
-    anyhow::ensure!(status.is_success(), "{status} {dataset}");
-    let body = json!({
-        "eval": str_of(&eval, "id")?, "dataset": str_of(&dataset, "id")?, "model": model
-    });
+    let (eval, dataset) = s.upload(evaluator, wasm, &jsonl).await?;
+    let body = json!({"eval": eval, "dataset": dataset, "model": model});
     let (status, job) = s
         .call("POST", "/v1/jobs", Some(evaluator), Body::Json(body))
         .await?;

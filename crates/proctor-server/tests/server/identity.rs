@@ -158,6 +158,16 @@ async fn swapped_and_stable(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
     );
     assert_eq!(of_job("after-job")["identity"]["queries"], 32, "{view}");
 
+    identity_alerts(
+        s,
+        &vendor,
+        &other_vendor,
+        &evaluator,
+        &swapping,
+        &verdicts[1].0,
+    )
+    .await?;
+
     // Its owner only.
     let (status, body) = identity(s, Some(&other_vendor), &swapping).await?;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
@@ -173,6 +183,100 @@ async fn swapped_and_stable(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
         &[("stable", &stable), ("swapping", &swapping)],
     )
     .await
+}
+
+/// The changed verdicts alert: the vendor reads the changed check after the swapping job and
+/// the job's attested verdict, the evaluator that job's alone, at the job's visible end and
+/// with the figures its result states; nothing for the stable model, nothing for another
+/// vendor; each acknowledges its own.
+async fn identity_alerts(
+    s: &TestServer,
+    vendor: &str,
+    other_vendor: &str,
+    evaluator: &str,
+    swapping: &str,
+    swapped_job: &str,
+) -> anyhow::Result<()> {
+    let list = |token: &str| {
+        let token = token.to_owned();
+        async move {
+            let (status, body) = s
+                .call("GET", "/v1/identity-alerts", Some(&token), Body::None)
+                .await?;
+            anyhow::ensure!(status == StatusCode::OK, "{status} {body}");
+            Ok::<_, anyhow::Error>(body.as_array().cloned().unwrap_or_default())
+        }
+    };
+    let vendors = list(vendor).await?;
+    assert_eq!(vendors.len(), 2, "{vendors:?}");
+    assert!(
+        vendors.iter().all(|a| a["model"] == swapping),
+        "{vendors:?}"
+    );
+    let check = vendors
+        .iter()
+        .find(|a| a["subject"] == "check")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(check["check"], "after-job", "{check}");
+    assert_eq!(check["job"], swapped_job, "{check}");
+    assert_eq!(check["identity"]["verdict"], "changed", "{check}");
+    let of_job = vendors
+        .iter()
+        .find(|a| a["subject"] == "job")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(of_job["job"], swapped_job, "{of_job}");
+    assert_eq!(of_job["check"], Value::Null, "{of_job}");
+
+    let (_, result) = s
+        .call(
+            "GET",
+            &format!("/v1/jobs/{swapped_job}/result"),
+            Some(evaluator),
+            Body::None,
+        )
+        .await?;
+    let (_, job) = s
+        .call(
+            "GET",
+            &format!("/v1/jobs/{swapped_job}"),
+            Some(evaluator),
+            Body::None,
+        )
+        .await?;
+    let evaluators = list(evaluator).await?;
+    assert_eq!(evaluators.len(), 1, "{evaluators:?}");
+    let seen = &evaluators[0];
+    assert_eq!(seen["id"], of_job["id"], "{seen}");
+    assert_eq!(
+        seen["identity"], result["report"]["model_identity"],
+        "{seen}"
+    );
+    assert_eq!(seen["at"], job["finished_at"], "{seen} {job}");
+    assert_eq!(seen["acknowledged_at"], Value::Null, "{seen}");
+    assert!(list(other_vendor).await?.is_empty());
+
+    let id = str_of(seen, "id")?;
+    let ack = |token: &str, id: &str| {
+        let (token, path) = (token.to_owned(), format!("/v1/identity-alerts/{id}/ack"));
+        async move { s.call("POST", &path, Some(&token), Body::None).await }
+    };
+    let (status, acked) = ack(evaluator, &id).await?;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert!(acked["acknowledged_at"].is_string(), "{acked}");
+    let of_job_now = list(vendor)
+        .await?
+        .into_iter()
+        .find(|a| a["id"] == id.as_str())
+        .unwrap_or(Value::Null);
+    assert_eq!(of_job_now["acknowledged_at"], Value::Null, "{of_job_now}");
+    // The check's alert is the vendor's alone; another vendor finds neither.
+    let (status, body) = ack(evaluator, &str_of(&check, "id")?).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = ack(other_vendor, &id).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    Ok(())
 }
 
 /// Regenerates every probe's text from the model's sealed secret (the test server's credential

@@ -204,6 +204,28 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
             |_, _| Err("the grant has no job to end".into()),
         )
         .await?;
+    // A scheduled check of the vendor's model that found it changed: the vendor's alert.
+    s.store()
+        .record_identity_check(
+            model.parse()?,
+            None,
+            proctor_store::CheckKind::Scheduled,
+            &proctor_core::ModelIdentity::assess(proctor_core::identity::CheckCounts {
+                queries: 64,
+                mismatches: 40,
+            }),
+        )
+        .await?;
+    let identity_alert = s
+        .store()
+        .identity_alerts(
+            proctor_store::IdentityAlertReader::Vendor(vendor_id.parse()?),
+            1,
+        )
+        .await?
+        .first()
+        .map(|a| a.id)
+        .ok_or_else(|| anyhow::anyhow!("the identity alert was raised"))?;
 
     let cases = vec![
         Case {
@@ -359,6 +381,18 @@ async fn matrix(s: &TestServer, db: &TestDb) -> anyhow::Result<()> {
             path: format!("/v1/grants/{paused}/reinstate"),
             body: none,
             expect: [401, 403, 404, 403, 403, 200, 403],
+        },
+        Case {
+            method: "GET",
+            path: "/v1/identity-alerts".into(),
+            body: none,
+            expect: [401, 200, 200, 200, 403, 200, 200],
+        },
+        Case {
+            method: "POST",
+            path: format!("/v1/identity-alerts/{identity_alert}/ack"),
+            body: none,
+            expect: [401, 403, 404, 404, 403, 200, 404],
         },
         Case {
             method: "GET",

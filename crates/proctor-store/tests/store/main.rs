@@ -8,5 +8,6 @@ mod cosignatures;
 mod exposure;
 mod faults;
 mod grants;
+mod identity_alerts;
 mod log;
 mod queue;

@@ -20,6 +20,7 @@ fn succeeded() -> Outcome {
         status: JobStatus::Succeeded,
         reason: None,
         report: Some(r#"{"metrics":{}}"#.into()),
+        identity: None,
     }
 }
 
@@ -173,6 +174,7 @@ async fn past_max_attempts_a_claim_says_give_up_and_the_job_fails_with_the_reaso
             status: JobStatus::Failed,
             reason: Some(reason.clone()),
             report: None,
+            identity: None,
         };
         let (failed, _) = store.finish(id, "last", &outcome, sign("result")).await?;
         assert_eq!(failed.status, JobStatus::Failed);
@@ -196,6 +198,7 @@ async fn finishing_is_exactly_once() -> anyhow::Result<()> {
             status: JobStatus::Running,
             reason: None,
             report: None,
+            identity: None,
         };
         let refused = store.finish(id, "w", &not_final, sign("result")).await;
         assert!(
@@ -327,6 +330,7 @@ async fn cancelling_a_running_job_flags_it_for_its_worker() -> anyhow::Result<()
             status: JobStatus::Cancelled,
             reason: Some("stop".into()),
             report: None,
+            identity: None,
         };
         let (ended, _) = store.finish(id, "w", &outcome, sign("result")).await?;
         assert_eq!(ended.status, JobStatus::Cancelled);
