@@ -10,7 +10,7 @@
 //! over, so a server that died mid-measurement does not leave the model `fingerprinting`
 //! forever), and [`Store::finish_fingerprint`] writes the result only while the claim holds.
 //! A check whose verdict is `changed` raises its alert in the same transaction
-//! ([`crate::identity_alerts`]).
+//! (`Tx::raise_check_alert`, in the identity alerts module).
 
 use std::time::Duration;
 
@@ -333,7 +333,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {{now}}) RETURNING {CHECK_COLUMNS}"
         ));
         // On the test's grid, so the integer is exact.
-        let p_e4 = crate::identity_alerts::p_value_e4(identity);
+        let p_e4 = identity.p_value.map(|p| (p * 10_000.0).round() as i64);
         self.transaction(async |tx| {
             let row = sqlx::query(&sql)
                 .bind(uuid::Uuid::new_v4().to_string())

@@ -128,8 +128,8 @@ fn alert_from_row(row: &AnyRow) -> Result<IdentityAlert> {
     })
 }
 
-/// The p-value on the test's grid, so the integer is exact.
-pub(crate) fn p_value_e4(identity: &ModelIdentity) -> Option<i64> {
+/// The p-value on the test's grid, so the integer is exact (as the check's row stores it).
+fn p_value_e4(identity: &ModelIdentity) -> Option<i64> {
     identity.p_value.map(|p| (p * 10_000.0).round() as i64)
 }
 

@@ -241,7 +241,7 @@ pub struct Outcome {
     /// The released report, JSON text.
     pub report: Option<String>,
     /// The model's identity as the report attests it: a `changed` verdict raises the job's
-    /// identity alert in the transaction that ends it ([`crate::identity_alerts`]).
+    /// identity alert in the transaction that ends it (`Tx::raise_job_alert`).
     pub identity: Option<ModelIdentity>,
 }
 
