@@ -71,6 +71,9 @@ pub struct JobUsage {
     /// The evaluator who submitted it.
     #[schema(format = "uuid")]
     pub evaluator: String,
+    /// When it was submitted (RFC 3339, UTC).
+    #[schema(format = "date-time")]
+    pub created_at: String,
     /// Its counters.
     #[serde(flatten)]
     pub counters: UsageCounters,

@@ -28,6 +28,7 @@ use crate::client::Client;
 use crate::keys::PUBLIC_KEY_FILE;
 use crate::remote::{prepare_out, save_attestation, wait_for_job};
 use crate::run::{Failure, render_table, run_to_exit};
+use crate::serve::Signals;
 use crate::verify::{
     ATTESTATION_FILE, CHECKPOINT_FILE, DATASET_FILE, EVAL_FILE, INCLUSION_PROOF_FILE,
 };
@@ -53,6 +54,14 @@ pub struct DemoArgs {
     /// The sandbox policy: a name the service ships.
     #[arg(long, default_value = "standard")]
     policy: String,
+    /// Where the embedded service listens (a free loopback port unless given).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// After the attestation verified, keep the service running for its web view (the log,
+    /// and the attestation's page, which checks it again in the browser) until Ctrl-C or
+    /// SIGTERM.
+    #[arg(long)]
+    keep_serving: bool,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -95,9 +104,9 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
         .await
         .context("starting the embedded service")
         .map_err(Failure::Internal)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .context("cannot listen on a loopback port")
+        .with_context(|| format!("cannot listen on {}", args.listen))
         .map_err(Failure::Internal)?;
     let base = format!("http://{}", listener.local_addr().map_err(internal)?);
     let serving = tokio::spawn(proctor_server::serve(
@@ -109,9 +118,17 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
     eprintln!("proctor demo: the service is listening on {base} (temporary SQLite database)");
 
     let outcome = session(&server, &base, &builtin, &policy, &args, out.path()).await;
-    serving.abort();
-    server.shutdown().await;
-    let (report, job_id, log_index) = outcome?;
+    let stop = async {
+        serving.abort();
+        server.shutdown().await;
+    };
+    let (report, job_id, log_index) = match outcome {
+        Ok(done) => done,
+        Err(failure) => {
+            stop.await;
+            return Err(failure);
+        }
+    };
 
     // The regulator's side: only the files, read back from disk.
     let dir = out.path();
@@ -153,13 +170,24 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
             println!("\n(pass --out DIR to keep the attestation, key, checkpoint and proof)")
         }
     }
-    if verification.all_passed() {
-        Ok(())
-    } else {
-        Err(Failure::Internal(anyhow::anyhow!(
+    if !verification.all_passed() {
+        stop.await;
+        return Err(Failure::Internal(anyhow::anyhow!(
             "the demo's own attestation did not verify"
-        )))
+        )));
     }
+    if args.keep_serving {
+        let signals = Signals::listen().map_err(internal)?;
+        println!(
+            "\nthe web view: {base}/jobs/{job_id} (this attestation, checked again in your browser) \
+             and {base}/ (the log); Ctrl-C stops the service"
+        );
+        signals.next().await;
+    } else {
+        println!("(pass --keep-serving to see it in the web view, checked in your browser)");
+    }
+    stop.await;
+    Ok(())
 }
 
 /// Everything the three users do over HTTP. Returns the released report, the job id and the

@@ -205,13 +205,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// SIGTERM (what Kubernetes and systemd send) and SIGINT (Ctrl-C).
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     term: tokio::sync::Mutex<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn listen() -> std::io::Result<Signals> {
+    pub(crate) fn listen() -> std::io::Result<Signals> {
         Ok(Signals {
             #[cfg(unix)]
             term: tokio::sync::Mutex::new(tokio::signal::unix::signal(
@@ -221,7 +221,7 @@ impl Signals {
     }
 
     /// The next signal.
-    async fn next(&self) {
+    pub(crate) async fn next(&self) {
         #[cfg(unix)]
         {
             let mut term = self.term.lock().await;

@@ -28,6 +28,7 @@
 //! | [`read_cache`] | the public reads' memory: immutable entries and proofs, the head shared by requests that arrive together |
 //! | [`quotas`] | per-account quotas: stored bytes, uploads per hour, compile time per hour, unfinished jobs |
 //! | [`openapi`] | the API description served at `/openapi.json` |
+//! | [`web`] | the web view: the public log, attestation and history pages, the signed-in views' shell, their embedded assets |
 //!
 //! # Invariants
 //!
@@ -70,6 +71,7 @@ pub mod serving;
 pub mod startup;
 pub mod state;
 pub mod usage_profile;
+pub mod web;
 pub mod witnessing;
 pub mod worker;
 
@@ -95,6 +97,7 @@ pub fn app(state: AppState) -> Router {
     let limits = state.config.limits;
     let (router, _) = api(limits).split_for_parts();
     router
+        .merge(web::routes())
         .fallback(not_found)
         // JSON bodies (and anything without a route-specific limit) stay small.
         .layer(DefaultBodyLimit::max(limits.json))

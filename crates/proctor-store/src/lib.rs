@@ -27,6 +27,7 @@
 //! | [`metering`] | what a grant's budgets stand at, usage reports |
 //! | [`cosignatures`] | witnesses' cosignatures of checkpoints and the size each witness last cosigned |
 //! | [`log`] | log entries, the SQL `NodeStore`s, tree head and proofs |
+//! | [`log_search`] | the log's entries by eval, dataset or model name, newest first: the public log page's search |
 //! | [`probe`] | the health probe ([`Store::probe`], [`Store::health`]): a committed write, and the SQLite file still the one opened; the [`Fault`] found |
 //! | [`error`] | [`StoreError`], one enum for the server to map to HTTP statuses, the [`Refusal`] and [`Budget`] it names, and the probe's [`Fault`] |
 //!
@@ -142,6 +143,7 @@ pub mod ids;
 pub mod jobs;
 pub mod ledger;
 pub mod log;
+pub mod log_search;
 pub mod metering;
 pub mod probe;
 pub mod revocation;
@@ -171,6 +173,7 @@ pub use ids::{AccountId, AlertId, BlockId, GrantId, IdentityAlertId, JobId, Mode
 pub use jobs::{Cancelled, Claimed, Disposition, Job, JobStatus, Lease, NewJob, Outcome, Renewed};
 pub use ledger::{ModelCaps, ModelLedger, PairLedger};
 pub use log::{EntryKind, LogEntry, LogReader, LogSlot, SqlLogError};
+pub use log_search::EntryFilter;
 pub use metering::{BudgetUse, Remaining, UsageRow, WorstCase};
 pub use revocation::{GrantStop, REVOKED_REASON, Revocation};
 pub use store::{Backend, Store, Tx};

@@ -290,9 +290,9 @@ impl Tx {
     }
 }
 
-const ENTRY_COLUMNS: &str = "log_index, kind, job_id, envelope, created_at";
+pub(crate) const ENTRY_COLUMNS: &str = "log_index, kind, job_id, envelope, created_at";
 
-fn entry_from_row(row: &AnyRow) -> Result<LogEntry> {
+pub(crate) fn entry_from_row(row: &AnyRow) -> Result<LogEntry> {
     let kind: String = row.try_get("kind")?;
     Ok(LogEntry {
         index: to_u64(row.try_get("log_index")?, "log index")?,

@@ -19,8 +19,9 @@ use sqlx::Row;
 use crate::counters::{COUNTER_COLUMNS, Counters, counters};
 use crate::error::Result;
 use crate::ids::{AccountId, GrantId, JobId, ModelId};
-use crate::rows::{parse_id, to_u64};
+use crate::rows::{parse_id, timestamp, to_u64};
 use crate::store::Store;
+use crate::time::Timestamp;
 use crate::units::{DAY_MS, micros_to_epsilon, millis_to_bits};
 
 /// One budget's state.
@@ -96,6 +97,8 @@ pub struct UsageRow {
     pub evaluator: AccountId,
     /// The job.
     pub job: JobId,
+    /// When the job was submitted (a usage chart's time axis).
+    pub created_at: Timestamp,
     /// Settled usage.
     pub usage: Usage,
     /// Queries leased in the job's blocks and not yet settled or given back: in flight, or
@@ -189,14 +192,14 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn usage_report(&self, vendor: AccountId) -> Result<Vec<UsageRow>> {
         let rows = sqlx::query(
-            "SELECT b.grant_id, j.model_id, j.evaluator_id, b.job_id, \
+            "SELECT b.grant_id, j.model_id, j.evaluator_id, b.job_id, j.created_at, \
              CAST(SUM(b.queries_settled) AS BIGINT) AS queries, \
              CAST(SUM(b.input_tokens) AS BIGINT) AS input_tokens, \
              CAST(SUM(b.output_tokens) AS BIGINT) AS output_tokens, \
              CAST(SUM(b.queries_leased - b.queries_done) AS BIGINT) AS in_flight \
              FROM reservation_blocks b JOIN grants g ON g.id = b.grant_id \
              JOIN jobs j ON j.id = b.job_id WHERE g.vendor_id = $1 \
-             GROUP BY b.grant_id, j.model_id, j.evaluator_id, b.job_id \
+             GROUP BY b.grant_id, j.model_id, j.evaluator_id, b.job_id, j.created_at \
              ORDER BY MIN(g.created_at), b.grant_id, MIN(b.created_at), b.job_id",
         )
         .bind(vendor.to_string())
@@ -209,6 +212,7 @@ impl Store {
                     model: parse_id(row, "model_id")?,
                     evaluator: parse_id(row, "evaluator_id")?,
                     job: parse_id(row, "job_id")?,
+                    created_at: timestamp(row, "created_at")?,
                     usage: Usage {
                         queries: to_u64(row.try_get("queries")?, "usage")?,
                         input_tokens: to_u64(row.try_get("input_tokens")?, "usage")?,

@@ -64,6 +64,7 @@ pub async fn report(
             grant: row.grant.to_string(),
             model: row.model.to_string(),
             evaluator: row.evaluator.to_string(),
+            created_at: row.created_at.to_rfc3339(),
             counters,
         });
     }

@@ -360,6 +360,14 @@ async fn budget_on_two_servers(one: &TestServer, two: &TestServer) -> anyhow::Re
         .map(|j| j["queries"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(by_job, BUDGET, "{usage}");
+    // Each job's submission time, for the web view's usage chart.
+    for job in usage["by_job"].as_array().into_iter().flatten() {
+        let at = job["created_at"].as_str().unwrap_or("");
+        assert!(
+            humantime::parse_rfc3339(at).is_ok(),
+            "created_at {at:?} in {job}"
+        );
+    }
     let (status, budget) = two
         .call(
             "GET",

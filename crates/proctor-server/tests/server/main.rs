@@ -26,4 +26,5 @@ mod slow_clients;
 mod store_faults;
 mod tiles;
 mod two_worlds;
+mod web;
 mod witnessed;

@@ -10,4 +10,5 @@ mod faults;
 mod grants;
 mod identity_alerts;
 mod log;
+mod log_search;
 mod queue;
