@@ -8,73 +8,46 @@ use axum::response::Response;
 use crate::caching::{self, Freshness};
 use crate::web::layout::PageError;
 
-/// One embedded file.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static str,
+/// One embedded file: its name under `web/` and `/assets/`, and its text.
+macro_rules! embed {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../../web/", $name)))
+    };
 }
 
 /// Every file under `/assets/`.
-const ASSETS: &[Asset] = &[
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../web/style.css"),
-    },
-    Asset {
-        name: "verify.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/verify.js"),
-    },
-    Asset {
-        name: "job.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/job.js"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/app.js"),
-    },
-    Asset {
-        name: "app-common.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/app-common.js"),
-    },
-    Asset {
-        name: "app-evaluator.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/app-evaluator.js"),
-    },
-    Asset {
-        name: "app-vendor.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/app-vendor.js"),
-    },
-    Asset {
-        name: "app-admin.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/app-admin.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../web/app.css"),
-    },
+const ASSETS: &[(&str, &str)] = &[
+    embed!("style.css"),
+    embed!("verify.js"),
+    embed!("job.js"),
+    embed!("app.js"),
+    embed!("app-common.js"),
+    embed!("app-evaluator.js"),
+    embed!("app-vendor.js"),
+    embed!("app-admin.js"),
+    embed!("app.css"),
 ];
+
+/// What an asset is, by its name's ending (only scripts and styles are embedded).
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    }
+}
 
 /// `GET /assets/{name}`: the file, with an entity tag; revalidated, so an upgraded service's
 /// pages never run an old script from a cache.
 pub async fn serve(Path(name): Path<String>, request: HeaderMap) -> Result<Response, PageError> {
-    let asset = ASSETS
+    let &(name, body) = ASSETS
         .iter()
-        .find(|a| a.name == name)
+        .find(|(n, _)| *n == name)
         .ok_or_else(|| PageError::not_found("no such asset"))?;
     Ok(caching::respond(
         &request,
-        asset.body,
-        asset.content_type,
+        body,
+        content_type(name),
         Freshness::Revalidate,
     ))
 }
@@ -85,12 +58,11 @@ mod tests {
 
     #[test]
     fn every_asset_has_one_name_and_a_body() {
-        for (i, asset) in ASSETS.iter().enumerate() {
-            assert!(!asset.body.is_empty(), "{} is empty", asset.name);
+        for (i, (name, body)) in ASSETS.iter().enumerate() {
+            assert!(!body.is_empty(), "{name} is empty");
             assert!(
-                ASSETS[i + 1..].iter().all(|b| b.name != asset.name),
-                "{} twice",
-                asset.name
+                ASSETS[i + 1..].iter().all(|(other, _)| other != name),
+                "{name} twice"
             );
         }
     }
@@ -107,7 +79,7 @@ mod tests {
                 .expect("UTF-8");
             if name.ends_with(".js") || name.ends_with(".css") {
                 assert!(
-                    ASSETS.iter().any(|a| a.name == name),
+                    ASSETS.iter().any(|(n, _)| *n == name),
                     "{name} is not served"
                 );
             }

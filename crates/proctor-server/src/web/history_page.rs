@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::state::AppState;
 use crate::web::chart::{Point, forest};
-use crate::web::layout::{PageError, Section, shell};
+use crate::web::layout::{PageError, Section, column_heads, shell};
 use crate::web::signed::{Signed, segment, text};
 
 /// The newest results a history shows.
@@ -118,18 +118,7 @@ pub async fn page(
         }
         table.history {
             caption.visually-hidden { "Results" }
-            thead {
-                tr {
-                    th scope="col" { "Model" }
-                    th scope="col" { "Version" }
-                    th scope="col" { "Status" }
-                    th scope="col" { "Mean" }
-                    th scope="col" { "95% interval" }
-                    th scope="col" { "n" }
-                    th scope="col" { "Finished (UTC)" }
-                    th scope="col" { "Attestation" }
-                }
-            }
+            (column_heads(&["Model", "Version", "Status", "Mean", "95% interval", "n", "Finished (UTC)", "Attestation"]))
             tbody {
                 @for r in &results {
                     @let job = text(r.at("predicate.job_id"));

@@ -11,7 +11,7 @@ use proctor_store::{EntryKind, JobId};
 
 use crate::state::AppState;
 use crate::web::chart::{Point, forest};
-use crate::web::layout::{PageError, Section, shell};
+use crate::web::layout::{PageError, Section, column_heads, shell};
 use crate::web::signed::{Signed, segment, text};
 
 /// `GET /jobs/{id}`.
@@ -199,15 +199,7 @@ fn released(r: &Signed) -> Markup {
             } @else {
                 table.metrics {
                     caption.visually-hidden { "Released metrics" }
-                    thead {
-                        tr {
-                            th scope="col" { "Metric" }
-                            th scope="col" { "n" }
-                            th scope="col" { "Mean" }
-                            th scope="col" { "Std. error" }
-                            th scope="col" { "95% interval" }
-                        }
-                    }
+                    (column_heads(&["Metric", "n", "Mean", "Std. error", "95% interval"]))
                     tbody {
                         @for m in &metrics {
                             @let at = |field: &str| format!("predicate.metrics.{}.{field}", segment(m));

@@ -80,6 +80,19 @@ pub fn shell(title: &str, section: Section, assets: &[&str], body: Markup) -> Ht
     Html(markup.into_string())
 }
 
+/// A table's head: one column header per name.
+pub fn column_heads(names: &[&str]) -> Markup {
+    html! {
+        thead {
+            tr {
+                @for name in names {
+                    th scope="col" { (name) }
+                }
+            }
+        }
+    }
+}
+
 /// A page that could not be shown: its status and why, as HTML.
 #[derive(Debug)]
 pub struct PageError {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::routes::public::served_checkpoint;
 use crate::state::AppState;
-use crate::web::layout::{PageError, Section, shell};
+use crate::web::layout::{PageError, Section, column_heads, shell};
 use crate::web::signed::{Signed, text};
 
 /// Entries per page.
@@ -210,17 +210,7 @@ fn entry_table(entries: &[LogEntry]) -> Markup {
     html! {
         table.entries {
             caption.visually-hidden { "Log entries" }
-            thead {
-                tr {
-                    th scope="col" { "#" }
-                    th scope="col" { "Kind" }
-                    th scope="col" { "Eval" }
-                    th scope="col" { "Model" }
-                    th scope="col" { "Outcome" }
-                    th scope="col" { "Time (UTC)" }
-                    th scope="col" { "Job" }
-                }
-            }
+            (column_heads(&["#", "Kind", "Eval", "Model", "Outcome", "Time (UTC)", "Job"]))
             tbody {
                 @for entry in entries {
                     (entry_row(entry))
