@@ -39,6 +39,7 @@ const ZERO_WASI_GUESTS: &[&str] = &[
     "panics",
     "pool-hog",
     "query-storm",
+    "scattered-writes",
     "stateful",
     "undeclared-metric",
     "unknown-import",

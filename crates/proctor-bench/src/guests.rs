@@ -42,11 +42,12 @@ pub struct GuestsArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "rust,py-nowasi,js-nowasi,py,js"
+        default_value = "rust,py-sdk,js-sdk,py-nowasi,js-nowasi,py"
     )]
     guests: Vec<Guest>,
-    /// Where the Python and JS builds are (`tests/toolchains/build.sh`'s output directory);
-    /// built there when missing. Default: `~/.cache/proctor-toolchains/out`.
+    /// The directory the Python and JS builds are cached under (the build scripts'
+    /// `PROCTOR_TOOLCHAIN_CACHE`); built there when missing. Default:
+    /// `~/.cache/proctor-toolchains`.
     #[arg(long)]
     builds: Option<PathBuf>,
     /// The `proctor` binary. Default: the one beside this binary
@@ -61,40 +62,47 @@ pub struct GuestsArgs {
     no_in_process: bool,
 }
 
-/// One build of the arithmetic eval.
+/// One build of the arithmetic eval. (componentize-js's default build is not among them: it
+/// imports `wasi:http`, which no policy links; `tests/toolchains.rs` checks it is refused.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Guest {
     /// The Rust example (`proctor_evals::examples::ARITH_WASM`).
     Rust,
-    /// componentize-py `--stub-wasi`: no WASI imports.
+    /// `sdk/python/examples/arith` built by `proctor-eval build` (zero WASI): what an
+    /// evaluator writing Python builds.
+    PySdk,
+    /// `sdk/js/examples/arith` built by the JS SDK's `proctor-eval build` (no WASI).
+    JsSdk,
+    /// componentize-py `--stub-wasi` on raw bindings (`tests/toolchains`): no WASI imports.
     PyNowasi,
-    /// componentize-js with every WASI feature disabled.
+    /// componentize-js with every WASI feature disabled, on raw bindings.
     JsNowasi,
-    /// componentize-py's default build (imports WASI).
+    /// componentize-py's default build on raw bindings (imports WASI).
     Py,
-    /// componentize-js's default build (imports WASI).
-    Js,
 }
 
 impl Guest {
     fn label(self) -> &'static str {
         match self {
             Guest::Rust => "Rust",
-            Guest::PyNowasi => "Python, zero-WASI",
-            Guest::JsNowasi => "JS, zero-WASI",
-            Guest::Py => "Python, default build",
-            Guest::Js => "JS, default build",
+            Guest::PySdk => "Python SDK",
+            Guest::JsSdk => "JS SDK",
+            Guest::PyNowasi => "Python, raw, zero-WASI",
+            Guest::JsNowasi => "JS, raw, zero-WASI",
+            Guest::Py => "Python, raw, default build",
         }
     }
 
-    /// The file name in `tests/toolchains/build.sh`'s output.
-    fn build_file(self) -> Option<&'static str> {
+    /// The script that builds it (from the repository's root) and the file it writes, under
+    /// the builds' directory.
+    fn build(self) -> Option<(&'static str, &'static str)> {
         match self {
             Guest::Rust => None,
-            Guest::PyNowasi => Some("arith-py-nowasi.wasm"),
-            Guest::JsNowasi => Some("arith-js-nowasi.wasm"),
-            Guest::Py => Some("arith-py.wasm"),
-            Guest::Js => Some("arith-js.wasm"),
+            Guest::PySdk => Some(("sdk/python/tests/build.sh", "pysdk/arith.wasm")),
+            Guest::JsSdk => Some(("sdk/js/tests/build.sh", "js-sdk/out/arith.wasm")),
+            Guest::PyNowasi => Some(("tests/toolchains/build.sh", "out/arith-py-nowasi.wasm")),
+            Guest::JsNowasi => Some(("tests/toolchains/build.sh", "out/arith-js-nowasi.wasm")),
+            Guest::Py => Some(("tests/toolchains/build.sh", "out/arith-py.wasm")),
         }
     }
 }
@@ -169,21 +177,27 @@ pub fn run(args: GuestsArgs) -> anyhow::Result<()> {
 }
 
 /// The component's bytes: the Rust example from `proctor-evals`, the others from the builds'
-/// directory (running `tests/toolchains/build.sh` first when a file is missing).
+/// directory (running the script that builds one first when its file is missing; each script
+/// caches by its inputs' digest).
 fn guest_bytes(guest: Guest, builds: Option<&Path>) -> anyhow::Result<Vec<u8>> {
-    let Some(file) = guest.build_file() else {
+    let Some((script, file)) = guest.build() else {
         return Ok(proctor_evals::examples::ARITH_WASM.to_vec());
     };
     let dir = match builds {
         Some(d) => d.to_owned(),
         None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
-            .join(".cache/proctor-toolchains/out"),
+            .join(".cache/proctor-toolchains"),
     };
     let path = dir.join(file);
     if !path.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/toolchains/build.sh");
-        eprintln!("building the Python and JS guests: {}", script.display());
-        let status = Command::new("bash").arg(&script).arg(&dir).status()?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(script);
+        eprintln!("building {}: {}", guest.label(), script.display());
+        let status = Command::new("bash")
+            .arg(&script)
+            .env("PROCTOR_TOOLCHAIN_CACHE", &dir)
+            .status()?;
         anyhow::ensure!(status.success(), "{} failed", script.display());
     }
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))

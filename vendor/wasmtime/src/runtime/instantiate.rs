@@ -25,6 +25,12 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Proctor's patch: the text ranges of each defined function's body and array-to-wasm
+    /// trampoline (start, end; `u32::MAX` for none), read from `index` once here. Every
+    /// funcref an instantiation makes (an element segment into an imported table makes one
+    /// per element: thousands for componentize-py's CPython libraries) looked both up in the
+    /// component-wide table by binary search, a fifth of such a guest's instantiation.
+    defined_ranges: Vec<[u32; 4]>,
 }
 
 impl CompiledModule {
@@ -51,13 +57,28 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let module = info.module;
+        let range = |key| {
+            index
+                .func_loc(key)
+                .map_or([u32::MAX; 2], |loc: &FunctionLoc| [loc.start, loc.start + loc.length])
+        };
+        let defined_ranges = module
+            .defined_func_indices()
+            .map(|i| {
+                let [ws, we] = range(FuncKey::DefinedWasmFunction(module.module_index, i));
+                let [as_, ae] = range(FuncKey::ArrayToWasmTrampoline(module.module_index, i));
+                [ws, we, as_, ae]
+            })
+            .collect();
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
-            module: try_new::<Arc<_>>(info.module)?,
+            module: try_new::<Arc<_>>(module)?,
             meta: info.meta,
             index,
             func_names: info.func_names,
+            defined_ranges,
         };
         ret.register_profiling(profiler)?;
 
@@ -125,6 +146,18 @@ impl CompiledModule {
     /// points to.
     #[inline]
     pub fn function_range(&self, key: FuncKey) -> Range<usize> {
+        let cached = match key {
+            FuncKey::DefinedWasmFunction(m, i) if m == self.module_index() => {
+                self.defined_ranges.get(i.as_u32() as usize).map(|r| [r[0], r[1]])
+            }
+            FuncKey::ArrayToWasmTrampoline(m, i) if m == self.module_index() => {
+                self.defined_ranges.get(i.as_u32() as usize).map(|r| [r[2], r[3]])
+            }
+            _ => None,
+        };
+        if let Some([start, end]) = cached.filter(|r| r[0] != u32::MAX) {
+            return usize::try_from(start).unwrap()..usize::try_from(end).unwrap();
+        }
         let loc = self.func_loc(key);
         let start = usize::try_from(loc.start).unwrap();
         let end = usize::try_from(loc.start + loc.length).unwrap();
