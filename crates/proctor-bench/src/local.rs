@@ -57,6 +57,7 @@ pub async fn run(dataset: &[u8], latency_ms: u64, concurrency: u64) -> anyhow::R
         "standard",
         &|_: Progress| {},
         &CancellationToken::new(),
+        None,
     )
     .await?
     .context("the local run was cancelled")?;

@@ -7,7 +7,6 @@
 //! verdict reaches the eval.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -16,6 +15,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
+
+mod support;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/python/examples/humaneval")
@@ -158,33 +159,15 @@ async fn complete(
     .into_response()
 }
 
-/// The endpoint, on a runtime of its own so the test thread can block on the binary.
-struct Endpoint {
-    addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
+/// The endpoint, answering each problem as the model's name says.
+struct Endpoint(support::Endpoint);
 
 impl Endpoint {
     fn start() -> Endpoint {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
             .with_state(Arc::new(Problems::load()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("bound");
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Endpoint {
-            addr,
-            _runtime: runtime,
-        }
+        Endpoint(support::Endpoint::serve(app, 1))
     }
 
     /// `proctor run`'s report for `eval` on `dataset`, the endpoint answering as `answer`.
@@ -195,7 +178,7 @@ impl Endpoint {
             format!(
                 "adapter = \"openai\"\nbase_url = \"http://{}/v1\"\nmodel = \"{answer}\"\n\
                  max_concurrency = 16\n",
-                self.addr
+                self.0.addr
             ),
         )
         .expect("config written");

@@ -18,6 +18,8 @@ use axum::routing::post;
 use proctor_evals::examples;
 use serde_json::{Value, json};
 
+mod support;
+
 const KEY_VAR: &str = "PROCTOR_RUN_HTTP_TEST_KEY";
 const KEY: &str = "sk-run-http-test";
 /// Tokens the endpoint reports per request.
@@ -35,20 +37,15 @@ struct Seen {
     first_body: Mutex<Option<Value>>,
 }
 
-/// A local endpoint on its own runtime, so the test thread can block on the binary.
+/// The endpoint in both dialects, with what it saw.
 struct Endpoint {
     addr: SocketAddr,
     seen: Arc<Seen>,
-    _runtime: tokio::runtime::Runtime,
+    _serving: support::Endpoint,
 }
 
 impl Endpoint {
     fn start() -> Endpoint {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
         let seen = Arc::new(Seen::default());
         let app = Router::new()
             .route(
@@ -64,17 +61,11 @@ impl Endpoint {
                 }),
             )
             .with_state(seen.clone());
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("bound");
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let serving = support::Endpoint::serve(app, 2);
         Endpoint {
-            addr,
+            addr: serving.addr,
             seen,
-            _runtime: runtime,
+            _serving: serving,
         }
     }
 

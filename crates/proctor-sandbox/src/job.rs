@@ -189,29 +189,18 @@ async fn run_job_metered(
     Ok(totals)
 }
 
-/// Runs a job and releases its result under the policy's release rules.
+/// Runs a job and releases its result under the policy's release rules; within a CPU budget
+/// when `cpu` is given: the job is then cancelled (nothing released) once its samples pass it,
+/// which then [says so](CpuBudget::is_spent). A `cpu` budget must stop `cancel`.
 pub async fn run_and_release(
     sandbox: &Arc<Sandbox>,
     spec: &JobSpec,
     policy_name: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
     cancel: &CancellationToken,
+    cpu: Option<&Arc<CpuBudget>>,
 ) -> Result<Option<RunReport>, SandboxError> {
-    let totals = run_job(sandbox, spec, progress, cancel).await?;
-    Ok(release_totals(spec, policy_name, &totals))
-}
-
-/// [`run_and_release`] within a CPU budget: the job is cancelled (nothing released) once its
-/// samples pass `cpu`, which then [says so](CpuBudget::is_spent). `cpu` must stop `cancel`.
-pub async fn run_and_release_within(
-    sandbox: &Arc<Sandbox>,
-    spec: &JobSpec,
-    policy_name: &str,
-    progress: &(dyn Fn(Progress) + Send + Sync),
-    cancel: &CancellationToken,
-    cpu: &Arc<CpuBudget>,
-) -> Result<Option<RunReport>, SandboxError> {
-    let totals = run_job_metered(sandbox, spec, progress, cancel, None, Some(cpu)).await?;
+    let totals = run_job_metered(sandbox, spec, progress, cancel, None, cpu).await?;
     Ok(release_totals(spec, policy_name, &totals))
 }
 

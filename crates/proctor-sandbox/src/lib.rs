@@ -72,8 +72,7 @@ pub use dev::{DEV_STDERR_BYTES, DevOutput, DevSink};
 pub use error::SandboxError;
 pub use isolation::RUN_FUEL_FLOOR;
 pub use job::{
-    JobSpec, JobTotals, Progress, release_totals, run_and_release, run_and_release_within, run_job,
-    run_job_with,
+    JobSpec, JobTotals, Progress, release_totals, run_and_release, run_job, run_job_with,
 };
 pub use proctor_component::{ComponentError, ImportSurvey, World, check_header};
 pub use sample::SampleResult;

@@ -209,7 +209,7 @@ async fn a_cancelled_job_stops_promptly_and_reports_nothing() {
     assert!(totals.cancelled);
     assert!(start.elapsed() < Duration::from_secs(5));
     let report =
-        proctor_sandbox::run_and_release(&sandbox, &job, "test", &|_: Progress| {}, &cancel)
+        proctor_sandbox::run_and_release(&sandbox, &job, "test", &|_: Progress| {}, &cancel, None)
             .await
             .expect("runs");
     assert!(report.is_none(), "nothing is released from a cancelled job");

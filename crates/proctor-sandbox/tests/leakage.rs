@@ -117,6 +117,7 @@ async fn run_guest(
         &name,
         &|_: Progress| {},
         &CancellationToken::new(),
+        None,
     )
     .await
     .expect("the job runs")

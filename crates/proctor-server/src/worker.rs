@@ -353,29 +353,15 @@ async fn run(app: &Arc<App>, job: &Job, heartbeat: &Heartbeat) -> Verdict {
     let identity = crate::identity::JobChecks::before(app, job, adapter).await;
     // The grant's CPU seconds per job stop the job as a cancellation does, and say so after.
     let cpu = cpu.map(|limit| Arc::new(CpuBudget::new(limit, cancel.clone())));
-    let result = match &cpu {
-        Some(cpu) => {
-            proctor_sandbox::run_and_release_within(
-                &app.sandbox,
-                &spec,
-                &job.policy_name,
-                &progress,
-                &cancel,
-                cpu,
-            )
-            .await
-        }
-        None => {
-            proctor_sandbox::run_and_release(
-                &app.sandbox,
-                &spec,
-                &job.policy_name,
-                &progress,
-                &cancel,
-            )
-            .await
-        }
-    };
+    let result = proctor_sandbox::run_and_release(
+        &app.sandbox,
+        &spec,
+        &job.policy_name,
+        &progress,
+        &cancel,
+        cpu.as_ref(),
+    )
+    .await;
     drop(handing_back);
     let cpu_spent = cpu.as_ref().is_some_and(|cpu| cpu.is_spent());
     // No query is in flight any more: the block's rest goes back, the last batches are
